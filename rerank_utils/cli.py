@@ -32,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, metavar="SECONDS", help="per-cell limit (default: the profile's)")
     run.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
     run.add_argument("--list", action="store_true", help="list the selected notebooks and their parameters, run nothing")
+    run.add_argument("--notebooks-dir", metavar="DIR", help="folder of NN_*.ipynb notebooks (default: the repository's notebooks/)")
 
     sub.add_parser("profiles", help="show every profile's parameters")
     return parser
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         prof = PROFILES[args.profile]
-        for p in select_notebooks(discover_notebooks(), only=args.only, start=args.start, end=args.end):
+        for p in select_notebooks(discover_notebooks(args.notebooks_dir), only=args.only, start=args.start, end=args.end):
             print(f"{p.stem}: {json.dumps(prof.parameters_for(p.stem))}")
         return 0
     try:
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             start=args.start,
             end=args.end,
             cell_timeout=args.cell_timeout,
+            folder=args.notebooks_dir,
             progress=lambda msg: print(msg, flush=True),
             progress_bar=sys.stderr.isatty(),
             log_output=args.log_output,

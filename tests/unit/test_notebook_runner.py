@@ -1,0 +1,123 @@
+"""The papermill runner on tiny notebooks the test writes: order, parameters, failures, records, report."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from rerank_utils import cli
+from rerank_utils.config import COMMON_PARAMETERS, PROFILES
+from rerank_utils.notebooks import (
+    NotebookParameterError,
+    NotebookRunError,
+    Recorder,
+    check_parameters,
+    discover_notebooks,
+    read_records,
+    run_notebooks,
+    select_notebooks,
+    write_report,
+)
+
+COMMON = "\n".join(f"{name} = None" for name in COMMON_PARAMETERS)
+
+
+def make_notebook(path, body: str, params: str = COMMON, tag: bool = True):
+    nb = nbformat.v4.new_notebook()
+    pcell = nbformat.v4.new_code_cell(params)
+    if tag:
+        pcell.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# test"),
+        pcell,
+        nbformat.v4.new_code_cell("from rerank_utils.notebooks import start_recording, record\n"
+                                  f"rec = start_recording({path.stem!r}, profile)"),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def nb_dir(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    return folder
+
+
+def test_discover_and_select(nb_dir):
+    for name in ("01_b", "00_a", "10_c", "_template"):
+        make_notebook(nb_dir / f"{name}.ipynb", "pass")
+    found = discover_notebooks(nb_dir)
+    assert [p.stem for p in found] == ["00_a", "01_b", "10_c"]  # number order, template excluded
+    assert [p.stem for p in select_notebooks(found, only=["1", "00_a"])] == ["00_a", "01_b"]
+    assert [p.stem for p in select_notebooks(found, start="01", end="10")] == ["01_b", "10_c"]
+    with pytest.raises(ValueError, match="no notebook matches '07'; available: 00_a, 01_b, 10_c"):
+        select_notebooks(found, only=["07"])
+
+
+def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp):
+    make_notebook(nb_dir / "00_first.ipynb", "import os\nrecord('cwd', os.getcwd())\nrecord('max_queries', max_queries)\n"
+                  "import numpy as np\nrecord('ndcg', np.float32(0.5))")
+    make_notebook(nb_dir / "01_second.ipynb",
+                  "from rerank_utils.notebooks import read_records\nprev = read_records(profile, '00_first')\n"
+                  "record('saw_previous', prev['ndcg'])\n"
+                  "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(); ax.plot([1, 2])\nrec.figure(fig, 'line')")
+    messages = []
+    summary = run_notebooks("smoke", folder=nb_dir, progress=messages.append)
+    assert summary.notebooks == ["00_first", "01_second"]
+    assert messages[0].startswith("[1/2] 00_first") and any("01_second done in" in m for m in messages)
+    first = read_records("smoke", "00_first")
+    assert first["cwd"] == str(nb_dir)  # cwd = the notebooks' folder
+    assert first["max_queries"] == PROFILES["smoke"].common["max_queries"]  # the profile's value was injected
+    assert first["ndcg"] == 0.5
+    second = read_records("smoke", "01_second")
+    assert second["saw_previous"] == 0.5
+    assert (_artifacts_in_tmp / "smoke" / second["_figures"]["line"]).is_file()
+    executed = _artifacts_in_tmp / "smoke" / "executed" / "00_first.ipynb"
+    assert executed.is_file()
+    report = (_artifacts_in_tmp / "smoke" / "REPORT.md").read_text()
+    assert "## 00_first" in report and "| ndcg | 0.5000 |" in report and "![line](figures/01_second__line.png)" in report
+    assert "| **total** |" in report
+
+
+def test_undeclared_parameter_is_an_error_before_anything_runs(nb_dir, _artifacts_in_tmp):
+    make_notebook(nb_dir / "00_ok.ipynb", "record('ran', True)")
+    declared = "\n".join(f"{n} = None" for n in COMMON_PARAMETERS if n != "max_queries")
+    make_notebook(nb_dir / "01_lacks.ipynb", "pass", params=declared)
+    with pytest.raises(NotebookParameterError, match="01_lacks.ipynb does not declare parameter\\(s\\) max_queries"):
+        run_notebooks("smoke", folder=nb_dir, progress=None)
+    assert not (_artifacts_in_tmp / "smoke" / "metrics" / "00_ok.json").exists()  # checked before running
+
+
+def test_missing_parameters_tag_is_an_error(nb_dir):
+    path = make_notebook(nb_dir / "00_untagged.ipynb", "pass", tag=False)
+    with pytest.raises(NotebookParameterError, match="0 cells are tagged 'parameters'"):
+        check_parameters(path, {"profile": "smoke"})
+
+
+def test_failing_notebook_stops_the_run_naming_notebook_cell_and_error(nb_dir, _artifacts_in_tmp, capsys):
+    make_notebook(nb_dir / "00_fails.ipynb", "x = 1\nraise KeyError('no such column: passage')")
+    make_notebook(nb_dir / "01_never.ipynb", "record('ran', True)")
+    with pytest.raises(NotebookRunError) as err:
+        run_notebooks("smoke", folder=nb_dir, progress=None)
+    msg = str(err.value)
+    assert "00_fails.ipynb failed in cell" in msg and "KeyError" in msg and "no such column: passage" in msg
+    assert "cell starts with: x = 1" in msg
+    assert not (_artifacts_in_tmp / "smoke" / "metrics" / "01_never.json").exists()
+    # the command line exits non-zero with the same message
+    assert cli.main(["run-notebooks", "--profile", "smoke", "--notebooks-dir", str(nb_dir)]) == 1
+    assert "00_fails.ipynb failed in cell" in capsys.readouterr().err
+
+
+def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
+    rec = Recorder("00_x", "smoke")
+    rec.record("nan_becomes_null", float("nan"))
+    with pytest.raises(TypeError, match="cannot store a value of type object"):
+        rec.record("bad", object())
+    data = json.loads(rec.path.read_text())
+    assert data == {"nan_becomes_null": None}
+    assert "00_x" in write_report("smoke").read_text()
