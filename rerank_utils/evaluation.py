@@ -60,6 +60,7 @@ descending. Without ties the two agree.)
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence, Union
@@ -126,7 +127,7 @@ def _check_k(k: Any, *, allow_none: bool = False) -> None:
     if k is None and allow_none:
         return
     # bool is an int subclass: reject it explicitly (hit_at_k(r, q, True) is a bug, not k=1)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k must be a positive int{' or None' if allow_none else ''}, got {k!r}")
 
 
@@ -184,7 +185,7 @@ def _public(fn, run: Run, qrel: Qrel, k, *, allow_none: bool = False) -> float:
     rel = _relevant(qrel)
     if not rel:
         return float("nan")
-    return fn(ranking, qrel, rel, k)
+    return fn(ranking, qrel, rel, k if k is None else int(k))
 
 
 def hit_at_k(ranking: Run, qrel: Qrel, k: int) -> float:

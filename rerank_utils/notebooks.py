@@ -111,6 +111,30 @@ def read_records(profile: str, notebook: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def environment_info(device: str | None = None) -> dict[str, str]:
+    """Print and return the versions a notebook runs on and the device it will use (setup cell)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    info = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "sentence-transformers", "llama-index-core", "datasets", "bm25s", "rerank-finetune"):
+        try:
+            info[dist] = version(dist)
+        except PackageNotFoundError:
+            info[dist] = "not installed"
+    try:
+        import torch
+
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+        info["cpu threads"] = str(torch.get_num_threads())
+    except ImportError:  # pragma: no cover
+        pass
+    if device:
+        info["device"] = device
+    print("  ".join(f"{k} {v}" for k, v in info.items()))
+    return info
+
+
 # ---------------------------------------------------------------------------------------------- runner
 class NotebookParameterError(ValueError):
     """A notebook lacks a parameter the runner would inject, or lacks its ``parameters`` cell."""

@@ -181,7 +181,8 @@ class BM25Retriever:
 
         ``queries`` is a dict qid -> text or a list of texts (ids ``"0"``, ``"1"``, ...). ``top_k`` larger
         than the corpus is clamped to its size. Docs with score 0 (no query token) are left out, so a
-        query may get fewer than ``top_k`` docs, or none (an empty dict).
+        query may get fewer than ``top_k`` docs, or none (an empty dict). When several docs tie
+        exactly at the cut-off, ``bm25s`` picks which of them are kept (deterministically).
         """
         _check_top_k(top_k)
         qdict = _as_query_dict(queries)

@@ -191,6 +191,12 @@ def test_k_must_be_positive_int(fn, bad_k):
         fn(["a"], {"a": 1}, bad_k)
 
 
+def test_numpy_int_k_is_accepted():
+    np = pytest.importorskip("numpy")
+    assert mrr_at_k(["x", "a"], {"a": 1}, np.int64(2)) == 0.5
+    assert average_precision(["x", "a"], {"a": 1}, np.int32(1)) == 0.0
+
+
 @pytest.mark.parametrize("bad_k", [0, -3, 1.5, "10", False])
 def test_average_precision_k_validation(bad_k):
     with pytest.raises(ValueError, match="k must be a positive int"):

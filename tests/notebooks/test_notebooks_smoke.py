@@ -1,0 +1,95 @@
+"""Every notebook (found by glob) executed by papermill on the smoke profile, then its records checked.
+
+Time budget: the whole smoke run takes a few minutes on 2 CPU cores (README states the measured time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rerank_utils.config import PROFILES, notebooks_dir
+from rerank_utils.notebooks import discover_notebooks, read_records, run_notebook, run_notebooks
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200)]
+NOTEBOOKS = [p.stem for p in discover_notebooks()]
+SMOKE = PROFILES["smoke"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("smoke-artifacts")
+    mp.setenv("RERANK_ARTIFACTS_DIR", str(root))
+    try:
+        summary = run_notebooks("smoke", progress=None)
+        yield summary, root
+    finally:
+        mp.undo()
+
+
+def _records(root, stem, monkeypatch):
+    monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(root))
+    return read_records("smoke", stem)
+
+
+def _unit(x):
+    return x is not None and 0.0 <= x <= 1.0
+
+
+def check_00_concepts(r):
+    assert r["n_documents"] == 503 and r["n_queries"] == SMOKE.common["max_queries"]
+    bm25, bi = r["first_stage"]["BM25"], r["first_stage"]["bi-encoder"]
+    for metrics in (bm25, bi):
+        assert all(_unit(v) for v in metrics.values())
+        assert metrics["hit@1"] <= metrics["hit@3"] <= metrics["hit@5"]
+    assert bi["ndcg@10"] > bm25["ndcg@10"]  # measured 0.75 vs 0.51 on the full FAQ
+    assert bi["ndcg@10"] > 0.5
+    assert math.isclose(r["llamaindex_ndcg@10"], bi["ndcg@10"], abs_tol=1e-3)
+    assert r["llamaindex_agreement@10"] >= 0.95
+    ks = [row["k"] for row in r["rerank_latency"]]
+    assert ks == SMOKE.notebooks["00_concepts"]["top_k_values"]
+    assert all(row["p50_s"] > 0 and row["pairs_per_s"] > 0 for row in r["rerank_latency"])
+    assert r["bi_encoder_costs"]["corpus_docs"] == 503
+    assert set(r["_figures"]) == {"first_stage_quality", "latency_vs_k"}
+
+
+def check_01_data_preparation(r):
+    sizes = r["split_sizes"]
+    assert list(sizes) == ["train", "val", "test"] and sum(sizes.values()) == SMOKE.common["max_queries"]
+    assert all(n > 0 for n in sizes.values())
+    assert r["leakage_ok"] is True
+    assert len(set(r["formats_read_back"].values())) == 2  # triples formats agree; grouped/BEIR count queries
+    assert r["formats_read_back"]["triples (JSONL)"] == r["formats_read_back"]["triples (CSV)"]
+    assert r["broken_file_kept"] == 2
+    assert {"empty_text", "score_out_of_range", "invalid_json", "undecodable", "duplicate_pair", "conflicting_labels"} <= set(r["broken_file_dropped"])
+    assert r["length_stats"]["queries"]["max"] < r["length_stats"]["query + positive passage"]["max"]
+
+
+CHECKS = {name.removeprefix("check_"): fn for name, fn in globals().items() if name.startswith("check_")}
+
+
+def test_every_notebook_ran(smoke_run):
+    summary, root = smoke_run
+    assert summary.notebooks == NOTEBOOKS
+    assert (root / "smoke" / "REPORT.md").is_file()
+    for stem in NOTEBOOKS:
+        assert (root / "smoke" / "executed" / f"{stem}.ipynb").is_file()
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_records(smoke_run, stem, monkeypatch):
+    _, root = smoke_run
+    records = _records(root, stem, monkeypatch)
+    assert records, f"{stem} recorded nothing"
+    if stem in CHECKS:
+        CHECKS[stem](records)
+
+
+def test_template_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(tmp_path))
+    path = notebooks_dir() / "_template.ipynb"
+    params = {"profile": "smoke", **SMOKE.common}
+    run_notebook(path, params, tmp_path / "executed.ipynb", cell_timeout=300)
+    assert read_records("smoke", "_template")["n_queries"] == SMOKE.common["max_queries"]
