@@ -337,7 +337,7 @@ def _check_score(value: Any, from_text: bool) -> tuple[float | None, tuple[str, 
         return None, ("wrong_type", f"field 'score' is {_kind(value)}; write 1 for relevant, 0 for not")
     if isinstance(value, str):
         if not from_text:
-            return None, ("wrong_type", f"field 'score' is {_kind(value)}; write it as a number without quotes ({rule})")
+            return None, ("wrong_type", f"field 'score' is {_kind(value)}; write it as a number without quotes: {rule}")
         if not value.strip():
             return None, ("score_not_number", f"field 'score' is empty; {rule}")
         try:

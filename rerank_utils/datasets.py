@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
-from .data import RetrievalDataset
+from .data import (
+    DataValidationError,
+    Problem,
+    RetrievalDataset,
+    ValidationReport,
+    read_beir,
+    read_triples,
+    triples_to_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,17 +155,17 @@ def _looks_like_hub_id(text: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text) is not None
 
 
-def _data_error(problems: list[tuple[str, str, str]], what: str) -> Exception:
-    """An error listing each ``(source, location, reason)`` problem, at most 20 of them in the message.
-
-    It is a :class:`rerank_utils.data.DataValidationError` (a ``ValueError``) when that type can be built
-    from these problems, else a plain ``ValueError`` with the same message.
-    """
-    lines = [f"  {src}, {loc}: {reason}" for src, loc, reason in problems[:20]]
-    if len(problems) > 20:
-        lines.append(f"  ... and {len(problems) - 20} more")
-    message = f"{what}: {len(problems)} problem(s)\n" + "\n".join(lines)
-    return ValueError(message)
+def _data_error(problems: list[tuple[str, str, str, str]], source: str, n_input: int, hint: str) -> DataValidationError:
+    """A :class:`~rerank_utils.data.DataValidationError` listing every ``(source, location, reason,
+    message)`` problem (``reason`` one of :data:`rerank_utils.data.REASONS`), with ``hint`` at the end."""
+    report = ValidationReport(source=source, n_input=n_input, n_kept=n_input)
+    bad_locations: dict[tuple[str, str], str] = {}
+    for src, location, reason, message in problems:
+        report.problems.append(Problem(src, location, reason, message))
+        bad_locations.setdefault((src, location), reason)
+    report.dropped.update(bad_locations.values())
+    report.n_kept = n_input - len(bad_locations)
+    return DataValidationError(report, hint=hint)
 
 
 def _open_text(path: Path):
@@ -645,16 +653,18 @@ def load_msmarco_triples(path: str | os.PathLike, limit: int | None = None) -> l
 
     Each line gives a positive ``{"query", "passage", "score": 1}`` and a negative (score 0). A query
     repeats its positive on every line, so positives (and any repeated pair) are kept once, first
-    occurrence first. A negative whose text equals a positive of the same query (MS MARCO's collection
-    has duplicate passages) is dropped and counted in a logged warning. Bad lines (not three fields,
-    an empty field, the same passage as positive and negative) are collected and raised together in one
-    ``ValueError`` naming the file and each line number.
+    occurrence first. A passage that is a negative of a query on one line and its positive on another
+    (MS MARCO's collection holds duplicate texts) is kept as a positive only, and the number of such
+    cases is logged as a warning. Bad lines (not three fields, an empty field, the same text as positive
+    and negative) are collected and raised together in one
+    :class:`~rerank_utils.data.DataValidationError` (a ``ValueError``) naming the file and each line.
     """
     p = _existing_file(path, "MS MARCO triples file")
-    problems: list[tuple[str, str, str]] = []
+    problems: list[tuple[str, str, str, str]] = []
     records: list[dict] = []
-    labels: dict[tuple[str, str], int] = {}
+    index: dict[tuple[str, str], int] = {}  # (query, passage) -> position in records
     conflicts = 0
+    n_lines = 0
     with _open_text(p) as fh:
         for lineno, line in enumerate(fh, 1):
             if limit is not None and lineno > limit:
@@ -662,56 +672,58 @@ def load_msmarco_triples(path: str | os.PathLike, limit: int | None = None) -> l
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
+            n_lines += 1
+            where = (str(p), f"line {lineno}")
             parts = line.split("\t")
             if len(parts) != 3:
-                problems.append((str(p), f"line {lineno}", f"expected 3 tab-separated fields (query, positive, negative), found {len(parts)}"))
+                problems.append((*where, "invalid_row",
+                                 f"expected 3 tab-separated fields (query, positive, negative), found {len(parts)}"))
                 continue
             query, pos, neg = (s.strip() for s in parts)
             empty = [n for n, s in zip(("query", "positive", "negative"), (query, pos, neg)) if not s]
             if empty:
-                problems.append((str(p), f"line {lineno}", f"empty field(s): {', '.join(empty)}"))
+                problems.append((*where, "empty_text", f"empty field(s): {', '.join(empty)}"))
                 continue
             if pos == neg:
-                problems.append((str(p), f"line {lineno}", "the positive and the negative passage are the same text"))
+                problems.append((*where, "conflicting_labels", "the positive and the negative passage are the same text"))
                 continue
             for passage, score in ((pos, 1), (neg, 0)):
-                key = (query, passage)
-                if key in labels:
-                    if labels[key] != score:
-                        conflicts += 1
-                        if score == 1:  # a text first seen as a negative turns out to be a positive
-                            labels[key] = 1
-                            for rec in records:
-                                if rec["query"] == query and rec["passage"] == passage:
-                                    rec["score"] = 1
-                    continue
-                labels[key] = score
-                records.append({"query": query, "passage": passage, "score": score})
+                at = index.get((query, passage))
+                if at is None:
+                    index[(query, passage)] = len(records)
+                    records.append({"query": query, "passage": passage, "score": score})
+                elif records[at]["score"] != score:
+                    conflicts += 1
+                    records[at]["score"] = 1
     if problems:
-        raise _data_error(problems, f"bad lines in the MS MARCO triples file {p}")
+        raise _data_error(problems, str(p), n_lines, "fix or remove these lines (or read fewer with limit=)")
     if conflicts:
-        logger.warning("%s: %d negative(s) equal to a positive of the same query were dropped", p, conflicts)
+        logger.warning("%s: %d passage(s) were both a negative and a positive of one query; kept as positives",
+                       p, conflicts)
     return records
 
 
-def _read_id_text_tsv(path: Path, what: str, problems: list[tuple[str, str, str]]) -> dict[str, str]:
+def _read_id_text_tsv(path: Path, what: str, problems: list[tuple[str, str, str, str]]) -> tuple[dict[str, str], int]:
     out: dict[str, str] = {}
+    n_lines = 0
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
+            n_lines += 1
+            where = (str(path), f"line {lineno}")
             ident, sep, text = line.partition("\t")
             ident, text = ident.strip(), text.strip()
             if not sep or not ident:
-                problems.append((str(path), f"line {lineno}", f"expected '<{what} id><TAB><text>'"))
+                problems.append((*where, "invalid_row", f"expected '<{what} id><TAB><text>'"))
             elif not text:
-                problems.append((str(path), f"line {lineno}", f"empty text for {what} id {ident!r}"))
+                problems.append((*where, "empty_text", f"empty text for {what} id {ident!r}"))
             elif ident in out:
-                problems.append((str(path), f"line {lineno}", f"duplicate {what} id {ident!r}"))
+                problems.append((*where, "duplicate_id", f"duplicate {what} id {ident!r} (first kept)"))
             else:
                 out[ident] = text
-    return out
+    return out, n_lines
 
 
 def load_msmarco_dataset(
@@ -724,60 +736,66 @@ def load_msmarco_dataset(
 
     Source: MS MARCO's ``collection.tsv`` (``pid<TAB>passage``), a ``queries.*.tsv`` (``qid<TAB>query``)
     and the matching qrels (``qid 0 pid 1``, TREC format, space or tab separated; three columns
-    ``qid pid grade`` and a BEIR-style header are accepted too). ``.gz`` files are read as they are.
-    Terms: see :data:`MSMARCO_TERMS`.
+    ``qid pid grade`` and a BEIR-style header line are accepted too). ``.gz`` files are read as they
+    are. Terms: see :data:`MSMARCO_TERMS`.
 
-    Builds corpus = the whole collection, queries = the queries that have at least one relevant
-    passage, in file order (the others are left out and their number logged), qrels = the grades.
+    Builds corpus = the whole collection, queries = the queries with at least one relevant passage, in
+    file order (the others are left out and their number logged), qrels = the grades.
     ``limit_queries`` keeps the first that many judged queries (the corpus stays whole). A qrels line
-    naming a query or passage id that the other files lack, or a bad line anywhere, is an error naming
-    the file and line (use the qrels file that matches the queries file, e.g. ``qrels.dev.small.tsv``
-    with ``queries.dev.small.tsv``).
+    naming a query or passage id that the other files lack, or a bad line anywhere, is a
+    :class:`~rerank_utils.data.DataValidationError` (a ``ValueError``) naming the file and line.
     """
     cpath = _existing_file(collection_tsv, "MS MARCO collection")
     qpath = _existing_file(queries_tsv, "MS MARCO queries file")
     rpath = _existing_file(qrels_path, "MS MARCO qrels file")
-    problems: list[tuple[str, str, str]] = []
-    corpus = _read_id_text_tsv(cpath, "passage", problems)
-    all_queries = _read_id_text_tsv(qpath, "query", problems)
+    problems: list[tuple[str, str, str, str]] = []
+    corpus, n_docs = _read_id_text_tsv(cpath, "passage", problems)
+    all_queries, n_queries = _read_id_text_tsv(qpath, "query", problems)
     qrels: dict[str, dict[str, float]] = defaultdict(dict)
+    n_rows = 0
     with _open_text(rpath) as fh:
         for lineno, line in enumerate(fh, 1):
             parts = line.split()
             if not parts:
                 continue
+            where = (str(rpath), f"line {lineno}")
+            if len(parts) == 3 and lineno == 1 and not _is_number(parts[2]):
+                continue  # a header such as "query-id corpus-id score"
+            n_rows += 1
             if len(parts) == 4:
                 qid, _, pid, grade = parts
             elif len(parts) == 3:
                 qid, pid, grade = parts
-                if lineno == 1 and not _is_number(grade):  # a header such as "query-id corpus-id score"
-                    continue
             else:
-                problems.append((str(rpath), f"line {lineno}", f"expected 'qid 0 pid grade', found {len(parts)} fields"))
+                problems.append((*where, "invalid_row", f"expected 'qid 0 pid grade', found {len(parts)} fields"))
                 continue
             if not _is_number(grade):
-                problems.append((str(rpath), f"line {lineno}", f"grade {grade!r} is not a number"))
-                continue
-            if qid not in all_queries:
-                problems.append((str(rpath), f"line {lineno}", f"query id {qid!r} is not in {qpath}"))
-                continue
-            if pid not in corpus:
-                problems.append((str(rpath), f"line {lineno}", f"passage id {pid!r} is not in {cpath}"))
-                continue
-            qrels[qid][pid] = float(grade)
+                problems.append((*where, "invalid_row", f"grade {grade!r} is not a number"))
+            elif qid not in all_queries:
+                problems.append((*where, "unknown_query_id", f"query id {qid!r} is not in {qpath}"))
+            elif pid not in corpus:
+                problems.append((*where, "unknown_doc_id", f"passage id {pid!r} is not in {cpath}"))
+            else:
+                qrels[qid][pid] = float(grade)
     if problems:
-        raise _data_error(problems, "MS MARCO files do not fit together")
+        raise _data_error(
+            problems,
+            f"{cpath} + {qpath} + {rpath}",
+            n_docs + n_queries + n_rows,
+            "check that the three files belong together (e.g. qrels.dev.small.tsv with queries.dev.small.tsv)",
+        )
     judged = [q for q in all_queries if any(g > 0 for g in qrels.get(q, {}).values())]
     if len(judged) < len(all_queries):
         logger.info("%s: %d of %d queries have no relevant passage in %s and are left out",
                     qpath, len(all_queries) - len(judged), len(all_queries), rpath)
     if limit_queries is not None:
         judged = judged[:limit_queries]
+    stem = qpath.name.removesuffix(".gz").removesuffix(".tsv").removeprefix("queries.")
     return RetrievalDataset(
         corpus=corpus,
         queries={q: all_queries[q] for q in judged},
         qrels={q: dict(qrels[q]) for q in judged},
-        name=f"msmarco-{qpath.name.removesuffix('.gz').removesuffix('.tsv').removeprefix('queries.')}",
+        name=f"msmarco-{stem}",
     )
 
 
@@ -802,8 +820,6 @@ def load_beir_folder(folder: str | os.PathLike, split: str = "test", mode: str =
     ValidationReport)``; ``mode="strict"`` stops at bad records (file and line named), ``"drop"`` drops
     and counts them in the report.
     """
-    from .data import read_beir
-
     return read_beir(folder, split=split, mode=mode)
 
 
@@ -814,37 +830,7 @@ def load_triples_file(path: str | os.PathLike, mode: str = "strict", require_pos
     this repository). A thin wrapper over :func:`rerank_utils.data.read_triples`: returns
     ``(records, ValidationReport)``; ``require_positive`` makes a query without a positive a problem.
     """
-    from .data import read_triples
-
     return read_triples(path, mode=mode, require_positive=require_positive)
-
-
-def triples_to_dataset(records: Iterable[dict], name: str = "") -> RetrievalDataset:
-    """Triples as a retrieval dataset: each distinct query and passage gets an id (``q0001``,
-    ``p0001``, ... in first-seen order), and each labelled pair becomes a qrel with its score as the
-    grade. A score of 0 stays in the qrels as a judged non-relevant pair (``positives()`` skips it);
-    ``query_meta[qid]["negatives"]`` lists those passage ids, the labelled (hard) negatives."""
-    records = list(records)
-    queries: dict[str, str] = {}
-    corpus: dict[str, str] = {}
-    qid_by_text: dict[str, str] = {}
-    pid_by_text: dict[str, str] = {}
-    qrels: dict[str, dict[str, float]] = {}
-    width = max(4, len(str(len(records))))
-    for rec in records:
-        q, p = str(rec["query"]), str(rec["passage"])
-        if q not in qid_by_text:
-            qid_by_text[q] = qid = f"q{len(qid_by_text) + 1:0{width}d}"
-            queries[qid] = q
-            qrels[qid] = {}
-        if p not in pid_by_text:
-            pid_by_text[p] = pid = f"p{len(pid_by_text) + 1:0{width}d}"
-            corpus[pid] = p
-        qrels[qid_by_text[q]][pid_by_text[p]] = float(rec["score"])
-    query_meta = {
-        qid: {"negatives": [d for d, g in judged.items() if g <= 0]} for qid, judged in qrels.items()
-    }
-    return RetrievalDataset(corpus, queries, qrels, query_meta=query_meta, name=name)
 
 
 BUILD_SOURCES = (
@@ -865,8 +851,8 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     ``"qasper"`` -> :func:`load_qasper_papers` + :func:`qasper_to_dataset`; a folder with
     ``corpus.jsonl`` -> :func:`load_beir_folder`; a folder with ``collection.tsv`` ->
     :func:`load_msmarco_dataset`; a ``.json``/``.jsonl``/``.csv`` file -> :func:`load_triples_file` +
-    :func:`triples_to_dataset`; a ``.tsv`` file -> :func:`load_msmarco_triples` +
-    :func:`triples_to_dataset`. Relative paths are tried from the working directory, then from the
+    :func:`rerank_utils.data.triples_to_dataset` (ids from the text; score-0 pairs stay in the qrels as
+    judged non-relevant); a ``.tsv`` file -> :func:`load_msmarco_triples` + the same conversion. Relative paths are tried from the working directory, then from the
     repository root (so ``data/zh_legal_sample.jsonl`` works from ``notebooks/``). Keyword arguments go to
     the builder. Anything else: a ``ValueError`` listing the accepted sources.
     """

@@ -403,3 +403,16 @@ def evaluate_run(
         missing_in_run=missing,
         not_in_qrels=not_in_qrels,
     )
+
+
+def run_agreement(run_a: dict[str, Run], run_b: dict[str, Run], k: int = 10) -> float:
+    """Share of the queries of ``run_a`` whose top-``k`` doc ids are identical, in the same order, in ``run_b``.
+
+    Used to check that two implementations of the same retriever (e.g. LlamaIndex's and ours, notebook
+    ``00_concepts``) rank alike. A query missing from ``run_b`` counts as a disagreement.
+    """
+    _check_k(k)
+    if not run_a:
+        raise ValueError("run_agreement(): run_a is empty")
+    same = sum(1 for q, r in run_a.items() if q in run_b and rank(r)[:k] == rank(run_b[q])[:k])
+    return same / len(run_a)

@@ -351,6 +351,27 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _as_table(value: Any) -> list[str] | None:
+    """Markdown rows for a dict of flat dicts (rows keyed by name) or a list of flat dicts, else None."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value.values()):
+        rows = [{"": k, **v} for k, v in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value):
+        rows = value
+    elif isinstance(value, dict) and len(value) > 1 and all(map(_is_scalar, value.values())):
+        rows = [{"": k, "value": v} for k, v in value.items()]
+    else:
+        return None
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c)).strip('"').replace("|", "/") if c in r else "" for c in cols) + " |")
+    return out
+
+
 def write_report(profile: str) -> Path:
     """Write ``artifacts/<profile>/REPORT.md`` from every notebook's records, timings and figures."""
     base = artifacts_dir(profile)
@@ -365,10 +386,15 @@ def write_report(profile: str) -> Path:
         data = json.loads(path.read_text(encoding="utf-8"))
         figures = data.pop("_figures", {})
         lines += [f"## {path.stem}", ""]
-        if data:
+        scalars = {k: v for k, v in data.items() if _as_table(v) is None}
+        if scalars:
             lines += ["| record | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in data.items()]
+            lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in scalars.items()]
             lines.append("")
+        for k, v in data.items():
+            table = _as_table(v)
+            if table is not None:
+                lines += [f"**{k}**", "", *table, ""]
         for name, rel in figures.items():
             lines += [f"![{name}]({rel})", ""]
     report = base / "REPORT.md"

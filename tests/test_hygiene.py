@@ -8,6 +8,7 @@ import glob
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
 from rerank_utils.config import COMMON_PARAMETERS, PROFILES
@@ -43,6 +44,8 @@ def test_notebook_hygiene(path):
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"cells {dirty} carry outputs or execution counts: run `make strip`"
     params = _defaults(_params_cell(nb))
+    # papermill parses the cell with its own regexes (some comments defeat them): it must see every name
+    assert set(papermill.inspect_notebook(path)) == set(params)
     assert set(COMMON_PARAMETERS) <= set(params), f"missing common parameters {set(COMMON_PARAMETERS) - set(params)}"
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "sys.path" not in src and "google.colab" not in src and "!git clone" not in src

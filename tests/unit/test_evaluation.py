@@ -454,3 +454,14 @@ def test_ir_measures_default_rr_breaks_ties_the_other_way():
     trec = next(iter(ir_measures.pytrec_eval.iter_calc([ir_measures.RR], qrels, run))).value
     assert trec == 0.5 == mrr_at_k(run["q"], qrels["q"], 10)
     assert default == 1.0
+
+
+def test_run_agreement_counts_identical_top_k_order():
+    from rerank_utils.evaluation import run_agreement
+
+    a = {"q1": ["d1", "d2", "d3"], "q2": {"d1": 0.9, "d2": 0.5}, "q3": ["d1"]}
+    b = {"q1": ["d1", "d2", "d9"], "q2": {"d2": 0.5, "d1": 0.9}}  # q1 differs at rank 3, q3 missing
+    assert run_agreement(a, b, k=2) == pytest.approx(2 / 3)
+    assert run_agreement(a, b, k=3) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        run_agreement({}, b)
