@@ -36,7 +36,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NoReturn, Sequence
 
 __all__ = [
     "REASONS",
@@ -314,7 +314,7 @@ def _entries_from_records(records: Any, locations: Sequence[str] | None) -> list
         locations = [f"record {i}" for i in range(len(records))]
     elif len(locations) != len(records):
         raise ValueError(f"locations has {len(locations)} items but there are {len(records)} records")
-    return [_Entry(loc, rec) for loc, rec in zip(locations, records)]
+    return [_Entry(loc, rec) for loc, rec in zip(locations, records, strict=True)]
 
 
 def _check_text(value: Any, name: str) -> tuple[str | None, tuple[str, str] | None]:
@@ -436,7 +436,7 @@ class _Unreadable(Exception):
         self.hint = hint
 
 
-def _raise_unreadable(source: str, err: _Unreadable) -> None:
+def _raise_unreadable(source: str, err: _Unreadable) -> NoReturn:
     report = ValidationReport(source=source, n_input=0, n_kept=0, problems=err.problems)
     raise DataValidationError(report, hint=err.hint) from None
 
@@ -464,7 +464,7 @@ def _json_array_entries(path: Path) -> list[_Entry]:
         n = bisect.bisect_right(starts, pos)
         return (n, pos - starts[n - 1] + 1) if n else (1, 1)
 
-    def fail(pos: int, reason: str, message: str) -> None:
+    def fail(pos: int, reason: str, message: str) -> NoReturn:
         n, col = where(pos)
         raise _Unreadable([Problem(source, f"line {n}", reason, f"{message} (column {col})")], cannot)
 
@@ -518,13 +518,13 @@ def _csv_entries(path: Path, required: tuple[str, ...]) -> list[_Entry]:
     """
     source = str(path)
     lines = _read_lines(path)
-    entries: list[_Entry] = []
+    numbered: list[tuple[int, _Entry]] = []  # (first physical line, entry)
     fed: list[int] = []  # physical line number of each line handed to the csv reader
 
     def good_lines() -> Iterator[str]:
         for line in lines:
             if line.problem is not None:
-                entries.append(_Entry(f"line {line.number}", problem=line.problem))
+                numbered.append((line.number, _Entry(f"line {line.number}", problem=line.problem)))
             else:
                 fed.append(line.number)
                 yield line.text
@@ -538,9 +538,11 @@ def _csv_entries(path: Path, required: tuple[str, ...]) -> list[_Entry]:
         except StopIteration:
             break
         except csv.Error as err:
-            number = fed[before] if before < len(fed) else fed[-1]
+            number = fed[min(before, len(fed) - 1)] if fed else 1
             location = f"line {number}"
-            entries.append(_Entry(location, problem=Problem(source, location, "invalid_row", f"unreadable CSV: {err}")))
+            numbered.append(
+                (number, _Entry(location, problem=Problem(source, location, "invalid_row", f"unreadable CSV: {err}")))
+            )
             continue
         number = fed[before]
         location = f"line {number}"
@@ -564,16 +566,23 @@ def _csv_entries(path: Path, required: tuple[str, ...]) -> list[_Entry]:
                 f"row has {len(row)} columns but the header has {len(header)}; "
                 "put double quotes around text that contains commas"
             )
-            entries.append(_Entry(location, problem=Problem(source, location, "invalid_row", message)))
+            numbered.append((number, _Entry(location, problem=Problem(source, location, "invalid_row", message))))
             continue
-        entries.append(_Entry(location, dict(zip(header, row))))
-    if header is None and not entries:
+        numbered.append((number, _Entry(location, dict(zip(header, row, strict=True)))))
+    if header is None and not numbered:
         raise _Unreadable(
-            [Problem(source, "line 1", "missing_field", f"the file is empty; the first line must be the header {','.join(required)}")],
+            [
+                Problem(
+                    source,
+                    "line 1",
+                    "missing_field",
+                    f"the file is empty; the first line must be the header {','.join(required)}",
+                )
+            ],
             "nothing to read",
         )
-    entries.sort(key=lambda e: int(e.location.split()[1]))  # undecodable lines were added out of order
-    return entries
+    numbered.sort(key=lambda item: item[0])  # undecodable lines are noted as the reader passes them
+    return [entry for _, entry in numbered]
 
 
 def _file_entries(path: Path, suffix: str, required: tuple[str, ...]) -> list[_Entry]:
@@ -602,7 +611,9 @@ def _records_for_writing(records: Any, required: tuple[str, ...], what: str) -> 
             raise ValueError(f"record {i} is {_kind(rec)}, not a {what} record (a dict)")
         missing = [name for name in required if name not in rec]
         if missing:
-            raise ValueError(f"record {i} lacks {', '.join(map(repr, missing))}; {what} records need {', '.join(required)}")
+            raise ValueError(
+                f"record {i} lacks {', '.join(map(repr, missing))}; {what} records need {', '.join(required)}"
+            )
     return records
 
 
@@ -734,7 +745,9 @@ def _check_triple(value: Any, allowed: tuple[str, ...], from_text: bool, found: 
     issues: list[tuple[str, str, str]] = []  # (reason, message, field)
     for name in TRIPLE_FIELDS:
         if name not in value:
-            issues.append(("missing_field", f"field {name!r} is missing; every record needs query, passage and score", name))
+            issues.append(
+                ("missing_field", f"field {name!r} is missing; every record needs query, passage and score", name)
+            )
     issues += _extra_field_issues(value, TRIPLE_FIELDS, allowed, "triples")
     record: dict[str, Any] = {}
     for name in ("query", "passage"):
@@ -754,7 +767,9 @@ def _check_triple(value: Any, allowed: tuple[str, ...], from_text: bool, found: 
     return record
 
 
-def _extra_field_issues(value: dict, known: tuple[str, ...], allowed: tuple[str, ...], what: str) -> list[tuple[str, str, str]]:
+def _extra_field_issues(
+    value: dict, known: tuple[str, ...], allowed: tuple[str, ...], what: str
+) -> list[tuple[str, str, str]]:
     return [
         (
             "extra_field",
@@ -784,9 +799,9 @@ def _check_pairs(
         if len(indices) < 2:
             continue
         if len({labelled[i][1] for i in indices}) > 1:
-            listing = ", ".join(
-                f"{locate[j].location}: {_format_number(labelled[j][1])}" for j in indices[:5]
-            ) + (", ..." if len(indices) > 5 else "")
+            listing = ", ".join(f"{locate[j].location}: {_format_number(labelled[j][1])}" for j in indices[:5]) + (
+                ", ..." if len(indices) > 5 else ""
+            )
             for i in indices:
                 found.add(
                     i,
@@ -911,7 +926,9 @@ def _check_group(value: Any, allowed: tuple[str, ...], found: _Found, i: int) ->
     issues: list[tuple[str, str, str]] = []
     for name in ("query", "pos"):
         if name not in value:
-            issues.append(("missing_field", f"field {name!r} is missing; every record needs query and pos (and neg)", name))
+            issues.append(
+                ("missing_field", f"field {name!r} is missing; every record needs query and pos (and neg)", name)
+            )
     issues += _extra_field_issues(value, GROUPED_FIELDS, allowed, "grouped")
     query = None
     if "query" in value:
@@ -946,7 +963,9 @@ def _check_group(value: Any, allowed: tuple[str, ...], found: _Found, i: int) ->
 def _check_passage_list(value: Any, name: str, issues: list) -> list[str] | None:
     """The stripped passages, or None after appending the list's problems to ``issues``."""
     if not isinstance(value, (list, tuple)):
-        issues.append(("wrong_type", f"field {name!r} is {_kind(value)}, not a list; write it as [\"passage\", ...]", name))
+        issues.append(
+            ("wrong_type", f'field {name!r} is {_kind(value)}, not a list; write it as ["passage", ...]', name)
+        )
         return None
     texts: list[str] = []
     seen: dict[str, int] = {}
@@ -969,7 +988,9 @@ def _check_passage_list(value: Any, name: str, issues: list) -> list[str] | None
 # --------------------------------------------------------------------------------------------------
 
 
-def read_beir(folder: str | Path, split: str = "test", mode: str = "strict") -> tuple[RetrievalDataset, ValidationReport]:
+def read_beir(
+    folder: str | Path, split: str = "test", mode: str = "strict"
+) -> tuple[RetrievalDataset, ValidationReport]:
     """Read and validate a BEIR folder for one split.
 
     The dataset holds the whole corpus (text = the ``text`` field; a non-empty ``title`` goes to
@@ -1037,7 +1058,11 @@ def write_beir(ds: RetrievalDataset, folder: str | Path, split: str = "test") ->
     queries = [_beir_row(qid, text, ds.query_meta.get(qid, {}), title=False) for qid, text in ds.queries.items()]
     _write_json_records(_merged_by_id(folder / "queries.jsonl", queries), folder / "queries.jsonl", array=False)
     lines = ["\t".join(BEIR_QRELS_HEADER)]
-    lines += [f"{qid}\t{doc_id}\t{_format_number(grade)}" for qid in ds.queries for doc_id, grade in ds.qrels.get(qid, {}).items()]
+    lines += [
+        f"{qid}\t{doc_id}\t{_format_number(grade)}"
+        for qid in ds.queries
+        for doc_id, grade in ds.qrels.get(qid, {}).items()
+    ]
     (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     return folder
 
@@ -1070,7 +1095,9 @@ def _beir_items(entries: list[_Entry], found: _Found, what: str) -> tuple[dict[s
             continue
         value = entry.value
         if not isinstance(value, dict):
-            found.add(i, "not_an_object", f'line is {_kind(value)}, not an object; write {{"_id": "...", "text": "..."}}')
+            found.add(
+                i, "not_an_object", f'line is {_kind(value)}, not an object; write {{"_id": "...", "text": "..."}}'
+            )
             continue
         issues = _beir_item_issues(value, what)
         for reason, message, name in issues:
@@ -1105,7 +1132,9 @@ def _beir_item_issues(value: dict, what: str) -> list[tuple[str, str, str]]:
             issues.append(("wrong_type", f"field {name!r} is {_kind(value[name])}; write it as a JSON string", name))
     title = value.get("title")
     if title is not None and not isinstance(title, str):
-        issues.append(("wrong_type", f"field 'title' is {_kind(title)}; write it as a JSON string or leave it out", "title"))
+        issues.append(
+            ("wrong_type", f"field 'title' is {_kind(title)}; write it as a JSON string or leave it out", "title")
+        )
     if issues:
         return issues
     if not value["_id"].strip():
@@ -1128,7 +1157,9 @@ def _qrels_entries(path: Path) -> list[_Entry]:
         if not text.strip():
             continue
         cells = [cell.strip() for cell in text.split("\t")]
-        is_header = first and (cells[0].lower() in ("query-id", "query_id", "qid") or (len(cells) == 3 and _parse_number(cells[2]) is None))
+        is_header = first and (
+            cells[0].lower() in ("query-id", "query_id", "qid") or (len(cells) == 3 and _parse_number(cells[2]) is None)
+        )
         first = False
         if not is_header:
             entries.append(_Entry(location, cells))
@@ -1161,20 +1192,24 @@ def _beir_qrels(
         if not qid or not doc_id:
             found.add(i, "invalid_row", f"row has an empty id; {layout}")
         elif grade is None:
-            found.add(i, "invalid_row", f"score {raw!r} is not a number; write a grade (0, 1, 2, ...) or a float", "score")
+            found.add(
+                i, "invalid_row", f"score {raw!r} is not a number; write a grade (0, 1, 2, ...) or a float", "score"
+            )
         else:
             if qid not in queries:
                 found.add(
                     i,
                     "unknown_query_id",
-                    f"query-id {qid!r} is not in queries.jsonl (or its line there has a problem); add the query or remove the row",
+                    f"query-id {qid!r} is not in queries.jsonl (or its line there has a problem); "
+                    "add the query or remove the row",
                     "query-id",
                 )
             if doc_id not in corpus:
                 found.add(
                     i,
                     "unknown_doc_id",
-                    f"corpus-id {doc_id!r} is not in corpus.jsonl (or its line there has a problem); add the document or remove the row",
+                    f"corpus-id {doc_id!r} is not in corpus.jsonl (or its line there has a problem); "
+                    "add the document or remove the row",
                     "corpus-id",
                 )
             if found.ok(i):
@@ -1257,7 +1292,9 @@ def _text_id(prefix: str, text: str, table: dict[str, str]) -> str:
     """A stable id from the text (``prefix-`` + 12 hex digits of its SHA-1), registered in ``table``."""
     text_id = f"{prefix}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
     if table.setdefault(text_id, text) != text:
-        raise ValueError(f"two different texts hash to the id {text_id!r}: {_preview(table[text_id])} and {_preview(text)}")
+        raise ValueError(
+            f"two different texts hash to the id {text_id!r}: {_preview(table[text_id])} and {_preview(text)}"
+        )
     return text_id
 
 
@@ -1365,7 +1402,7 @@ def split_dataset(
     components = _components(len(qids), links.values())
     sides = _assign_components([len(c) for c in components], weights, seed, group_key)
     members: list[list[int]] = [[] for _ in names]
-    for component, side in zip(components, sides):
+    for component, side in zip(components, sides, strict=True):
         members[side] += component
     return {
         name: ds.subset([qids[n] for n in sorted(members[k])], name=f"{ds.name}-{name}" if ds.name else name)
@@ -1400,7 +1437,7 @@ def split_triples(
             links[("group", _hashable(record[group_key]))].append(n)
     components = _components(len(node_of), links.values())
     sides = _assign_components([len(c) for c in components], weights, seed, group_key)
-    side_of = {n: side for component, side in zip(components, sides) for n in component}
+    side_of = {n: side for component, side in zip(components, sides, strict=True) for n in component}
     splits: dict[str, list[dict]] = {name: [] for name in names}
     for record in records:
         splits[names[side_of[node_of[record["query"].strip()]]]].append(record)
@@ -1410,7 +1447,9 @@ def split_triples(
 def _normalised_fractions(fractions: Mapping[str, float] | None) -> tuple[list[str], list[float]]:
     fractions = DEFAULT_FRACTIONS if fractions is None else fractions
     if not isinstance(fractions, Mapping) or not fractions:
-        raise ValueError(f"fractions must be a non-empty dict of split name -> fraction, e.g. {dict(DEFAULT_FRACTIONS)}")
+        raise ValueError(
+            f"fractions must be a non-empty dict of split name -> fraction, e.g. {dict(DEFAULT_FRACTIONS)}"
+        )
     for name, value in fractions.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"the fraction for split {name!r} is {value!r}; every fraction must be a number > 0")
@@ -1513,7 +1552,8 @@ class LeakageError(ValueError):
         self.report = report
         self.names = tuple(names)
         super().__init__(
-            f"{names[0]} and {names[1]} leak: " + "; ".join(report._parts(n_examples=5))
+            f"{names[0]} and {names[1]} leak: "
+            + "; ".join(report._parts(n_examples=5))
             + ". Split whole queries with split_dataset() or split_triples(), which keep linked queries together"
         )
 

@@ -2,6 +2,23 @@
 any BEIR folder and any file in the guide's triples format.
 
 Introduced in notebook ``01_data_preparation``.
+
+Builders, their sources and licences:
+
+* :func:`load_faq`: the packaged Swedish construction FAQ (PyPI ``zaragoza-construction-faq``),
+  CC BY 4.0, attribution required (:data:`FAQ_ATTRIBUTION`).
+* :func:`load_qasper_papers`, :func:`qasper_to_triples`, :func:`qasper_to_dataset`: QASPER, from the
+  hub's parquet conversion or a local copy; CC BY 4.0, attribution required (:data:`QASPER_ATTRIBUTION`).
+* :func:`load_msmarco_triples`, :func:`load_msmarco_dataset`: MS MARCO TSV files you downloaded;
+  non-commercial research only (:data:`MSMARCO_TERMS`).
+* :func:`load_beir_folder`: any BEIR-format folder (the dataset's own licence).
+* :func:`load_triples_file`: any file in the guide's triples format (yours).
+* :func:`build_dataset`: any of the above by name or path, as a ``RetrievalDataset``.
+
+Triples are ``{"query", "passage", "score"}`` records (the guide's format); a
+:class:`~rerank_utils.data.RetrievalDataset` is a corpus, queries and qrels. Only the FAQ works
+offline out of the box; a hub dataset asked for offline fails within seconds with a message naming
+the ``gpu`` profile and the local-copy alternative.
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
+from .config import resolve_path
 from .data import (
     DataValidationError,
     Problem,
@@ -139,7 +157,7 @@ def _hub_unavailable_message(dataset: str, split: str, detail: str = "") -> str:
         "  load_qasper_papers(split='train', source='/path/to/qasper')   # or build_dataset('qasper', "
         "qasper_source=...)\n"
         "where the folder holds the parquet files of the hub's conversion (qasper/train/0000.parquet, ...; "
-        "download them once where the hub is reachable, e.g. `huggingface-cli download allenai/qasper "
+        "download them once where the hub is reachable, e.g. `hf download allenai/qasper "
         "--repo-type dataset --revision refs/convert/parquet --local-dir qasper`), JSON Lines files with one "
         "paper per line, or the original release's qasper-{train,dev,test}-v0.3.json. "
         "Offline, the `cpu` and `smoke` profiles use the packaged FAQ instead."
@@ -852,9 +870,12 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     ``corpus.jsonl`` -> :func:`load_beir_folder`; a folder with ``collection.tsv`` ->
     :func:`load_msmarco_dataset`; a ``.json``/``.jsonl``/``.csv`` file -> :func:`load_triples_file` +
     :func:`rerank_utils.data.triples_to_dataset` (ids from the text; score-0 pairs stay in the qrels as
-    judged non-relevant); a ``.tsv`` file -> :func:`load_msmarco_triples` + the same conversion. Relative paths are tried from the working directory, then from the
-    repository root (so ``data/zh_legal_sample.jsonl`` works from ``notebooks/``). Keyword arguments go to
-    the builder. Anything else: a ``ValueError`` listing the accepted sources.
+    judged non-relevant); a ``.tsv`` file -> :func:`load_msmarco_triples` + the same conversion.
+
+    Relative paths are tried from the working directory, then from the repository root (so
+    ``data/zh_legal_sample.jsonl`` works from ``notebooks/``). Keyword arguments go to the builder
+    (none for the FAQ). In ``mode="drop"`` what validation dropped is logged as a warning with its
+    counts. Anything else: a ``ValueError`` listing the accepted sources.
     """
     text = str(source).strip()
     key = text.lower()
@@ -865,7 +886,7 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
         split = kw.pop("split", "train")
         papers = load_qasper_papers(split=split, source=kw.pop("qasper_source", QASPER_HUB_ID), **kw)
         return qasper_to_dataset(papers, name=f"qasper-{split}")
-    path = _resolve_data_path(text)
+    path = resolve_path(text)
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
             dataset, report = load_beir_folder(path, **kw)
@@ -887,7 +908,7 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
             return triples_to_dataset(records, name=path.stem)
         if suffix == ".tsv" or path.name.lower().endswith(".tsv.gz"):
             return triples_to_dataset(load_msmarco_triples(path, **kw), name=path.name.split(".")[0])
-    elif re.search(r"\.(json|jsonl|csv|tsv)$", key):
+    elif re.search(r"\.(json|jsonl|csv|tsv|tsv\.gz)$", key):
         raise FileNotFoundError(f"data file {text!r} not found (looked in the working directory and the repository root)")
     raise ValueError(f"cannot build a dataset from {text!r}; accepted sources:\n  - " + "\n  - ".join(BUILD_SOURCES))
 
@@ -902,14 +923,6 @@ def _first_existing(folder: Path, name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{folder / name} not found")
-
-
-def _resolve_data_path(text: str) -> Path:
-    try:
-        from .config import resolve_path
-    except ImportError:  # pragma: no cover - config is part of the package
-        return Path(text).expanduser()
-    return resolve_path(text)
 
 
 def _log_report(report: Any, source: Path) -> None:

@@ -42,7 +42,7 @@ TRIPLES = [
     {"query": "what is a bygglov?", "passage": "A kind of sandwich.", "score": 0.0},
     {"query": "什么是重排序模型？", "passage": "重排序模型对候选段落重新打分。", "score": 1.0},
     {"query": "什么是重排序模型？", "passage": "今天天气很好。", "score": 0.0},
-    {"query": "graded", "passage": "half relevant, comma, and \"quotes\"", "score": 0.75},
+    {"query": "graded", "passage": 'half relevant, comma, and "quotes"', "score": 0.75},
 ]
 
 GROUPED = [
@@ -73,9 +73,22 @@ def check_invariant(report: ValidationReport) -> None:
 
 def test_reasons_cover_the_documented_codes():
     for code in (
-        "invalid_json", "undecodable", "not_an_object", "missing_field", "extra_field", "wrong_type",
-        "empty_text", "score_not_number", "score_out_of_range", "duplicate_pair", "conflicting_labels",
-        "no_positive", "unknown_query_id", "unknown_doc_id", "duplicate_id", "invalid_row",
+        "invalid_json",
+        "undecodable",
+        "not_an_object",
+        "missing_field",
+        "extra_field",
+        "wrong_type",
+        "empty_text",
+        "score_not_number",
+        "score_out_of_range",
+        "duplicate_pair",
+        "conflicting_labels",
+        "no_positive",
+        "unknown_query_id",
+        "unknown_doc_id",
+        "duplicate_id",
+        "invalid_row",
     ):
         assert code in REASONS
     assert MODES == ("strict", "drop")
@@ -216,7 +229,12 @@ BAD_JSONL_CASES = [
     # (line written at line 2, reason, field, text expected in the message)
     ('{"query": "q", "passage": "p2"}', "missing_field", "score", "field 'score' is missing"),
     ('{"passage": "p2", "score": 1}', "missing_field", "query", "field 'query' is missing"),
-    ('{"query": "q", "passage": "p2", "score": 1, "label": 1}', "extra_field", "label", "allowed_extra_fields=('label',)"),
+    (
+        '{"query": "q", "passage": "p2", "score": 1, "label": 1}',
+        "extra_field",
+        "label",
+        "allowed_extra_fields=('label',)",
+    ),
     ('{"query": 5, "passage": "p2", "score": 1}', "wrong_type", "query", "field 'query' is a number (5), not text"),
     ('{"query": "q", "passage": ["p2"], "score": 1}', "wrong_type", "passage", "field 'passage' is a list"),
     ('{"query": "q", "passage": "   ", "score": 1}', "empty_text", "passage", "field 'passage' is empty"),
@@ -226,7 +244,12 @@ BAD_JSONL_CASES = [
     ('{"query": "q", "passage": "p2", "score": null}', "wrong_type", "score", "field 'score' is null"),
     ('{"query": "q", "passage": "p2", "score": NaN}', "score_not_number", "score", "field 'score' is nan"),
     ('{"query": "q", "passage": "p2", "score": Infinity}', "score_not_number", "score", "field 'score' is inf"),
-    ('{"query": "q", "passage": "p2", "score": 1.5}', "score_out_of_range", "score", "field 'score' is 1.5; scores must be numbers in [0, 1]"),
+    (
+        '{"query": "q", "passage": "p2", "score": 1.5}',
+        "score_out_of_range",
+        "score",
+        "field 'score' is 1.5; scores must be numbers in [0, 1]",
+    ),
     ('{"query": "q", "passage": "p2", "score": -0.1}', "score_out_of_range", "score", "field 'score' is -0.1"),
     ('["q", "p2", 1]', "not_an_object", None, "record is a list, not an object"),
     ('"just text"', "not_an_object", None, "record is the string 'just text', not an object"),
@@ -234,7 +257,9 @@ BAD_JSONL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("line,reason,field,expected", BAD_JSONL_CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_JSONL_CASES)])
+@pytest.mark.parametrize(
+    "line,reason,field,expected", BAD_JSONL_CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_JSONL_CASES)]
+)
 def test_bad_jsonl_record_strict_lists_file_line_and_field(line, reason, field, expected, tmp_path):
     path = write_lines(tmp_path / "bad.jsonl", [GOOD, line, '{"query": "q", "passage": "good too", "score": 0}'])
     with pytest.raises(DataValidationError) as info:
@@ -249,11 +274,16 @@ def test_bad_jsonl_record_strict_lists_file_line_and_field(line, reason, field, 
     assert (problem.source, problem.location, problem.reason, problem.field) == (str(path), "line 2", reason, field)
 
 
-@pytest.mark.parametrize("line,reason,field,expected", BAD_JSONL_CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_JSONL_CASES)])
+@pytest.mark.parametrize(
+    "line,reason,field,expected", BAD_JSONL_CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_JSONL_CASES)]
+)
 def test_bad_jsonl_record_drop_mode_counts_it(line, reason, field, expected, tmp_path):
     path = write_lines(tmp_path / "bad.jsonl", [GOOD, line, '{"query": "q", "passage": "good too", "score": 0}'])
     records, report = read_triples(path, mode="drop")
-    assert records == [{"query": "q", "passage": "good", "score": 1.0}, {"query": "q", "passage": "good too", "score": 0.0}]
+    assert records == [
+        {"query": "q", "passage": "good", "score": 1.0},
+        {"query": "q", "passage": "good too", "score": 0.0},
+    ]
     assert (report.n_input, report.n_kept) == (3, 2)
     assert report.dropped == collections.Counter({reason: 1})
     assert [p.location for p in report.problems] == ["line 2"]
@@ -291,7 +321,13 @@ def test_a_record_with_several_problems_lists_all_and_counts_once(tmp_path):
 def test_undecodable_line_is_reported_and_the_rest_still_read(tmp_path):
     path = write_lines(
         tmp_path / "t.jsonl",
-        [GOOD, b'{"query": "q", "passage": "caf\xe9", "score": 0}', b"\xff\xfe", '{"query": "q", "passage": "", "score": 0}', '{"query": "q", "passage": "ok", "score": 0}'],
+        [
+            GOOD,
+            b'{"query": "q", "passage": "caf\xe9", "score": 0}',
+            b"\xff\xfe",
+            '{"query": "q", "passage": "", "score": 0}',
+            '{"query": "q", "passage": "ok", "score": 0}',
+        ],
     )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
@@ -321,7 +357,10 @@ def test_utf8_bom_is_accepted(tmp_path):
 
 def test_json_array_records_are_located_by_index_and_line(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text('[\n  {"query": "q", "passage": "p", "score": 1},\n\n  {"query": "q",\n   "passage": "x", "score": 1.5}\n]\n', encoding="utf-8")
+    path.write_text(
+        '[\n  {"query": "q", "passage": "p", "score": 1},\n\n  {"query": "q",\n   "passage": "x", "score": 1.5}\n]\n',
+        encoding="utf-8",
+    )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
     assert f"{path}:record 1 (line 4): field 'score' is 1.5" in str(info.value)
@@ -334,7 +373,9 @@ def test_json_array_records_are_located_by_index_and_line(tmp_path):
 @pytest.mark.parametrize("mode", MODES)
 def test_unparseable_json_array_is_an_error_in_both_modes(mode, tmp_path):
     path = tmp_path / "t.json"
-    path.write_text('[\n{"query": "q", "passage": "p", "score": 1},\n{"query": "q" "passage": "x"}\n]\n', encoding="utf-8")
+    path.write_text(
+        '[\n{"query": "q", "passage": "p", "score": 1},\n{"query": "q" "passage": "x"}\n]\n', encoding="utf-8"
+    )
     with pytest.raises(DataValidationError) as info:
         read_triples(path, mode=mode)
     text = str(info.value)
@@ -345,7 +386,9 @@ def test_unparseable_json_array_is_an_error_in_both_modes(mode, tmp_path):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_json_array_with_bad_bytes_names_the_lines_in_both_modes(mode, tmp_path):
-    path = write_lines(tmp_path / "t.json", [b"[", GOOD.encode() + b",", b'{"query": "\xff\xfe", "passage": "p", "score": 1}', b"]"])
+    path = write_lines(
+        tmp_path / "t.json", [b"[", GOOD.encode() + b",", b'{"query": "\xff\xfe", "passage": "p", "score": 1}', b"]"]
+    )
     with pytest.raises(DataValidationError) as info:
         read_triples(path, mode=mode)
     assert [(p.location, p.reason) for p in info.value.problems] == [("line 3", "undecodable")]
@@ -355,7 +398,11 @@ def test_json_array_with_bad_bytes_names_the_lines_in_both_modes(mode, tmp_path)
 @pytest.mark.parametrize(
     "content,reason,expected",
     [
-        ('{"query": "q", "passage": "p", "score": 1}\n{"query": "q", "passage": "n", "score": 0}\n', "not_an_array", "name the file .jsonl"),
+        (
+            '{"query": "q", "passage": "p", "score": 1}\n{"query": "q", "passage": "n", "score": 0}\n',
+            "not_an_array",
+            "name the file .jsonl",
+        ),
         ("", "invalid_json", "the file is empty"),
         ('[{"query": "q", "passage": "p", "score": 1}] []', "invalid_json", "extra data after the closing ']'"),
         ('[{"query": "q", "passage": "p", "score": 1},]', "invalid_json", "Expecting value"),
@@ -372,7 +419,10 @@ def test_json_file_that_is_not_one_array(content, reason, expected, tmp_path):
 
 
 def test_csv_scores_are_parsed_from_text(tmp_path):
-    path = write_lines(tmp_path / "t.csv", ["query,passage,score", "q,a,1", "q,b,0.5", "q,c, 0 ", "q,d,yes", "q,e,", "q,f,nan", "q,g,2"])
+    path = write_lines(
+        tmp_path / "t.csv",
+        ["query,passage,score", "q,a,1", "q,b,0.5", "q,c, 0 ", "q,d,yes", "q,e,", "q,f,nan", "q,g,2"],
+    )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
     assert [(p.location, p.reason, p.field) for p in info.value.problems] == [
@@ -392,10 +442,15 @@ def test_csv_scores_are_parsed_from_text(tmp_path):
 
 def test_csv_rows_with_wrong_column_count_and_multiline_fields(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text('query,passage,score\nq,"a, with comma",1\nq,b,0,extra\n\nq,"two\nlines",0\nq,c\nq,"d",0\n', encoding="utf-8")
+    path.write_text(
+        'query,passage,score\nq,"a, with comma",1\nq,b,0,extra\n\nq,"two\nlines",0\nq,c\nq,"d",0\n', encoding="utf-8"
+    )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
-    assert [(p.location, p.reason) for p in info.value.problems] == [("line 3", "invalid_row"), ("line 7", "invalid_row")]
+    assert [(p.location, p.reason) for p in info.value.problems] == [
+        ("line 3", "invalid_row"),
+        ("line 7", "invalid_row"),
+    ]
     assert f"{path}:line 3: row has 4 columns but the header has 3" in str(info.value)
     records, report = read_triples(path, mode="drop")
     assert [r["passage"] for r in records] == ["a, with comma", "two\nlines", "d"]
@@ -407,7 +462,10 @@ def test_csv_extra_column_is_an_extra_field_per_row(tmp_path):
     path = write_lines(tmp_path / "t.csv", ["query,passage,score,source", "q,a,1,web", "q,b,0,web"])
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
-    assert [(p.location, p.reason, p.field) for p in info.value.problems] == [("line 2", "extra_field", "source"), ("line 3", "extra_field", "source")]
+    assert [(p.location, p.reason, p.field) for p in info.value.problems] == [
+        ("line 2", "extra_field", "source"),
+        ("line 3", "extra_field", "source"),
+    ]
     records, _ = read_triples(path, allowed_extra_fields=["source"])
     assert records[1] == {"query": "q", "passage": "b", "score": 0.0, "source": "web"}
 
@@ -435,8 +493,8 @@ def test_csv_undecodable_line(tmp_path):
 def test_empty_files(tmp_path):
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("\n\n", encoding="utf-8")
-    assert read_triples(jsonl) == ([], read_triples(jsonl)[1])
-    assert read_triples(jsonl)[1].n_input == 0
+    records, report = read_triples(jsonl)
+    assert records == [] and (report.n_input, report.n_kept, report.ok) == (0, 0, True)
     csv_path = tmp_path / "t.csv"
     csv_path.write_text("", encoding="utf-8")
     with pytest.raises(DataValidationError, match="the file is empty"):
@@ -456,7 +514,12 @@ def test_missing_file_is_file_not_found(tmp_path):
 def test_duplicate_pair_keeps_the_first(tmp_path):
     path = write_lines(
         tmp_path / "t.jsonl",
-        [GOOD, '{"query": "q", "passage": "n", "score": 0}', '{"query": " q ", "passage": "good  ", "score": 1.0}', GOOD],
+        [
+            GOOD,
+            '{"query": "q", "passage": "n", "score": 0}',
+            '{"query": " q ", "passage": "good  ", "score": 1.0}',
+            GOOD,
+        ],
     )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
@@ -474,7 +537,12 @@ def test_duplicate_pair_keeps_the_first(tmp_path):
 def test_conflicting_labels_drop_every_record_of_the_pair(tmp_path):
     path = write_lines(
         tmp_path / "t.jsonl",
-        [GOOD, '{"query": "q", "passage": "p", "score": 1}', '{"query": "q", "passage": "n", "score": 0}', '{"query": "q", "passage": "p", "score": 0}'],
+        [
+            GOOD,
+            '{"query": "q", "passage": "p", "score": 1}',
+            '{"query": "q", "passage": "n", "score": 0}',
+            '{"query": "q", "passage": "p", "score": 0}',
+        ],
     )
     with pytest.raises(DataValidationError) as info:
         read_triples(path)
@@ -539,7 +607,15 @@ def test_messy_file_keeps_the_count_invariant(tmp_path):
     ]
     assert report.n_input == 10 and report.n_kept == 2
     assert report.dropped == collections.Counter(
-        {"undecodable": 1, "invalid_json": 1, "duplicate_pair": 1, "extra_field": 1, "no_positive": 1, "conflicting_labels": 2, "not_an_object": 1}
+        {
+            "undecodable": 1,
+            "invalid_json": 1,
+            "duplicate_pair": 1,
+            "extra_field": 1,
+            "no_positive": 1,
+            "conflicting_labels": 2,
+            "not_an_object": 1,
+        }
     )
     check_invariant(report)
     assert report.summary().splitlines()[0].startswith(f"{path}: 10 records, 2 kept, 8 dropped (2 conflicting_labels, ")
@@ -576,7 +652,12 @@ BAD_GROUPED_CASES = [
     ({"query": "q2", "pos": "p"}, "wrong_type", "pos", "field 'pos' is the string 'p', not a list"),
     ({"query": "q2", "pos": ["p", 3]}, "wrong_type", "pos[1]", "field 'pos[1]' is a number (3), not text"),
     ({"query": "q2", "pos": ["p"], "neg": ["n", " "]}, "empty_text", "neg[1]", "field 'neg[1]' is empty"),
-    ({"query": "q2", "pos": [], "neg": ["n"]}, "no_positive", "pos", "field 'pos' is empty; every query needs at least one relevant passage"),
+    (
+        {"query": "q2", "pos": [], "neg": ["n"]},
+        "no_positive",
+        "pos",
+        "field 'pos' is empty; every query needs at least one relevant passage",
+    ),
     ({"query": "q2", "pos": ["p", "n"], "neg": ["x", "n "]}, "conflicting_labels", "neg[1]", "neg[1] is also pos[1]"),
     ({"query": "q2", "pos": ["p", " p"]}, "duplicate_pair", "pos[1]", "field 'pos[1]' repeats pos[0]"),
     ({"query": " q ", "pos": ["other"]}, "duplicate_pair", "query", "the same query as line 1; merge the two records"),
@@ -588,10 +669,16 @@ BAD_GROUPED_CASES = [
 ]
 
 
-@pytest.mark.parametrize("record,reason,field,expected", BAD_GROUPED_CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_GROUPED_CASES)])
+@pytest.mark.parametrize(
+    "record,reason,field,expected",
+    BAD_GROUPED_CASES,
+    ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_GROUPED_CASES)],
+)
 def test_bad_grouped_record_in_both_modes(record, reason, field, expected, tmp_path):
     good = {"query": "q", "pos": ["p"], "neg": ["n"]}
-    path = write_lines(tmp_path / "g.jsonl", [json.dumps(good), json.dumps(record), json.dumps({"query": "q3", "pos": ["p3"]})])
+    path = write_lines(
+        tmp_path / "g.jsonl", [json.dumps(good), json.dumps(record), json.dumps({"query": "q3", "pos": ["p3"]})]
+    )
     with pytest.raises(DataValidationError) as info:
         read_grouped(path)
     (problem,) = info.value.problems
@@ -614,7 +701,9 @@ def test_grouped_json_array_location(tmp_path):
 
 
 def test_grouped_undecodable_and_invalid_json_lines(tmp_path):
-    path = write_lines(tmp_path / "g.jsonl", [b'{"query": "q", "pos": ["p"]}', b"\xfe", b"{oops", b'{"query": "r", "pos": ["p2"]}'])
+    path = write_lines(
+        tmp_path / "g.jsonl", [b'{"query": "q", "pos": ["p"]}', b"\xfe", b"{oops", b'{"query": "r", "pos": ["p2"]}']
+    )
     records, report = read_grouped(path, mode="drop")
     assert [r["query"] for r in records] == ["q", "r"]
     assert [(p.location, p.reason) for p in report.problems] == [("line 2", "undecodable"), ("line 3", "invalid_json")]
@@ -628,10 +717,18 @@ def test_grouped_undecodable_and_invalid_json_lines(tmp_path):
 
 def toy_dataset() -> RetrievalDataset:
     return RetrievalDataset(
-        corpus={"d1": "A building permit.", "d2": "重排序模型对候选段落重新打分。", "d3": "Unrelated text.", "d4": "Another doc."},
+        corpus={
+            "d1": "A building permit.",
+            "d2": "重排序模型对候选段落重新打分。",
+            "d3": "Unrelated text.",
+            "d4": "Another doc.",
+        },
         queries={"q1": "what is a bygglov?", "q2": "什么是重排序模型？", "q3": "graded query"},
         qrels={"q1": {"d1": 1.0, "d3": 0.0}, "q2": {"d2": 2.0}, "q3": {"d4": 0.5, "d1": 1.0}},
-        doc_meta={"d1": {"title": "Bygglov", "category": "permits"}, "d2": {"title": "重排序", "tags": ["zh", "rerank"]}},
+        doc_meta={
+            "d1": {"title": "Bygglov", "category": "permits"},
+            "d2": {"title": "重排序", "tags": ["zh", "rerank"]},
+        },
         query_meta={"q1": {"category": "permits"}, "q2": {"lang": "zh"}},
         name="toy",
     )
@@ -718,7 +815,15 @@ def write_bad_beir(folder):
             '{"_id": "d7"}',  # missing text
         ],
     )
-    write_lines(folder / "queries.jsonl", ['{"_id": "q1", "text": "first"}', '{"_id": "q2", "text": "second"}', '{"text": "no id"}', '{"_id": "q1", "text": "dup"}'])
+    write_lines(
+        folder / "queries.jsonl",
+        [
+            '{"_id": "q1", "text": "first"}',
+            '{"_id": "q2", "text": "second"}',
+            '{"text": "no id"}',
+            '{"_id": "q1", "text": "dup"}',
+        ],
+    )
     (folder / "qrels").mkdir()
     write_lines(
         folder / "qrels" / "test.tsv",
@@ -778,8 +883,18 @@ def test_beir_bad_input_drop(tmp_path):
     assert ds.qrels == {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}
     assert (report.n_input, report.n_kept) == (8 + 4 + 9, 3 + 2 + 2)
     assert report.dropped == collections.Counter(
-        {"duplicate_id": 2, "wrong_type": 1, "empty_text": 1, "undecodable": 1, "missing_field": 2, "invalid_row": 2,
-         "unknown_query_id": 1, "unknown_doc_id": 1, "duplicate_pair": 1, "conflicting_labels": 2}
+        {
+            "duplicate_id": 2,
+            "wrong_type": 1,
+            "empty_text": 1,
+            "undecodable": 1,
+            "missing_field": 2,
+            "invalid_row": 2,
+            "unknown_query_id": 1,
+            "unknown_doc_id": 1,
+            "duplicate_pair": 1,
+            "conflicting_labels": 2,
+        }
     )
     check_invariant(report)
 
@@ -811,7 +926,9 @@ def test_triples_to_grouped_and_back():
 
 
 def test_positive_threshold_is_half():
-    grouped = triples_to_grouped([{"query": "q", "passage": "a", "score": 0.5}, {"query": "q", "passage": "b", "score": 0.49}])
+    grouped = triples_to_grouped(
+        [{"query": "q", "passage": "a", "score": 0.5}, {"query": "q", "passage": "b", "score": 0.49}]
+    )
     assert grouped == [{"query": "q", "pos": ["a"], "neg": ["b"]}]
 
 
@@ -883,7 +1000,7 @@ def many_queries(n=200, groups=None) -> RetrievalDataset:
 def assert_pairwise_no_leakage(splits):
     names = list(splits)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert_no_leakage(splits[a], splits[b], names=(a, b))
 
 
@@ -935,7 +1052,7 @@ def test_group_key_keeps_groups_together():
         assert all(topics)
         sizes = [len(s) for s in splits.values()]
         assert sum(sizes) == 200 and all(n % 8 == 0 for n in sizes)  # 8 queries per topic
-        assert all(abs(n - target) <= 8 for n, target in zip(sizes, [140, 20, 40]))  # within one group
+        assert all(abs(n - target) <= 8 for n, target in zip(sizes, [140, 20, 40], strict=True))  # within one group
         assert_pairwise_no_leakage(splits)
     del ds.query_meta["q5"]["topic"]
     with pytest.raises(KeyError, match="'q5'.*'topic'"):
@@ -950,7 +1067,9 @@ def test_every_split_is_non_empty_and_too_few_groups_is_an_error():
         split_dataset(ds, group_key="topic")
 
 
-@pytest.mark.parametrize("fractions", [{}, {"train": 0.8, "test": 0}, {"train": -1, "test": 1}, {"train": "0.5"}, {"a": float("nan")}])
+@pytest.mark.parametrize(
+    "fractions", [{}, {"train": 0.8, "test": 0}, {"train": -1, "test": 1}, {"train": "0.5"}, {"a": float("nan")}]
+)
 def test_bad_fractions(fractions):
     with pytest.raises(ValueError, match="fraction"):
         split_dataset(many_queries(10), fractions=fractions)
@@ -982,7 +1101,9 @@ def test_split_triples_links_shared_positives_and_groups():
     records = triples_for(30)
     records.append({"query": "query 0 ", "passage": "extra", "score": 0.0, "topic": "t0"})  # same query text
     records.append({"query": "query 1", "passage": "passage 2", "score": 1.0, "topic": "t1"})  # shares q2's positive
-    records.append({"query": "query 3", "passage": "negative 4", "score": 0.0, "topic": "t3"})  # a shared negative links nothing
+    records.append(
+        {"query": "query 3", "passage": "negative 4", "score": 0.0, "topic": "t3"}
+    )  # a shared negative links nothing
     for seed in range(10):
         splits = split_triples(records, seed=seed)
         side = {r["query"].strip(): name for name, part in splits.items() for r in part}
@@ -1016,7 +1137,10 @@ def test_check_leakage_finds_a_planted_shared_query_and_positive():
     assert report.shared_queries == ["how do I apply?"]
     assert report.shared_positives == ["It costs 100."]
     assert not report.ok
-    assert str(report) == "leakage: 1 queries on both sides ('how do I apply?'); 1 positive passages on both sides ('It costs 100.')"
+    assert (
+        str(report)
+        == "leakage: 1 queries on both sides ('how do I apply?'); 1 positive passages on both sides ('It costs 100.')"
+    )
     with pytest.raises(LeakageError) as info:
         assert_no_leakage(train, test, names=("train", "test"))
     assert isinstance(info.value, ValueError)
@@ -1055,7 +1179,9 @@ def test_split_of_validated_file_round_trips_leak_free(tmp_path):
     splits = split_triples(records, group_key="topic")
     back = {}
     for name, part in splits.items():
-        back[name], _ = read_triples(write_triples(part, tmp_path / "splits" / f"{name}.csv"), allowed_extra_fields=("topic",))
+        back[name], _ = read_triples(
+            write_triples(part, tmp_path / "splits" / f"{name}.csv"), allowed_extra_fields=("topic",)
+        )
         assert back[name] == part
     assert_pairwise_no_leakage(back)
     assert math.isclose(sum(len(p) for p in back.values()), 100)
