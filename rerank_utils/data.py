@@ -220,6 +220,23 @@ class RetrievalDataset:
             name=name if name is not None else self.name,
         )
 
+    def sample(self, n: int, seed: int = 42) -> "RetrievalDataset":
+        """``n`` queries drawn at random (seeded), kept in their original order, over the SAME corpus.
+
+        The corpus stays whole so that a small sample is still a realistic retrieval task (the
+        ``smoke`` profile samples 40 queries over all 503 FAQ answers). ``n`` >= the number of queries
+        returns every query.
+        """
+        import random
+
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"sample(): n must be a positive integer, got {n!r}")
+        ids = list(self.queries)
+        if n >= len(ids):
+            return self.subset(ids)
+        chosen = set(random.Random(seed).sample(ids, n))
+        return self.subset([q for q in ids if q in chosen])
+
 
 # --------------------------------------------------------------------------------------------------
 # Small helpers shared by the validators
