@@ -171,15 +171,13 @@ def load_cross_encoder(
     An embedding model (the packaged default) loads with a NEW, randomly initialised scoring head: fine
     for timing and as the start of fine-tuning, meaningless as a ranker until it is trained.
     """
-    import logging
-
     from sentence_transformers import CrossEncoder
+    from transformers.utils import logging as hf_logging
 
     resolved = resolve_model(name)
-    # transformers logs a long warning about the newly initialised head; the docstring says it instead.
-    tf_logger = logging.getLogger("transformers.modeling_utils")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
+    # transformers logs long warnings about the newly initialised head; the docstring says it instead.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         return CrossEncoder(
             resolved,
@@ -190,4 +188,4 @@ def load_cross_encoder(
             **kwargs,
         )
     finally:
-        tf_logger.setLevel(level)
+        hf_logging.set_verbosity(level)

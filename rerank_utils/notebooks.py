@@ -63,13 +63,12 @@ class Recorder:
         self.data: dict[str, Any] = {}
         self._write()
 
-    def record(self, name: str, value: Any) -> Any:
-        """Store ``value`` under ``name``; returns ``value`` so a cell can record and show at once."""
+    def record(self, name: str, value: Any) -> None:
+        """Store ``value`` under ``name`` (numbers, text, lists, dicts, numpy values, DataFrames)."""
         if not isinstance(name, str) or not name:
             raise ValueError("record(): the name must be a non-empty string")
         self.data[name] = _jsonable(value)
         self._write()
-        return value
 
     def figure(self, fig, name: str, dpi: int = 110) -> Path:
         """Save a matplotlib figure as ``figures/<notebook>__<name>.png`` and list it in the records."""
@@ -96,11 +95,11 @@ def start_recording(notebook: str, profile: str) -> Recorder:
     return _CURRENT
 
 
-def record(name: str, value: Any) -> Any:
+def record(name: str, value: Any) -> None:
     """Record ``value`` under ``name`` for the notebook that called :func:`start_recording`."""
     if _CURRENT is None:
         raise RuntimeError("record() before start_recording(notebook, profile): call that in the setup cell")
-    return _CURRENT.record(name, value)
+    _CURRENT.record(name, value)
 
 
 def read_records(profile: str, notebook: str) -> dict[str, Any]:
@@ -111,8 +110,8 @@ def read_records(profile: str, notebook: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def environment_info(device: str | None = None) -> dict[str, str]:
-    """Print and return the versions a notebook runs on and the device it will use (setup cell)."""
+def environment_info(device: str | None = None) -> None:
+    """Print the versions a notebook runs on and the device it will use (setup cell)."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -132,7 +131,6 @@ def environment_info(device: str | None = None) -> dict[str, str]:
     if device:
         info["device"] = device
     print("  ".join(f"{k} {v}" for k, v in info.items()))
-    return info
 
 
 # ---------------------------------------------------------------------------------------------- runner

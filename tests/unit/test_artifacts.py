@@ -1,0 +1,57 @@
+"""Saving and reloading a profile's splits; rebuilding them when missing or made with other parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from rerank_utils import artifacts
+from rerank_utils.data import RetrievalDataset, check_leakage, read_triples, split_dataset
+
+
+def make_ds(n=30):
+    return RetrievalDataset(
+        corpus={f"d{i}": f"answer number {i}" for i in range(n)},
+        queries={f"q{i}": f"question number {i}?" for i in range(n)},
+        qrels={f"q{i}": {f"d{i}": 1.0} for i in range(n)},
+        doc_meta={f"d{i}": {"category": "c" + str(i % 3)} for i in range(n)},
+        query_meta={f"q{i}": {"category": "c" + str(i % 3)} for i in range(n)},
+        name="toy",
+    )
+
+
+def test_save_and_load_round_trip(tmp_path):
+    splits = split_dataset(make_ds(), seed=3)
+    folder = artifacts.save_splits(splits, tmp_path / "splits", {"seed": 3})
+    loaded = artifacts.load_splits(folder)
+    assert list(loaded) == list(splits) == ["train", "val", "test"]
+    for name in splits:
+        assert list(loaded[name].queries) == list(splits[name].queries)
+        assert loaded[name].qrels == splits[name].qrels
+        assert loaded[name].corpus == splits[name].corpus
+        assert loaded[name].query_meta == splits[name].query_meta
+        records, report = read_triples(folder / "triples" / f"{name}.jsonl")
+        assert report.ok and len(records) == len(splits[name])
+    assert check_leakage(loaded["train"], loaded["test"]).ok
+
+
+def test_load_without_meta_names_the_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match="01_data_preparation"):
+        artifacts.load_splits(tmp_path)
+
+
+def test_prepare_splits_reuses_or_rebuilds(monkeypatch):
+    calls = []
+
+    def fake_build(source):
+        calls.append(source)
+        return make_ds()
+
+    monkeypatch.setattr("rerank_utils.datasets.build_dataset", fake_build)
+    first = artifacts.prepare_splits("unit", "toy-source", seed=1, max_queries=20)
+    assert calls == ["toy-source"] and sum(len(s) for s in first.values()) == 20
+    again = artifacts.prepare_splits("unit", "toy-source", seed=1, max_queries=20)
+    assert calls == ["toy-source"]  # same parameters: read from artifacts, not rebuilt
+    assert {n: list(s.queries) for n, s in again.items()} == {n: list(s.queries) for n, s in first.items()}
+    artifacts.prepare_splits("unit", "toy-source", seed=2, max_queries=20)
+    assert calls == ["toy-source", "toy-source"]  # another seed: rebuilt
+    assert artifacts.saved_split_params("unit")["seed"] == 2
