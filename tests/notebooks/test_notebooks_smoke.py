@@ -60,8 +60,9 @@ def check_01_data_preparation(r):
     assert list(sizes) == ["train", "val", "test"] and sum(sizes.values()) == SMOKE.common["max_queries"]
     assert all(n > 0 for n in sizes.values())
     assert r["leakage_ok"] is True
-    assert len(set(r["formats_read_back"].values())) == 2  # triples formats agree; grouped/BEIR count queries
-    assert r["formats_read_back"]["triples (JSONL)"] == r["formats_read_back"]["triples (CSV)"]
+    back = r["formats_read_back"]  # triples count pairs; grouped records and BEIR queries count queries
+    assert back["triples (JSON array)"] == back["triples (JSONL)"] == back["triples (CSV)"] >= back["grouped (JSONL)"]
+    assert back["grouped (JSONL)"] == back["BEIR folder"] == sum(sizes.values())
     assert r["broken_file_kept"] == 2
     assert {"empty_text", "score_out_of_range", "invalid_json", "undecodable", "duplicate_pair", "conflicting_labels"} <= set(r["broken_file_dropped"])
     assert r["length_stats"]["queries"]["max"] < r["length_stats"]["query + positive passage"]["max"]
