@@ -29,14 +29,12 @@ import logging
 import os
 import random
 import re
-import socket
-import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-from urllib.parse import urlparse
 
 from .config import resolve_path
+from .models import hub_reachable, offline_env_var
 from .data import (
     DataValidationError,
     Problem,
@@ -105,45 +103,20 @@ def load_faq(lang: str = "en") -> RetrievalDataset:
 # Shared helpers: the hub check, errors that name file and line, paths
 # ---------------------------------------------------------------------------------------------------
 
-_OFFLINE_TRUE = {"1", "true", "yes", "on"}
-
-
 class HubDatasetUnavailable(ConnectionError):
     """A dataset was asked for by its Hugging Face hub id, but the hub cannot be reached."""
 
 
+_DATASET_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub accepts a TCP connection, decided within about ``timeout`` seconds.
-
-    ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` set to a true value: ``False`` at once. Otherwise one TCP
-    connection to the host of ``$HF_ENDPOINT`` (default ``https://huggingface.co``, port 443) is tried in
-    a daemon thread, so that not even a slow DNS lookup holds the caller past ``timeout`` + 1 s.
-    """
-    if _offline_env_var() is not None:
-        return False
-    parsed = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = parsed.hostname or "huggingface.co"
-    port = parsed.port or (80 if parsed.scheme == "http" else 443)
-    result: list[bool] = []
-
-    def _try() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    worker = threading.Thread(target=_try, name="hub-reachable", daemon=True)
-    worker.start()
-    worker.join(timeout + 1.0)
-    return bool(result and result[0])
+    """:func:`rerank_utils.models.hub_reachable`, also honouring ``HF_DATASETS_OFFLINE``."""
+    return hub_reachable(timeout, offline_vars=_DATASET_OFFLINE_VARS)
 
 
 def _offline_env_var() -> str | None:
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _OFFLINE_TRUE:
-            return var
-    return None
+    return offline_env_var(_DATASET_OFFLINE_VARS)
 
 
 def _hub_unavailable_message(dataset: str, split: str, detail: str = "") -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -54,27 +55,47 @@ def packaged_model_path() -> Path:
     return path
 
 
+#: Environment variables that switch the Hugging Face libraries to offline mode.
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_env_var(names: tuple[str, ...] = OFFLINE_VARS) -> str | None:
+    """The first of ``names`` set to a true value (``1``, ``true``, ``yes``, ``on``), else ``None``."""
+    for var in names:
+        if os.environ.get(var, "").strip().lower() in _OFFLINE_TRUE:
+            return var
+    return None
+
+
 def is_offline() -> bool:
     """True when the user asked for offline mode (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
-    return any(os.environ.get(v, "").strip().lower() in _OFFLINE_TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return offline_env_var() is not None
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0, offline_vars: tuple[str, ...] = OFFLINE_VARS) -> bool:
     """Whether the Hugging Face hub (``$HF_ENDPOINT`` or huggingface.co) accepts a TCP connection.
 
-    Returns ``False`` at once in offline mode; otherwise at most ``timeout`` seconds per address.
+    ``False`` at once when one of ``offline_vars`` is set. Otherwise one connection is tried in a
+    daemon thread, so that not even a slow DNS lookup holds the caller past ``timeout`` + 1 s.
     """
-    if is_offline():
+    if offline_env_var(offline_vars) is not None:
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
+    parsed = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host = parsed.hostname or "huggingface.co"
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def _try() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=_try, name="hub-reachable", daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    return bool(result and result[0])
 
 
 def _in_local_cache(repo_id: str) -> bool:
