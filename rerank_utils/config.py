@@ -48,19 +48,20 @@ class Profile:
 
 
 _SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
+_OFFLINE_COMMON = {
+    "seed": 42,
+    "device": "cpu",
+    "data_source": "faq-en",  # the packaged FAQ, English
+    "embedding_model": "default",  # the packaged all-MiniLM-L6-v2
+    "reranker_model": "default",
+    "max_queries": None,
+}
 
 PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="Default, offline: the whole packaged FAQ (English), packaged all-MiniLM-L6-v2.",
-        common={
-            "seed": 42,
-            "device": "cpu",
-            "data_source": "faq-en",
-            "embedding_model": "default",
-            "reranker_model": "default",
-            "max_queries": None,
-        },
+        common=_OFFLINE_COMMON,
         notebooks={
             "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 20, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
@@ -70,14 +71,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="CI and a first look: a few dozen FAQ queries, tiny sizes; every notebook in minutes.",
-        common={
-            "seed": 42,
-            "device": "cpu",
-            "data_source": "faq-en",
-            "embedding_model": "default",
-            "reranker_model": "default",
-            "max_queries": 40,
-        },
+        common={**_OFFLINE_COMMON, "max_queries": 40},
         notebooks={
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},

@@ -1590,6 +1590,15 @@ def check_leakage(a: Any, b: Any) -> LeakageReport:
     )
 
 
+def check_splits(splits: Mapping[str, Any]) -> dict[str, "LeakageReport"]:
+    """:func:`check_leakage` on every pair of ``splits`` (``{"train": ..., "val": ..., "test": ...}``),
+    keyed ``"train vs val"`` and so on. Introduced in notebook ``01_data_preparation``."""
+    names = list(splits)
+    return {
+        f"{a} vs {b}": check_leakage(splits[a], splits[b]) for i, a in enumerate(names) for b in names[i + 1 :]
+    }
+
+
 def assert_no_leakage(a: Any, b: Any, names: Sequence[str] = ("a", "b")) -> None:
     """Raise :class:`LeakageError` naming the first shared queries and positives, if there are any."""
     report = check_leakage(a, b)

@@ -31,6 +31,14 @@ def dataset_summary(ds: RetrievalDataset, category_key: str = "category") -> dic
     }
 
 
+def category_counts(splits: dict[str, RetrievalDataset], key: str = "category") -> dict[str, dict[str, int]]:
+    """Queries per split and per ``query_meta[key]`` (``"(none)"`` where a query lacks the key)."""
+    return {
+        name: dict(Counter(split.query_meta.get(q, {}).get(key, "(none)") for q in split.queries))
+        for name, split in splits.items()
+    }
+
+
 def token_lengths(tokenizer, texts: Sequence[str], batch_size: int = 256) -> list[int]:
     """Length of each text in tokens, special tokens included, without truncation."""
     out: list[int] = []

@@ -91,3 +91,22 @@ def test_sample_is_seeded_keeps_order_and_the_whole_corpus():
     assert len(ds.sample(500)) == 50
     with pytest.raises(ValueError, match="positive integer"):
         ds.sample(0)
+
+
+def test_category_counts_per_split():
+    from rerank_utils.stats import category_counts
+
+    ds = small_ds()
+    counts = category_counts({"train": ds.subset(["q1", "q2"]), "test": ds.subset(["q3"])})
+    assert counts == {"train": {"bygglov": 1, "skatt": 1}, "test": {"skatt": 1}}
+    assert category_counts({"all": ds}, key="paper_id") == {"all": {"(none)": 3}}
+
+
+def test_check_splits_names_every_pair_and_finds_a_planted_leak():
+    from rerank_utils.data import check_splits
+
+    ds = small_ds()
+    reports = check_splits({"train": ds.subset(["q1"]), "val": ds.subset(["q2"]), "test": ds.subset(["q1", "q3"])})
+    assert list(reports) == ["train vs val", "train vs test", "val vs test"]
+    assert reports["train vs val"].ok and reports["val vs test"].ok
+    assert reports["train vs test"].shared_queries == ["permit?"]
