@@ -94,3 +94,33 @@ def split_sizes(sizes: Mapping[str, Mapping[str, int]], title: str = ""):
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def mining_score_distributions(report, bins: int = 30, title: str = ""):
+    """Histograms of the kept hard negatives' retriever scores against the queries' best positive scores
+    (a :class:`rerank_utils.mining.MiningReport`). Overlap shows how hard the negatives are; the
+    margins keep every hard negative below its own query's positive.
+
+    Introduced in ``02_negative_mining``.
+    """
+    import numpy as np
+
+    hard = list(report.hard_scores)
+    pos = list(report.positive_scores)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    values = hard + pos
+    if values:
+        edges = np.histogram_bin_edges(np.asarray(values, dtype=float), bins=bins)
+        if hard:
+            ax.hist(hard, bins=edges, alpha=0.55, label=f"hard negatives (n={len(hard)})")
+        if pos:
+            ax.hist(pos, bins=edges, alpha=0.55, label=f"best positive per query (n={len(pos)})")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no retriever scores (random negatives only)", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("retriever score")
+    ax.set_ylabel("count")
+    ax.set_title(title or "Hard negatives vs positives: retriever scores")
+    fig.tight_layout()
+    return fig
