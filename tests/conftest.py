@@ -30,7 +30,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     words = "the a of to and is what how building permit law contract cost tax house roof water deduction".split()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz?.,")
     (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    tokenizer = BertTokenizerFast(vocab={tok: i for i, tok in enumerate(vocab)})  # transformers 5: `vocab=`
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
