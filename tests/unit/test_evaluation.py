@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from rerank_utils.evaluation import (
@@ -465,3 +466,52 @@ def test_run_agreement_counts_identical_top_k_order():
     assert run_agreement(a, b, k=3) == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         run_agreement({}, b)
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+def test_identical_systems_give_an_interval_covering_zero():
+    from rerank_utils.evaluation import paired_comparison
+
+    rng = np.random.default_rng(1)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.random(80))}
+    c = paired_comparison(a, dict(a), metric="ndcg@10")
+    assert c.diff == 0 and c.low <= 0 <= c.high and c.p_value == 1.0 and c.ties == 80 and not c.significant
+
+
+def test_a_dominating_system_gives_an_interval_above_zero():
+    from rerank_utils.evaluation import paired_comparison
+
+    rng = np.random.default_rng(2)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.random(100) * 0.5)}
+    b = {q: v + 0.1 + 0.05 * rng.random() for q, v in a.items()}
+    c = paired_comparison(a, b)
+    assert c.low > 0.09 and c.high < 0.16 and c.significant and c.p_value < 0.001 and c.wins == 100
+
+
+def test_noise_differences_are_not_significant_and_bootstrap_is_seeded():
+    from rerank_utils.evaluation import paired_comparison
+
+    rng = np.random.default_rng(3)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.random(60))}
+    b = {q: float(np.clip(v + rng.normal(0, 0.2), 0, 1)) for q, v in a.items()}
+    c1, c2 = paired_comparison(a, b, seed=5), paired_comparison(a, b, seed=5)
+    assert (c1.low, c1.high, c1.p_value) == (c2.low, c2.high, c2.p_value)
+    assert c1.low < c1.diff < c1.high and c1.wins + c1.losses + c1.ties == 60
+
+
+def test_paired_comparison_needs_the_same_queries():
+    from rerank_utils.evaluation import paired_comparison
+
+    with pytest.raises(ValueError, match="1 only in a, 0 only in b"):
+        paired_comparison({"q1": 0.5, "q2": 0.1}, {"q1": 0.4})
+
+
+def test_compare_two_eval_results():
+    from rerank_utils.evaluation import compare, evaluate_run
+
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}}
+    worse = evaluate_run({"q1": ["x", "d1"], "q2": ["x", "d2"], "q3": ["d3"]}, qrels, ["ndcg@10"])
+    better = evaluate_run({"q1": ["d1"], "q2": ["d2"], "q3": ["d3"]}, qrels, ["ndcg@10"])
+    c = compare(worse, better, "ndcg@10", n_resamples=2000)
+    assert c.metric == "ndcg@10" and c.wins == 2 and c.ties == 1
+    assert c.diff == pytest.approx((2 * (1 - 1 / np.log2(3))) / 3)
