@@ -95,13 +95,19 @@ def prepare_splits(
 ) -> dict[str, RetrievalDataset]:
     """The profile's saved splits if they were made with these parameters, else build and save them.
 
-    Notebooks after ``01`` call this, so each can run alone.
+    Notebooks after ``01`` call this with ``fractions=None`` and ``group_key=None``: then any split that
+    ``01`` saved for the same ``data_source``, ``seed`` and ``max_queries`` is reused, whatever fractions or
+    group key it used; when there is none, the default 70/10/20 split by query is built and saved, so each
+    notebook can also run alone.
     """
     from .datasets import build_dataset
 
     params = split_params(data_source, seed, fractions, group_key, max_queries)
-    if not rebuild and saved_split_params(profile) == params:
-        return load_splits(splits_dir(profile))
+    saved = saved_split_params(profile)
+    if not rebuild and saved is not None:
+        same_data = all(saved.get(k) == params[k] for k in ("data_source", "seed", "max_queries"))
+        if saved == params or (same_data and fractions is None and group_key is None):
+            return load_splits(splits_dir(profile))
     ds = build_dataset(data_source)
     if max_queries:
         ds = ds.sample(max_queries, seed=seed)

@@ -15,7 +15,7 @@ A cross-encoder learns from (query, passage, label) pairs, so besides the judged
 The ratio is **1 positive : N negatives per query**: every query gets exactly ``num_negatives``
 distinct negatives (when the corpus can supply them; otherwise as many as possible and the query is
 listed in ``report.short_queries``, never silently). A query with several positives still gets N
-negatives; at training time each positive is paired with those same N (:func:`to_training_rows`).
+negatives; at training time each positive is paired with those same N (:func:`rerank_utils.training.training_rows`).
 Queries without any positive are not mined (listed in ``report.no_positive_queries``).
 
 Rules that always hold:
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -59,12 +58,10 @@ __all__ = [
     "MiningResult",
     "mine_negatives",
     "negatives_to_triples",
-    "to_training_rows",
 ]
 
 STRATEGIES: tuple[str, ...] = ("random", "bm25", "dense", "mixed")
 HARD_SOURCES: tuple[str, ...] = ("dense", "bm25")
-ROW_FORMATS: tuple[str, ...] = ("labeled-pair", "n-tuple")
 _MAX_EXAMPLES = 5
 
 
@@ -489,41 +486,3 @@ def negatives_to_triples(ds: RetrievalDataset, result: MiningResult) -> list[dic
     """The guide's triples ``{query, passage, score}``: positives 1.0 (or their grade in (0, 1]),
     mined negatives 0.0 (:func:`rerank_utils.data.dataset_to_triples`)."""
     return dataset_to_triples(ds, negatives=result.negatives)
-
-
-def to_training_rows(ds: RetrievalDataset, result: MiningResult, fmt: str = "labeled-pair") -> list[dict]:
-    """Plain dict rows for sentence-transformers' ``CrossEncoderTrainer`` (``Dataset.from_list(rows)``).
-
-    * ``"labeled-pair"``: ``{"query", "passage", "label"}`` (label 1.0 / grade for positives, 0.0 for
-      negatives), for ``BinaryCrossEntropyLoss``.
-    * ``"n-tuple"``: ``{"query", "positive", "negative_1", ..., "negative_N"}``, one row per
-      (query, positive), for ``MultipleNegativesRankingLoss`` / ``CachedMultipleNegativesRankingLoss``.
-      Only queries with exactly N negatives (N = ``result.report.num_negatives``) can fill a row; the
-      others are skipped with a ``UserWarning`` that counts them.
-
-    Queries of ``ds`` absent from ``result`` get no negatives (so negatives mined on a whole dataset
-    work on its splits).
-    """
-    if fmt not in ROW_FORMATS:
-        raise ValueError(f"fmt must be one of {ROW_FORMATS}, got {fmt!r}")
-    if fmt == "labeled-pair":
-        return [{"query": t["query"], "passage": t["passage"], "label": float(t["score"])}
-                for t in negatives_to_triples(ds, result)]
-    n = result.report.num_negatives or max((len(v) for v in result.negatives.values()), default=0)
-    rows: list[dict] = []
-    skipped = 0
-    for qid, query in ds.queries.items():
-        positives = [d for d in ds.positives(qid) if d in ds.corpus]
-        if not positives:
-            continue
-        negs = list(dict.fromkeys(result.negatives.get(qid, ())))
-        if len(negs) != n or n == 0:
-            skipped += 1
-            continue
-        neg_texts = {f"negative_{i + 1}": ds.corpus[d].strip() for i, d in enumerate(negs)}
-        for p in positives:
-            rows.append({"query": query.strip(), "positive": ds.corpus[p].strip(), **neg_texts})
-    if skipped:
-        warnings.warn(f"to_training_rows(fmt='n-tuple'): {skipped} queries skipped (not exactly {n} negatives)",
-                      UserWarning, stacklevel=2)
-    return rows

@@ -124,3 +124,46 @@ def mining_score_distributions(report, bins: int = 30, title: str = ""):
     ax.set_title(title or "Hard negatives vs positives: retriever scores")
     fig.tight_layout()
     return fig
+
+
+def training_curves(curves: Mapping[str, list], baseline: float | None = None, title: str = ""):
+    """Training loss and validation NDCG@10 against epochs (from ``FineTuneResult.curves()``), with the
+    first stage's validation NDCG@10 as a dashed line. Introduced in ``03_fine_tuning``."""
+    fig, ax1 = plt.subplots(figsize=(6.5, 3.6))
+    loss = curves.get("train_loss", [])
+    if loss:
+        ax1.plot([e for e, _ in loss], [v for _, v in loss], color="tab:blue", alpha=0.8, label="training loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    val = curves.get("val_ndcg@10", [])
+    if val:
+        ax2.plot([e for e, _ in val], [v for _, v in val], "o-", color="tab:orange", label="validation NDCG@10")
+    if baseline is not None:
+        ax2.axhline(baseline, color="tab:orange", ls="--", alpha=0.6, label="first stage alone (validation)")
+    ax2.set_ylabel("validation NDCG@10", color="tab:orange")
+    ax2.set_ylim(0, 1)
+    lines = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax1.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax1.legend(lines, labels, fontsize=8, loc="lower left")
+    ax1.set_title(title or "Fine-tuning: loss and validation")
+    fig.tight_layout()
+    return fig
+
+
+def interval_plot(comparisons: Mapping[str, "object"], title: str = ""):
+    """Each comparison's mean difference with its 95 % interval (``PairedComparison`` objects); zero marked."""
+    names = list(comparisons)
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.55 * len(names)))
+    for i, name in enumerate(names):
+        c = comparisons[name]
+        color = "tab:green" if c.low > 0 else ("tab:red" if c.high < 0 else "tab:gray")
+        ax.errorbar(c.diff, i, xerr=[[c.diff - c.low], [c.high - c.diff]], fmt="o", color=color, capsize=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in NDCG@10 (95 % paired-bootstrap interval)")
+    ax.set_title(title or "Does reranking help?")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig

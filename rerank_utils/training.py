@@ -24,6 +24,8 @@ import logging
 import math
 import os
 import time
+import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -112,7 +114,8 @@ def training_rows(ds: RetrievalDataset, negatives: dict[str, list[str]], loss: s
 
     * ``bce``: ``{query, passage, label}``, one per (query, positive) and (query, negative).
     * ``mnrl``: ``{query, positive, negative_1, …, negative_N}``, one per (query, positive); N is the
-      smallest number of negatives any query has (queries are trimmed to it, so the columns line up).
+      number of negatives most queries have; a query with fewer cannot fill a row and is skipped, with a
+      warning that counts it (nothing is dropped silently).
     * ``lambda`` / ``listnet``: ``{query, docs, labels}``, one list per query (positives then negatives).
     """
     if loss not in LOSSES:
@@ -124,8 +127,14 @@ def training_rows(ds: RetrievalDataset, negatives: dict[str, list[str]], loss: s
             rows += [{"query": ds.queries[q], "passage": ds.corpus[d], "label": 1.0} for d in ds.positives(q)]
             rows += [{"query": ds.queries[q], "passage": ds.corpus[d], "label": 0.0} for d in negatives.get(q, [])]
     elif loss == "mnrl":
-        n = min((len(negatives.get(q, [])) for q in qids), default=0)
+        counts = Counter(len(negatives.get(q, [])) for q in qids)
+        n = max(counts, key=lambda k: (counts[k], k)) if counts else 0
+        short = [q for q in qids if len(negatives.get(q, [])) < n]
+        if short:
+            warnings.warn(f"training_rows(loss='mnrl'): {len(short)} queries skipped (fewer than {n} negatives)", UserWarning, stacklevel=2)
         for q in qids:
+            if q in short:
+                continue
             for p in ds.positives(q):
                 row = {"query": ds.queries[q], "positive": ds.corpus[p]}
                 row.update({f"negative_{i + 1}": ds.corpus[d] for i, d in enumerate(negatives.get(q, [])[:n])})

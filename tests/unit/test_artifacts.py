@@ -55,3 +55,13 @@ def test_prepare_splits_reuses_or_rebuilds(monkeypatch):
     artifacts.prepare_splits("unit", "toy-source", seed=2, max_queries=20)
     assert calls == ["toy-source", "toy-source"]  # another seed: rebuilt
     assert artifacts.saved_split_params("unit")["seed"] == 2
+
+
+def test_later_notebooks_reuse_whatever_split_01_saved(monkeypatch):
+    monkeypatch.setattr("rerank_utils.datasets.build_dataset", lambda source: make_ds())
+    grouped = artifacts.prepare_splits("unit2", "toy", seed=1, fractions={"train": 0.5, "test": 0.5}, group_key="category")
+    reused = artifacts.prepare_splits("unit2", "toy", seed=1)  # what notebooks 02+ call
+    assert list(reused) == ["train", "test"]
+    assert {n: list(s.queries) for n, s in reused.items()} == {n: list(s.queries) for n, s in grouped.items()}
+    other = artifacts.prepare_splits("unit2", "toy", seed=1, max_queries=10)  # other data: rebuilt by default
+    assert list(other) == ["train", "val", "test"] and sum(len(s) for s in other.values()) == 10

@@ -17,7 +17,6 @@ from rerank_utils.mining import (
     MiningReport,
     mine_negatives,
     negatives_to_triples,
-    to_training_rows,
 )
 from rerank_utils.retrieval import BM25Retriever, DenseRetriever
 
@@ -415,11 +414,13 @@ def test_triples_and_training_rows(ds, enc):
     assert all(set(t) == {"query", "passage", "score"} for t in triples)
     assert sum(t["score"] == 1.0 for t in triples) == n_pos
 
-    pairs = to_training_rows(ds, result, fmt="labeled-pair")
+    from rerank_utils.training import training_rows
+
+    pairs = training_rows(ds, result.negatives, "bce")
     assert len(pairs) == len(triples)
     assert all(set(r) == {"query", "passage", "label"} for r in pairs)
 
-    rows = to_training_rows(ds, result, fmt="n-tuple")
+    rows = training_rows(ds, result.negatives, "mnrl")
     assert len(rows) == n_pos  # one per (query, positive): q_two gives two
     assert all(list(r) == ["query", "positive", "negative_1", "negative_2", "negative_3"] for r in rows)
     two = [r for r in rows if r["query"] == ds.queries["q_two"]]
@@ -427,10 +428,10 @@ def test_triples_and_training_rows(ds, enc):
 
     result.negatives["q_dog"] = result.negatives["q_dog"][:1]
     with pytest.warns(UserWarning, match="1 queries skipped"):
-        rows = to_training_rows(ds, result, fmt="n-tuple")
+        rows = training_rows(ds, result.negatives, "mnrl")
     assert len(rows) == n_pos - 1
     with pytest.raises(ValueError):
-        to_training_rows(ds, result, fmt="triplet")
+        training_rows(ds, result.negatives, "triplet")
 
 
 def test_report_summary_and_examples(ds, enc):
