@@ -48,6 +48,39 @@ class Profile:
 
 
 _SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
+_MINING_NB = {  # 02_negative_mining, cpu values
+    "strategies": ["random", "bm25", "dense", "mixed"],
+    "num_negatives": 4,
+    "hard_fraction": 0.5,
+    "relative_margin": 0.05,
+    "skip_top": 0,
+    "compare_train_queries": 120,
+    "compare_epochs": 1,
+    "learning_rate": 1e-4,
+    "batch_size": 16,
+    "max_length": 128,
+    "top_k": 20,
+}
+_FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation (benchmarks/recipe_search.py)
+    "loss": "bce",
+    "negatives": "mixed",
+    "num_negatives": 5,
+    "hard_fraction": 0.4,
+    "hard_source": "dense",
+    "relative_margin": 0.05,
+    "epochs": 3,
+    "learning_rate": 1e-4,
+    "batch_size": 16,
+    "max_length": 128,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "early_stopping_patience": 2,
+    "top_k": 20,
+    "engine_train_queries": 40,
+    "engine_epochs": 1,
+}
+# Hub profiles start from a pretrained reranker: the guide's hyper-parameters (section 12).
+_HUB_FINETUNE = {**_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "engine_train_queries": 200}
 _OFFLINE_COMMON = {
     "seed": 42,
     "device": "cpu",
@@ -65,6 +98,8 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 20, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
+            "02_negative_mining": _MINING_NB,
+            "03_fine_tuning": _FINETUNE_NB,
         },
         cell_timeout=1800,
     ),
@@ -75,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
+            "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
+            "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10},
         },
         cell_timeout=600,
     ),
@@ -92,6 +129,8 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 50, "batch_size": 64},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
+            "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
+            "03_fine_tuning": _HUB_FINETUNE,
         },
         cell_timeout=7200,
         needs_hub=True,
@@ -110,6 +149,8 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [5, 10, 20], "latency_queries": 10, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
+            "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
+            "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
         },
         cell_timeout=3600,
         needs_hub=True,

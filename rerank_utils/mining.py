@@ -172,6 +172,28 @@ class MiningReport:
     def __str__(self) -> str:
         return self.summary()
 
+    def row(self) -> dict:
+        """One line of a comparison table (``compare_reports``)."""
+        import statistics
+
+        return {
+            "negatives": self.total,
+            **{f"from {s}": n for s, n in sorted(self.counts.items())},
+            "dropped as likely false negatives": self.dropped_false_negative,
+            "dropped by cross-encoder filter": self.dropped_by_filter,
+            "random top-ups": self.topped_up,
+            "short queries": len(self.short_queries),
+            "median hard score": statistics.median(self.hard_scores) if self.hard_scores else None,
+            "median positive score": statistics.median(self.positive_scores) if self.positive_scores else None,
+        }
+
+
+def compare_reports(reports: dict[str, "MiningReport"]):
+    """A table (pandas DataFrame) with one row per mining run, e.g. per strategy (notebook 02)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: r.row() for name, r in reports.items()}).T.fillna(0)
+
 
 @dataclass
 class MiningResult:

@@ -56,6 +56,13 @@ def zscore_fusion(run_a: dict[str, dict], run_b: dict[str, dict], weight_a: floa
     return out
 
 
+def fuse_with_first_stage(reranked: dict[str, dict], first_stage: dict[str, dict], weight: float, top_k: int = 20):
+    """Fuse a reranked run with the first stage's scores of the same top-``top_k`` candidates:
+    ``weight`` on the reranker (1.0 = the reranker alone, 0.0 = the first stage alone)."""
+    top = {q: {d: first_stage[q][d] for d in rank(first_stage[q])[:top_k]} for q in reranked if q in first_stage}
+    return zscore_fusion(reranked, top, weight_a=weight)
+
+
 def _z(scores: dict[str, float], docs: list[str]) -> dict[str, float]:
     if not scores:
         return {d: 0.0 for d in docs}

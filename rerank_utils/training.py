@@ -312,6 +312,10 @@ def fine_tune(
         evaluator=evaluator,
         callbacks=callbacks,
     )
+    if not show_progress:  # no per-step log dicts printed either
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     if resume_from_checkpoint is True and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"resume_from_checkpoint=True but {ckpt_dir} holds no checkpoint-* folder")
     t0 = time.perf_counter()

@@ -68,12 +68,41 @@ def check_01_data_preparation(r):
     assert r["length_stats"]["queries"]["max"] < r["length_stats"]["query + positive passage"]["max"]
 
 
+def check_02_negative_mining(r):
+    params = SMOKE.parameters_for("02_negative_mining")
+    assert set(r["mining"]) == set(params["strategies"])
+    for strategy, per_query in r["negatives_per_query"].items():
+        assert len(per_query) == r["train_queries"]
+        assert set(per_query.values()) == {params["num_negatives"]}, strategy  # exact ratio, every query
+    assert r["mining"]["random"]["from random"] == params["num_negatives"] * r["train_queries"]
+    for strategy in params["strategies"]:
+        row = r["comparison"][strategy]
+        assert _unit(row["val NDCG@10, BM25 + CE"]) and _unit(row["val NDCG@10, bi-encoder + CE"])
+    assert set(r["_figures"]) == {"dense_score_distributions", "strategies_validation"}
+
+
+def check_03_fine_tuning(r):
+    assert _unit(r["best_val_ndcg@10"]) and _unit(r["val_first_stage_ndcg@10"])
+    assert len(r["curves"]["val_ndcg@10"]) == SMOKE.parameters_for("03_fine_tuning")["epochs"]
+    assert r["train_seconds"] > 0 and r["pairs_per_second"] > 0
+    table = r["test_table"]
+    assert set(table) == {"BM25", "BM25 + reranker", "bi-encoder", "bi-encoder + reranker"}
+    assert all(_unit(v) for row in table.values() for v in row.values())
+    a = r["test_comparisons"]["BM25 + reranker vs BM25"]
+    assert a["low"] <= a["diff"] <= a["high"] and r["gate_a"] == (a["low"] > 0)
+    assert "Gate (a)" in r["verdict"] and ("HOLDS" in r["verdict"] or "does NOT hold" in r["verdict"])
+    assert r["engine_best_val"] is not None
+    assert set(r["_figures"]) == {"training_curves", "test_intervals"}
+
+
 CHECKS = {name.removeprefix("check_"): fn for name, fn in globals().items() if name.startswith("check_")}
 
 
 def test_every_notebook_ran(smoke_run):
     summary, root = smoke_run
     assert summary.notebooks == NOTEBOOKS
+    model = root / "smoke" / "models" / "reranker"
+    assert (model / "config.json").is_file() and "## rerank-finetune" in (model / "README.md").read_text()
     assert (root / "smoke" / "REPORT.md").is_file()
     for stem in NOTEBOOKS:
         assert (root / "smoke" / "executed" / f"{stem}.ipynb").is_file()

@@ -1,0 +1,260 @@
+"""A *recipe* = how negatives are mined + how the model is trained. Train one, and judge it on the
+validation queries (choices) or the test queries (the reported result, with intervals).
+
+Used by notebooks ``02_negative_mining`` and ``03_fine_tuning`` and by ``benchmarks/recipe_search.py``,
+so the search, the notebooks and the profile's default recipe run the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import RetrievalDataset
+from .evaluation import EvalResult, PairedComparison, compare, evaluate_run
+from .mining import MiningConfig, MiningReport, mine_negatives
+from .reranking import rerank_run
+from .retrieval import BM25Retriever, DenseRetriever
+from .training import FineTuneResult, TrainingConfig, fine_tune, reranking_samples, training_rows
+
+METRICS = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@20")
+
+
+@dataclass
+class Recipe:
+    name: str
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    train_queries: int | None = None  # train on a seeded sample of this many queries (None: all)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "mining": asdict(self.mining), "training": asdict(self.training), "train_queries": self.train_queries}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        return cls(d["name"], MiningConfig(**d["mining"]), TrainingConfig(**d["training"]), d.get("train_queries"))
+
+
+class FirstStages:
+    """BM25 and the bi-encoder over one corpus, built once and shared by mining, validation and tests."""
+
+    def __init__(self, corpus: dict[str, str], bi_encoder, lang: str = "auto", batch_size: int = 64):
+        self.corpus = corpus
+        self.bm25 = BM25Retriever(corpus, lang=lang)
+        self.dense = DenseRetriever(corpus, bi_encoder, batch_size=batch_size)
+
+    def runs(self, queries: dict[str, str], top_k: int = 20) -> dict[str, dict]:
+        """``{"BM25": run, "bi-encoder": run}`` for ``queries``."""
+        return {"BM25": self.bm25.search(queries, top_k=top_k), "bi-encoder": self.dense.search(queries, top_k=top_k)}
+
+    def retriever_for(self, mining: MiningConfig):
+        source = mining.source
+        return {"dense": self.dense, "bm25": self.bm25}.get(source) if source else None
+
+
+@dataclass
+class RecipeRun:
+    recipe: Recipe
+    result: FineTuneResult
+    mining_report: MiningReport
+    mining_seconds: float
+    val_first_stage_ndcg: float
+
+    @property
+    def model(self):
+        return self.result.model
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.name,
+            "val ndcg@10 (best)": self.result.best_metric,
+            "first stage val ndcg@10": self.val_first_stage_ndcg,
+            "train s": round(self.result.train_seconds, 1),
+            "pairs/s": round(self.result.pairs_per_second, 1),
+            "epochs run": max((h.get("epoch", 0) for h in self.result.history), default=0),
+        }
+
+
+def train_recipe(
+    recipe: Recipe,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    first_stages: FirstStages,
+    output_dir: str | Path,
+    base_model: str = "default",
+    val_first_stage: str = "bi-encoder",
+    top_k: int = 20,
+    device: str | None = None,
+    show_progress: bool = False,
+    card: dict | None = None,
+) -> RecipeRun:
+    """Mine negatives for ``train`` as the recipe says, fine-tune, and validate by reranking the
+    validation queries' ``val_first_stage`` top-``top_k`` (NDCG@10) after each epoch."""
+    if recipe.train_queries:
+        train = train.sample(recipe.train_queries, seed=recipe.mining.seed)
+    t0 = time.perf_counter()
+    mined = mine_negatives(train, recipe.mining, retriever=first_stages.retriever_for(recipe.mining))
+    mining_seconds = time.perf_counter() - t0
+    rows = training_rows(train, mined.negatives, recipe.training.loss)
+    val_runs = first_stages.runs(val.queries, top_k=top_k)
+    samples = reranking_samples(val, val_runs[val_first_stage], top_k=top_k)
+    first_ndcg = evaluate_run(val_runs[val_first_stage], val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+    info = {"base_model": base_model, "data": f"{train.name}: {len(train)} training queries, {len(rows)} rows", "recipe": recipe.to_dict()}
+    result = fine_tune(
+        base_model, rows, output_dir, recipe.training, val_samples=samples, device=device,
+        show_progress=show_progress, card={**info, **(card or {})},
+    )
+    return RecipeRun(recipe, result, mined.report, mining_seconds, first_ndcg)
+
+
+@dataclass
+class RerankEvaluation:
+    """Every first stage alone and reranked, on the same queries, with paired comparisons."""
+
+    results: dict[str, EvalResult]
+    comparisons: dict[str, PairedComparison]
+    runs: dict[str, dict]
+
+    def table(self, metrics=METRICS):
+        import pandas as pd
+
+        return pd.DataFrame({name: {m: r.aggregate[m] for m in metrics} for name, r in self.results.items()}).T
+
+    def comparison_table(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                name: {
+                    "NDCG@10 before": c.mean_a, "NDCG@10 after": c.mean_b, "difference": c.diff,
+                    "relative": c.diff / c.mean_a if c.mean_a else float("nan"),
+                    "95% CI low": c.low, "95% CI high": c.high, "p": c.p_value,
+                    "wins": c.wins, "losses": c.losses, "significant": c.significant,
+                }
+                for name, c in self.comparisons.items()
+            }
+        ).T
+
+
+def evaluate_reranker(
+    model,
+    ds: RetrievalDataset,
+    first_stage_runs: dict[str, dict],
+    top_k: int = 20,
+    metrics=METRICS,
+    label: str = "reranker",
+    batch_size: int = 32,
+    seed: int = 0,
+) -> RerankEvaluation:
+    """Each first stage alone vs its top-``top_k`` reranked by ``model``; paired bootstrap intervals."""
+    results, comparisons, runs = {}, {}, {}
+    for name, run in first_stage_runs.items():
+        alone = evaluate_run(run, ds.qrels, list(metrics))
+        reranked_run = rerank_run(model, ds, run, top_k=top_k, batch_size=batch_size)
+        reranked = evaluate_run(reranked_run, ds.qrels, list(metrics))
+        results[name] = alone
+        results[f"{name} + {label}"] = reranked
+        runs[name], runs[f"{name} + {label}"] = run, reranked_run
+        comparisons[f"{name} + {label} vs {name}"] = compare(alone, reranked, "ndcg@10", seed=seed)
+    return RerankEvaluation(results, comparisons, runs)
+
+
+def compare_negative_strategies(
+    strategies: list[str],
+    mining: MiningConfig,
+    training: TrainingConfig,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    first_stages: FirstStages,
+    workdir: str | Path,
+    base_model: str = "default",
+    train_queries: int | None = None,
+    top_k: int = 20,
+    device: str | None = None,
+):
+    """Fine-tune once per negative strategy (everything else equal) and score each on validation:
+    NDCG@10 of reranking BM25's and the bi-encoder's top-``top_k``. Returns a DataFrame (notebook 02)."""
+    import pandas as pd
+    from dataclasses import replace
+
+    val_runs = first_stages.runs(val.queries, top_k=top_k)
+    rows = {}
+    for strategy in strategies:
+        recipe = Recipe(strategy, replace(mining, strategy=strategy), training, train_queries)
+        run = train_recipe(recipe, train, val, first_stages, Path(workdir) / strategy, base_model, top_k=top_k, device=device)
+        ev = evaluate_reranker(run.model, val, val_runs, top_k=top_k)
+        rows[strategy] = {
+            "val NDCG@10, BM25 + CE": ev.results["BM25 + reranker"].aggregate["ndcg@10"],
+            "val NDCG@10, bi-encoder + CE": ev.results["bi-encoder + reranker"].aggregate["ndcg@10"],
+            "train s": round(run.result.train_seconds, 1),
+            "final train loss": next((h["loss"] for h in reversed(run.result.history) if "loss" in h), None),
+        }
+    for name in ("BM25", "bi-encoder"):
+        rows[f"{name} alone (no reranker)"] = {
+            f"val NDCG@10, {name} + CE": evaluate_run(val_runs[name], val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+        }
+    return pd.DataFrame(rows).T
+
+
+def fusion_search(
+    model, val: RetrievalDataset, val_run: dict, weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), top_k: int = 20
+) -> tuple[float, dict[float, float]]:
+    """Choose the weight of the reranker's z-scored score against the first stage's on VALIDATION:
+    returns ``(best weight, {weight: val NDCG@10})``. Weight 1.0 is the reranker alone, 0.0 the first stage."""
+    from .reranking import fuse_with_first_stage
+
+    ce_run = rerank_run(model, val, val_run, top_k=top_k)
+    scores = {}
+    for w in weights:
+        fused = fuse_with_first_stage(ce_run, val_run, w, top_k=top_k)
+        scores[w] = evaluate_run(fused, val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+    best = max(scores, key=lambda w: (scores[w], -abs(w - 0.5)))
+    return best, scores
+
+
+def gate_verdict(ev: RerankEvaluation, label: str = "reranker") -> str:
+    """The plain-language verdict on the fine-tuning gate (issue 3): (a) BM25 top-20 reranked beats BM25
+    with the interval above zero; (b) the bi-encoder top-20 reranked against the bi-encoder alone."""
+    a = ev.comparisons[f"BM25 + {label} vs BM25"]
+    b = ev.comparisons[f"bi-encoder + {label} vs bi-encoder"]
+
+    def say(c: PairedComparison) -> str:
+        if c.low > 0:
+            return f"better, and the 95 % interval [{c.low:+.3f}, {c.high:+.3f}] is above zero"
+        if c.high < 0:
+            return f"worse: the 95 % interval [{c.low:+.3f}, {c.high:+.3f}] is below zero"
+        return f"not distinguishable: the 95 % interval [{c.low:+.3f}, {c.high:+.3f}] contains zero"
+
+    return (
+        f"(a) BM25 top-20 reranked: NDCG@10 {a.mean_a:.3f} -> {a.mean_b:.3f} ({a.diff:+.3f}): {say(a)}. "
+        f"Gate (a) {'HOLDS' if a.low > 0 else 'does NOT hold'}.\n"
+        f"(b) bi-encoder top-20 reranked: NDCG@10 {b.mean_a:.3f} -> {b.mean_b:.3f} ({b.diff:+.3f}): {say(b)}. "
+        f"The stretch goal (b) {'HOLDS' if b.low > 0 else 'does NOT hold'}."
+    )
+
+
+def search_table(path: str | Path):
+    """The recipe search's results (``benchmarks/recipe_search.py``) as a DataFrame, best validation first;
+    ``None`` when the search has not been run."""
+    import json
+
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text(encoding="utf-8"))
+    rows = {}
+    for name, r in done.items():
+        ti = r["test_intervals"]
+        rows[name] = {
+            "val (mean of BM25+CE, bi+CE)": r["val_score"],
+            "test BM25+CE": r["test"]["BM25 + reranker"],
+            "test BM25+CE - BM25 [95% CI]": "{:+.3f} [{:+.3f}, {:+.3f}]".format(*ti["BM25 + reranker vs BM25"][:3]),
+            "test bi+CE": r["test"]["bi-encoder + reranker"],
+            "test bi+CE - bi [95% CI]": "{:+.3f} [{:+.3f}, {:+.3f}]".format(*ti["bi-encoder + reranker vs bi-encoder"][:3]),
+            "train s": round(r["train_seconds"]),
+        }
+    return pd.DataFrame(rows).T.sort_values("val (mean of BM25+CE, bi+CE)", ascending=False)
