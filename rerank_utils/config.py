@@ -62,15 +62,15 @@ _MINING_NB = {  # 02_negative_mining, cpu values
     "top_k": 20,
 }
 _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation (benchmarks/recipe_search.py)
-    "loss": "bce",
+    "loss": "lambda",  # listwise LambdaLoss over each query's 1 positive + 7 negatives
     "negatives": "mixed",
-    "num_negatives": 5,
-    "hard_fraction": 0.4,
+    "num_negatives": 7,
+    "hard_fraction": 0.43,  # 3 dense hard negatives + 4 random ones per query
     "hard_source": "dense",
     "relative_margin": 0.05,
     "epochs": 3,
     "learning_rate": 1e-4,
-    "batch_size": 16,
+    "batch_size": 4,  # queries per step (each with its 8 candidates)
     "max_length": 128,
     "warmup_ratio": 0.1,
     "weight_decay": 0.01,
@@ -80,7 +80,7 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "engine_epochs": 1,
 }
 # Hub profiles start from a pretrained reranker: the guide's hyper-parameters (section 12).
-_HUB_FINETUNE = {**_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "engine_train_queries": 200}
+_HUB_FINETUNE = {**_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "batch_size": 8, "engine_train_queries": 200}
 _OFFLINE_COMMON = {
     "seed": 42,
     "device": "cpu",
