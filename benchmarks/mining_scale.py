@@ -59,6 +59,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--num-negatives", type=int, default=4)
     ap.add_argument("--strategy", default="dense", choices=["dense", "mixed"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", default="exact", choices=["exact", "faiss"], help="DenseRetriever backend")
     ap.add_argument("--out", default="benchmarks/results/mining_scale.json")
     args = ap.parse_args(argv)
 
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
     encoder = LookupEncoder(docs, queries)
     inputs_mb = (docs.nbytes + queries.nbytes) / 2**20
     config = MiningConfig(strategy=args.strategy, num_negatives=args.num_negatives, range_max=args.top_k,
-                          hard_source="dense")
+                          hard_source="dense", dense_backend=args.backend)
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
     tracemalloc.start()
@@ -96,6 +97,7 @@ def main(argv=None) -> dict:
         "top_k": args.top_k,
         "chunk_size": args.chunk_size,
         "strategy": args.strategy,
+        "backend": args.backend,
         "num_negatives": args.num_negatives,
         "wall_s": round(wall, 2),
         "queries_per_s": round(args.queries / wall, 1),

@@ -85,11 +85,14 @@ class MiningConfig:
     absolute_margin: float | None = None
     seed: int = 42
     lang: str = "auto"
+    dense_backend: str = "exact"  # "exact" (numpy, chunked) or "faiss" (large corpora; needs faiss-cpu)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.dense_backend not in ("exact", "faiss"):
+            raise ValueError(f"dense_backend must be 'exact' or 'faiss', got {self.dense_backend!r}")
         if self.hard_source not in HARD_SOURCES:
             raise ValueError(f"hard_source must be one of {HARD_SOURCES}, got {self.hard_source!r}")
         for name in ("num_negatives", "range_max"):
@@ -242,7 +245,7 @@ def _get_retriever(ds: RetrievalDataset, config: MiningConfig, model: Any, retri
         from .models import load_bi_encoder
 
         model = load_bi_encoder("default")
-    return DenseRetriever(ds.corpus, model)
+    return DenseRetriever(ds.corpus, model, backend=config.dense_backend)
 
 
 def _search(retriever: Any, queries: dict[str, str], top_k: int, chunk_size: int) -> dict[str, dict[str, float]]:

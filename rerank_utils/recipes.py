@@ -32,10 +32,6 @@ class Recipe:
     def to_dict(self) -> dict:
         return {"name": self.name, "mining": asdict(self.mining), "training": asdict(self.training), "train_queries": self.train_queries}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        return cls(d["name"], MiningConfig(**d["mining"]), TrainingConfig(**d["training"]), d.get("train_queries"))
-
 
 class FirstStages:
     """BM25 and the bi-encoder over one corpus, built once and shared by mining, validation and tests."""

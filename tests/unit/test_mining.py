@@ -456,3 +456,17 @@ def test_score_distribution_figure(ds, enc):
     result = mine_negatives(ds, MiningConfig(strategy="dense"), model=enc)
     assert isinstance(mining_score_distributions(result.report), Figure)
     assert isinstance(mining_score_distributions(MiningReport()), Figure)
+
+
+def test_dense_mining_with_the_faiss_backend_matches_exact(ds, enc):
+    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    exact = mine_negatives(ds, MiningConfig(strategy="dense", num_negatives=3), model=enc)
+    with_faiss = mine_negatives(ds, MiningConfig(strategy="dense", num_negatives=3, dense_backend="faiss"), model=enc)
+    assert with_faiss.report.counts == exact.report.counts
+    # the same negatives up to ties: a doc and its exact duplicate score the same, and FAISS orders ties its own way
+    def hard_scores(result):
+        return {q: sorted(round(result.scores[(q, d)], 5) for d in n if (q, d) in result.scores) for q, n in result.negatives.items()}
+
+    assert hard_scores(with_faiss) == hard_scores(exact)
+    with pytest.raises(ValueError, match="dense_backend must be 'exact' or 'faiss'"):
+        MiningConfig(dense_backend="annoy").validate()

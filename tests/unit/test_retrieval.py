@@ -322,3 +322,46 @@ def test_dense_with_tiny_sentence_transformer(tmp_path, monkeypatch):
     # a path is loaded with SentenceTransformer
     by_path = DenseRetriever(corpus, tmp_path / "bert")
     assert np.allclose(by_path.doc_embeddings, dense.doc_embeddings, atol=1e-5)
+
+
+class RandomVectors:
+    """A fake encoder: a fixed random unit vector per text (no ties in practice)."""
+
+    def __init__(self, dim=16, seed=0):
+        self.dim, self.rng, self.table = dim, np.random.default_rng(seed), {}
+
+    def encode(self, texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True, **kw):
+        for t in texts:
+            if t not in self.table:
+                self.table[t] = self.rng.normal(size=self.dim)
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+def test_faiss_flat_backend_equals_exact_search():
+    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    enc = RandomVectors()
+    corpus = {f"d{i}": f"doc {i}" for i in range(300)}
+    queries = {f"q{i}": f"query {i}" for i in range(40)}
+    exact = DenseRetriever(corpus, enc).search(queries, top_k=10)
+    flat = DenseRetriever(corpus, enc, backend="faiss").search(queries, top_k=10, chunk_size=7)
+    for q in queries:
+        assert list(flat[q]) == list(exact[q])
+        assert list(flat[q].values()) == pytest.approx(list(exact[q].values()), abs=1e-5)
+
+
+def test_faiss_hnsw_backend_recalls_the_exact_neighbours():
+    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    enc = RandomVectors(dim=32, seed=1)
+    corpus = {f"d{i}": f"doc {i}" for i in range(2000)}
+    queries = {f"q{i}": f"query {i}" for i in range(50)}
+    exact = DenseRetriever(corpus, enc).search(queries, top_k=10)
+    hnsw = DenseRetriever(corpus, enc, backend="faiss", faiss_index="hnsw").search(queries, top_k=10)
+    recall = np.mean([len(set(hnsw[q]) & set(exact[q])) / 10 for q in queries])
+    assert recall >= 0.9
+
+
+def test_backend_arguments_are_checked():
+    with pytest.raises(ValueError, match="backend must be 'exact' or 'faiss'"):
+        DenseRetriever({"d": "x"}, RandomVectors(), backend="annoy")
+    with pytest.raises(ValueError, match="faiss_index must be 'flat' or 'hnsw'"):
+        DenseRetriever({"d": "x"}, RandomVectors(), backend="faiss", faiss_index="ivf")
