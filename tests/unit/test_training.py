@@ -233,3 +233,10 @@ def test_engine_with_a_hub_model_offline_fails_fast(tmp_path, monkeypatch):
 def test_samples_from_triples_groups_by_query():
     s = samples_from_triples([dict(r, score=float(r["score"])) for r in GUIDE_TRAIN])
     assert len(s) == 2 and s[0]["positive"] == ["roof roof roof tax law"] and len(s[0]["documents"]) == 2
+
+
+def test_fine_tune_and_engine_reject_what_they_cannot_train(tiny_bert_dir, tmp_path):
+    with pytest.raises(ValueError, match="fine_tune: no training rows"):
+        fine_tune(str(tiny_bert_dir), [], tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match="loss must be 'bce'"):
+        CrossEncoderFinetuneEngine(train_dataset=GUIDE_TRAIN, model_id=str(tiny_bert_dir), loss="lambda")
