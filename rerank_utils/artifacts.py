@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import artifacts_dir
-from .data import RetrievalDataset, dataset_to_triples, read_beir, split_dataset, write_beir, write_triples
+from .data import DEFAULT_FRACTIONS, RetrievalDataset, dataset_to_triples, read_beir, split_dataset, write_beir, write_triples
 
 META_FILE = "split_meta.json"
 
@@ -78,7 +78,7 @@ def split_params(
     return {
         "data_source": data_source,
         "seed": seed,
-        "fractions": dict(fractions or {"train": 0.7, "val": 0.1, "test": 0.2}),
+        "fractions": dict(fractions or DEFAULT_FRACTIONS),
         "group_key": group_key,
         "max_queries": max_queries,
     }

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data import DEFAULT_FRACTIONS
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENV_ARTIFACTS = "RERANK_ARTIFACTS_DIR"
 
@@ -47,7 +49,7 @@ class Profile:
         return params
 
 
-_SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
+_SPLIT = dict(DEFAULT_FRACTIONS)
 _MINING_NB = {  # 02_negative_mining, cpu values
     "strategies": ["random", "bm25", "dense", "mixed"],
     "num_negatives": 4,

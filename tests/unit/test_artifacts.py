@@ -65,3 +65,10 @@ def test_later_notebooks_reuse_whatever_split_01_saved(monkeypatch):
     assert {n: list(s.queries) for n, s in reused.items()} == {n: list(s.queries) for n, s in grouped.items()}
     other = artifacts.prepare_splits("unit2", "toy", seed=1, max_queries=10)  # other data: rebuilt by default
     assert list(other) == ["train", "val", "test"] and sum(len(s) for s in other.values()) == 10
+
+
+def test_splits_of_different_corpora_are_refused(tmp_path):
+    a, b = make_ds(), make_ds()
+    b.corpus = {**b.corpus, "extra": "another document"}
+    with pytest.raises(ValueError, match="split 'test' has a different corpus"):
+        artifacts.save_splits({"train": a, "test": b}, tmp_path)

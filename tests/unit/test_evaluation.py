@@ -515,3 +515,10 @@ def test_compare_two_eval_results():
     c = compare(worse, better, "ndcg@10", n_resamples=2000)
     assert c.metric == "ndcg@10" and c.wins == 2 and c.ties == 1
     assert c.diff == pytest.approx((2 * (1 - 1 / np.log2(3))) / 3)
+
+
+def test_paired_comparison_with_no_usable_query():
+    from rerank_utils.evaluation import paired_comparison
+
+    with pytest.raises(ValueError, match="no query with a value on both sides"):
+        paired_comparison({"q1": float("nan")}, {"q1": 0.5})

@@ -121,3 +121,16 @@ def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
     data = json.loads(rec.path.read_text())
     assert data == {"nan_becomes_null": None}
     assert "00_x" in write_report("smoke").read_text()
+
+
+def test_record_needs_a_started_recorder_and_a_name(_artifacts_in_tmp, monkeypatch):
+    from rerank_utils import notebooks
+
+    monkeypatch.setattr(notebooks, "_CURRENT", None)
+    with pytest.raises(RuntimeError, match="record\\(\\) before start_recording"):
+        notebooks.record("x", 1)
+    rec = notebooks.start_recording("00_y", "smoke")
+    with pytest.raises(ValueError, match="non-empty string"):
+        rec.record("", 1)
+    notebooks.record("x", 1)
+    assert read_records("smoke", "00_y") == {"x": 1}

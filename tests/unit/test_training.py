@@ -240,3 +240,11 @@ def test_fine_tune_and_engine_reject_what_they_cannot_train(tiny_bert_dir, tmp_p
         fine_tune(str(tiny_bert_dir), [], tmp_path / "m", device="cpu")
     with pytest.raises(ValueError, match="loss must be 'bce'"):
         CrossEncoderFinetuneEngine(train_dataset=GUIDE_TRAIN, model_id=str(tiny_bert_dir), loss="lambda")
+
+
+def test_warmup_longer_than_the_run_is_warned(tiny_bert_dir, tmp_path, caplog):
+    rows, _ = yes_no_rows(8)
+    with caplog.at_level("WARNING", logger="rerank_utils.training"):
+        fine_tune(str(tiny_bert_dir), rows, tmp_path / "m", TrainingConfig(epochs=1, batch_size=8, warmup_steps=100, max_length=16),
+                  device="cpu", show_progress=False)
+    assert "warmup_steps=100 >= the 2 optimiser steps" in caplog.text
