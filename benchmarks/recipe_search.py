@@ -1,4 +1,4 @@
-"""Search fine-tuning recipes for the standard cross-encoder on the offline default (profile `cpu`).
+"""Search fine-tuning recipes for the standard and the bridge cross-encoder on the offline default (profile `cpu`).
 
 Every variant mines negatives for the training split, fine-tunes the packaged MiniLM as a cross-encoder,
 keeps its best epoch on validation, and is then scored on
@@ -41,6 +41,26 @@ def variants() -> list[Recipe]:
         Recipe("bce-mixed-bm25-lr1e-4", MiningConfig("mixed", num_negatives=5, hard_fraction=0.4, hard_source="bm25"), TrainingConfig(loss="bce", epochs=3, learning_rate=1e-4, **T)),
         Recipe("lambda-mixed-lr1e-4", MiningConfig("mixed", num_negatives=7, hard_fraction=0.43), TrainingConfig(loss="lambda", epochs=3, learning_rate=1e-4, batch_size=4, max_length=128, early_stopping_patience=2)),
         Recipe("mnrl-mixed-lr5e-5", MiningConfig("mixed", num_negatives=4, hard_fraction=0.5), TrainingConfig(loss="mnrl", epochs=3, learning_rate=5e-5, **T)),
+        *bridge_variants(),
+    ]
+
+
+def bridge_variants() -> list[Recipe]:
+    """The bridge reranker (rerank_utils.bridge): listwise softmax over 1 positive + 7 negatives per query,
+    4 queries a step, max_length 256 (FAQ pairs are ~70 tokens: nothing is cut, so step 0 = the bi-encoder)."""
+    mixed = MiningConfig("mixed", num_negatives=7, hard_fraction=0.57)  # 4 dense hard + 3 random
+    T = dict(loss="softmax", batch_size=4, max_length=256, early_stopping_patience=1, bridge_learning_rate=5e-2)
+
+    def bridge(name, mining=mixed, epochs=2, lr=2e-5, **opts):
+        return Recipe(name, mining, TrainingConfig(epochs=epochs, learning_rate=lr, **T), architecture="bridge",
+                      bridge={"bias_mode": "layer", "bias_start": -8.0, **opts})
+
+    return [
+        bridge("bridge-layer-b8-lr2e-5", epochs=3),
+        bridge("bridge-layer-b4-lr2e-5", bias_start=-4.0),
+        bridge("bridge-head-b8-lr2e-5", bias_mode="head"),
+        bridge("bridge-layer-b8-lr5e-5", lr=5e-5),
+        bridge("bridge-layer-b8-dense7", mining=MiningConfig("dense", num_negatives=7)),
     ]
 
 

@@ -81,6 +81,25 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "engine_train_queries": 40,
     "engine_epochs": 1,
 }
+_BRIDGE_NB = {  # 14_bridge_reranker, cpu values: the bridge recipe chosen on validation (benchmarks/recipe_search.py)
+    "bias_mode": "layer",  # one learnable cross-segment bias per layer ("shared", "layer" or "head")
+    "bias_start": -8.0,  # at -8 the segments barely see each other: step 0 = the bi-encoder
+    "scale_start": 20.0,
+    "loss": "softmax",  # listwise softmax over each query's 1 positive + 7 negatives
+    "negatives": "mixed",
+    "num_negatives": 7,
+    "hard_fraction": 0.57,  # 4 dense hard negatives + 3 random ones per query
+    "hard_source": "dense",
+    "relative_margin": 0.05,
+    "epochs": 3,
+    "learning_rate": 2e-5,  # the encoder
+    "bridge_learning_rate": 5e-2,  # the biases and the scale
+    "batch_size": 4,
+    "max_length": 256,  # the pair; FAQ pairs are ~70 tokens, so nothing is cut
+    "warmup_ratio": 0.1,
+    "early_stopping_patience": 1,
+    "top_k": 20,
+}
 # Hub profiles start from a pretrained reranker: the guide's hyper-parameters (section 12).
 _HUB_FINETUNE = {**_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "batch_size": 8, "engine_train_queries": 200}
 _OFFLINE_COMMON = {
@@ -102,6 +121,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
             "02_negative_mining": _MINING_NB,
             "03_fine_tuning": _FINETUNE_NB,
+            "14_bridge_reranker": _BRIDGE_NB,
         },
         cell_timeout=1800,
     ),
@@ -114,6 +134,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10},
+            "14_bridge_reranker": {**_BRIDGE_NB, "epochs": 1},
         },
         cell_timeout=600,
     ),
@@ -133,6 +154,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": _HUB_FINETUNE,
+            "14_bridge_reranker": _BRIDGE_NB,  # grown from the profile's embedding model (mean pooling)
         },
         cell_timeout=7200,
         needs_hub=True,
@@ -153,6 +175,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
+            "14_bridge_reranker": {**_BRIDGE_NB, "max_length": 512},  # bge-small-zh pools by [CLS]: supported
         },
         cell_timeout=3600,
         needs_hub=True,

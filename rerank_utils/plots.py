@@ -167,3 +167,23 @@ def interval_plot(comparisons: Mapping[str, "object"], title: str = ""):
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def attention_mask(tokens: list[str], mask, title: str = ""):
+    """The bridge reranker's additive attention mask for one pair (rows attend to columns): 0 inside each
+    segment, the cross-segment bias between them. Introduced in ``14_bridge_reranker``."""
+    import numpy as np
+
+    mask = np.asarray(mask, dtype=float)
+    n = len(tokens)
+    fig, ax = plt.subplots(figsize=(min(9, 2 + 0.28 * n), min(8, 1.6 + 0.26 * n)))
+    lo = float(mask.min()) if mask.min() < 0 else -1.0
+    im = ax.imshow(mask, cmap="RdBu", vmin=lo, vmax=-lo)
+    ax.set_xticks(range(n), tokens, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), tokens, fontsize=7)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query token (attending)")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="added to the attention score")
+    ax.set_title(title or "Bridge attention mask: each segment sees itself; across, a learnable bias")
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,7 @@ from .reranking import rerank_run
 from .retrieval import BM25Retriever, DenseRetriever
 from .training import FineTuneResult, TrainingConfig, fine_tune, reranking_samples, training_rows
 
+ARCHITECTURES = ("standard", "bridge")
 METRICS = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@20")
 
 
@@ -28,9 +29,29 @@ class Recipe:
     mining: MiningConfig = field(default_factory=MiningConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     train_queries: int | None = None  # train on a seeded sample of this many queries (None: all)
+    architecture: str = "standard"  # "standard" cross-encoder (new scoring head) or "bridge" (rerank_utils.bridge)
+    bridge: dict | None = None  # build_bridge_reranker options: bias_mode, bias_start, scale_start
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"Recipe {self.name!r}: architecture={self.architecture!r}, choose one of {', '.join(ARCHITECTURES)}")
+        if self.bridge and self.architecture != "bridge":
+            raise ValueError(f"Recipe {self.name!r}: bridge options given for architecture={self.architecture!r}")
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "mining": asdict(self.mining), "training": asdict(self.training), "train_queries": self.train_queries}
+        out = {"name": self.name, "mining": asdict(self.mining), "training": asdict(self.training), "train_queries": self.train_queries}
+        if self.architecture != "standard":
+            out.update(architecture=self.architecture, bridge=dict(self.bridge or {}))
+        return out
+
+    def build_model(self, base_model: str = "default", device: str | None = None):
+        """The model training starts from: ``base_model`` itself (a name) for the standard cross-encoder,
+        a fresh bridge reranker over it for the bridge."""
+        if self.architecture == "standard":
+            return base_model
+        from .bridge import build_bridge_reranker
+
+        return build_bridge_reranker(base_model, max_seq_length=self.training.max_length, device=device, **(self.bridge or {}))
 
 
 class FirstStages:
@@ -99,7 +120,7 @@ def train_recipe(
     first_ndcg = evaluate_run(val_runs[val_first_stage], val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
     info = {"base_model": base_model, "data": f"{train.name}: {len(train)} training queries, {len(rows)} rows", "recipe": recipe.to_dict()}
     result = fine_tune(
-        base_model, rows, output_dir, recipe.training, val_samples=samples, device=device,
+        recipe.build_model(base_model, device), rows, output_dir, recipe.training, val_samples=samples, device=device,
         show_progress=show_progress, card={**info, **(card or {})},
     )
     return RecipeRun(recipe, result, mined.report, mining_seconds, first_ndcg)
@@ -155,6 +176,42 @@ def evaluate_reranker(
         runs[name], runs[f"{name} + {label}"] = run, reranked_run
         comparisons[f"{name} + {label} vs {name}"] = compare(alone, reranked, "ndcg@10", seed=seed)
     return RerankEvaluation(results, comparisons, runs)
+
+
+def evaluate_rerankers(
+    rerankers: dict[str, Any],
+    ds: RetrievalDataset,
+    first_stage_runs: dict[str, dict],
+    top_k: int = 20,
+    metrics=METRICS,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> RerankEvaluation:
+    """One table for several rerankers on the same queries: each first stage alone, and its top-``top_k``
+    reranked by each model (``{label: model}``), with paired intervals against the first stage alone and,
+    for every two rerankers over the same first stage, between them (``"X + b vs X + a"``: b minus a).
+
+    Introduced in notebook ``14_bridge_reranker``."""
+    if not rerankers:
+        raise ValueError("evaluate_rerankers: no rerankers given")
+    results, comparisons, runs = {}, {}, {}
+    for label, model in rerankers.items():
+        ev = evaluate_reranker(model, ds, first_stage_runs, top_k, metrics, label, batch_size, seed)
+        for name in first_stage_runs:  # the first stage alone: once, first
+            results.setdefault(name, ev.results[name])
+            runs.setdefault(name, ev.runs[name])
+        results.update({k: v for k, v in ev.results.items() if k not in first_stage_runs})
+        runs.update({k: v for k, v in ev.runs.items() if k not in first_stage_runs})
+        comparisons.update(ev.comparisons)
+    labels = list(rerankers)
+    for name in first_stage_runs:
+        for i, a in enumerate(labels):
+            for b in labels[i + 1 :]:
+                comparisons[f"{name} + {b} vs {name} + {a}"] = compare(
+                    results[f"{name} + {a}"], results[f"{name} + {b}"], "ndcg@10", seed=seed
+                )
+    order = list(first_stage_runs) + [f"{n} + {label}" for label in labels for n in first_stage_runs]
+    return RerankEvaluation({k: results[k] for k in order}, comparisons, runs)
 
 
 def compare_negative_strategies(
@@ -246,6 +303,7 @@ def search_table(path: str | Path):
     for name, r in done.items():
         ti = r["test_intervals"]
         rows[name] = {
+            "architecture": r["recipe"].get("architecture", "standard"),
             "val (mean of BM25+CE, bi+CE)": r["val_score"],
             "test BM25+CE": r["test"]["BM25 + reranker"],
             "test BM25+CE - BM25 [95% CI]": "{:+.3f} [{:+.3f}, {:+.3f}]".format(*ti["BM25 + reranker vs BM25"][:3]),

@@ -35,7 +35,8 @@ from .evaluation import rank
 
 logger = logging.getLogger(__name__)
 
-LOSSES = ("bce", "mnrl", "lambda", "listnet")
+LOSSES = ("bce", "mnrl", "lambda", "listnet", "softmax")
+LIST_LOSSES = ("lambda", "listnet", "softmax")  # rows {query, docs, labels}: one list per query
 VAL_METRIC = "eval_val_ndcg@10"  # what the Trainer logs for our validation evaluator (named "val")
 
 
@@ -43,7 +44,7 @@ VAL_METRIC = "eval_val_ndcg@10"  # what the Trainer logs for our validation eval
 class TrainingConfig:
     """The guide's hyper-parameters (section 12) and a few more. Defaults follow the guide."""
 
-    loss: str = "bce"  # "bce" (BinaryCrossEntropy with pos_weight), "mnrl", "lambda" (LambdaLoss), "listnet"
+    loss: str = "bce"  # "bce" (BinaryCrossEntropy with pos_weight), "mnrl", "lambda" (LambdaLoss), "listnet", "softmax"
     epochs: int = 3
     batch_size: int = 16  # the guide: 16 (8 on an 8 GB GPU)
     learning_rate: float = 2e-5  # the guide: 2e-5 (1e-5 … 5e-5)
@@ -61,6 +62,9 @@ class TrainingConfig:
     logging_steps: int = 10
     save_total_limit: int = 2
     lr_scheduler_type: str = "linear"
+    # bridge reranker only (rerank_utils.bridge): learning rate of its cross-segment biases and scale,
+    # which start far from where gradients of size 2e-5 could move them in a few hundred steps
+    bridge_learning_rate: float = 5e-2
 
     def validate(self) -> "TrainingConfig":
         problems = []
@@ -72,6 +76,8 @@ class TrainingConfig:
                 problems.append(f"{name}={v!r}: a positive integer")
         if not (0 < self.learning_rate < 1):
             problems.append(f"learning_rate={self.learning_rate!r}: a number in (0, 1), e.g. 2e-5")
+        if not (0 < self.bridge_learning_rate < 10):
+            problems.append(f"bridge_learning_rate={self.bridge_learning_rate!r}: a number in (0, 10), e.g. 5e-2")
         if not (0 <= self.warmup_ratio < 1):
             problems.append(f"warmup_ratio={self.warmup_ratio!r}: a share of the steps in [0, 1)")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
@@ -116,7 +122,8 @@ def training_rows(ds: RetrievalDataset, negatives: dict[str, list[str]], loss: s
     * ``mnrl``: ``{query, positive, negative_1, …, negative_N}``, one per (query, positive); N is the
       number of negatives most queries have; a query with fewer cannot fill a row and is skipped, with a
       warning that counts it (nothing is dropped silently).
-    * ``lambda`` / ``listnet``: ``{query, docs, labels}``, one list per query (positives then negatives).
+    * ``lambda`` / ``listnet`` / ``softmax``: ``{query, docs, labels}``, one list per query (positives then
+      negatives).
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -195,6 +202,8 @@ def _pairs_in(rows: Sequence[dict], loss: str) -> int:
         return len(rows)
     if loss == "mnrl":
         return sum(len(r) - 1 for r in rows)
+    if loss not in LIST_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}")
     return sum(len(r["docs"]) for r in rows)
 
 
@@ -212,7 +221,43 @@ def _make_loss(model, config: TrainingConfig, rows: Sequence[dict]):
         return losses.MultipleNegativesRankingLoss(model, num_negatives=n_neg, scale=config.mnrl_scale)
     if config.loss == "lambda":
         return losses.LambdaLoss(model)
+    if config.loss == "softmax":
+        return ListwiseSoftmaxLoss(model)
     return losses.ListNetLoss(model)
+
+
+def _listwise_softmax_loss_class():
+    from sentence_transformers.cross_encoder.losses import ListNetLoss
+
+    class ListwiseSoftmaxLoss(ListNetLoss):
+        """Cross-entropy between ``softmax(scores)`` over each query's list and ``labels / sum(labels)``.
+
+        With one positive per list this is the softmax (InfoNCE) loss over the query's own candidates, no
+        in-batch negatives. ListNet proper compares with ``softmax(labels)``, which for 0/1 labels puts only
+        e/(e + n - 1) of the target on the positive (0.28 for 8 candidates); feeding ``log(labels)`` to it
+        gives ``labels / sum(labels)`` instead (a label 0 becomes log 0 = -inf, i.e. probability 0).
+        """
+
+        def forward(self, inputs, labels, prompt=None, task=None):
+            import torch
+
+            logged = []
+            for i, lab in enumerate(labels):
+                lab = torch.as_tensor(lab, dtype=torch.float32)
+                if not bool((lab > 0).any()):
+                    raise ValueError(f"softmax loss: list {i} of this batch has no positive label; every list needs one")
+                if bool((lab < 0).any()):
+                    raise ValueError(f"softmax loss: list {i} has a negative label; labels must be >= 0")
+                logged.append(torch.where(lab > 0, torch.log(lab.clamp(min=1e-30)), torch.full_like(lab, float("-inf"))))
+            return super().forward(inputs, logged, prompt=prompt, task=task)
+
+    return ListwiseSoftmaxLoss
+
+
+def ListwiseSoftmaxLoss(model):  # noqa: N802 - a factory that reads like the class it builds
+    """The ``softmax`` loss (see :func:`_listwise_softmax_loss_class`), built lazily so importing this module
+    does not import sentence-transformers."""
+    return _listwise_softmax_loss_class()(model)
 
 
 def fine_tune(
@@ -304,7 +349,8 @@ def fine_tune(
     callbacks = []
     if evaluator and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = CrossEncoderTrainer(
+    trainer = _trainer_class(CrossEncoderTrainer)(
+        bridge_lr=config.bridge_learning_rate,
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
@@ -338,6 +384,30 @@ def fine_tune(
     return result
 
 
+def _trainer_class(base):
+    """``CrossEncoderTrainer`` that gives a bridge reranker's biases and scale their own learning rate
+    (``TrainingConfig.bridge_learning_rate``, no weight decay); any other model trains exactly as before."""
+    from .bridge import bridge_parameters
+
+    class Trainer(base):
+        def __init__(self, *args, bridge_lr: float = 5e-2, **kwargs):
+            self._bridge_lr = bridge_lr
+            super().__init__(*args, **kwargs)
+
+        def create_optimizer(self, model=None):
+            fresh = self.optimizer is None
+            optimizer = super().create_optimizer(model)
+            special = bridge_parameters(self.model if model is None else model)
+            if fresh and special:  # move them out of the default groups into their own
+                ids = {id(p) for p in special}
+                for group in optimizer.param_groups:
+                    group["params"] = [p for p in group["params"] if id(p) not in ids]
+                optimizer.add_param_group({"params": special, "weight_decay": 0.0, "lr": self._bridge_lr})
+            return optimizer
+
+    return Trainer
+
+
 def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, card: dict | None = None) -> Path:
     """Save the model and write our facts into its model card (README.md) and ``training.json``."""
     output_dir = Path(output_dir)
@@ -354,6 +424,11 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
         "score_scale": "sigmoid(logit) in [0, 1] from predict(); logits with activation_fn=torch.nn.Identity()",
         **{k: v for k, v in (card or {}).items() if k not in ("base_model", "data")},
     }
+    from .bridge import bridge_summary, is_bridge
+
+    if is_bridge(model):
+        facts["score_scale"] = "scale x cosine of the mean-pooled query and passage tokens (identity activation)"
+        facts["bridge"] = bridge_summary(model)
     (output_dir / "training.json").write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
     readme = output_dir / "README.md"
     lines = [

@@ -95,6 +95,29 @@ def check_03_fine_tuning(r):
     assert set(r["_figures"]) == {"training_curves", "test_intervals"}
 
 
+def check_14_bridge_reranker(r):
+    params = SMOKE.parameters_for("14_bridge_reranker")
+    # step 0 is the bi-encoder: the same NDCG@10 and the same top-10 order
+    s0 = r["step0_table"]
+    assert abs(s0["bi-encoder + bridge, step 0"]["ndcg@10"] - s0["bi-encoder"]["ndcg@10"]) < 0.02
+    assert r["step0_agreement@10"] >= 0.9
+    assert len(r["curves"]["val_ndcg@10"]) == params["epochs"] and _unit(r["best_val_ndcg@10"])
+    assert r["train_seconds"] > 0 and r["pairs_per_second"] > 0
+    b = r["bridge"]
+    assert b["bias_mode"] == params["bias_mode"] and b["bias_start"] == params["bias_start"]
+    assert b["bias_min"] <= b["bias_mean"] <= b["bias_max"] < 0 and b["pooling"] == "mean"
+    assert len(r["biases"]) == 6  # one row per layer of MiniLM-L6
+    # 03 ran before (glob order), so its standard cross-encoder has rows beside the bridge
+    rows = {"BM25", "bi-encoder"} | {f"{fs} + {m}" for fs in ("BM25", "bi-encoder") for m in ("standard CE", "bridge")}
+    assert set(r["test_table"]) == rows
+    assert all(_unit(v) for row in r["test_table"].values() for v in row.values())
+    c = r["test_comparisons"]
+    assert {"BM25 + bridge vs BM25", "bi-encoder + bridge vs bi-encoder", "bi-encoder + bridge vs bi-encoder + standard CE"} <= set(c)
+    assert r["gate_a"] == (c["BM25 + bridge vs BM25"]["low"] > 0)
+    assert r["onnx"]["same_order"] == 1.0 and r["onnx"]["max_abs_diff"] < 1e-3
+    assert set(r["_figures"]) == {"attention_mask", "training_curves", "test_intervals"}
+
+
 CHECKS = {name.removeprefix("check_"): fn for name, fn in globals().items() if name.startswith("check_")}
 
 
@@ -103,6 +126,8 @@ def test_every_notebook_ran(smoke_run):
     assert summary.notebooks == NOTEBOOKS
     model = root / "smoke" / "models" / "reranker"
     assert (model / "config.json").is_file() and "## rerank-finetune" in (model / "README.md").read_text()
+    bridge = root / "smoke" / "models" / "bridge"
+    assert (bridge / "bridge.safetensors").is_file() and (root / "smoke" / "models" / "bridge_onnx" / "model.onnx").is_file()
     assert (root / "smoke" / "REPORT.md").is_file()
     for stem in NOTEBOOKS:
         assert (root / "smoke" / "executed" / f"{stem}.ipynb").is_file()

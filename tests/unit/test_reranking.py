@@ -37,3 +37,33 @@ def test_zscore_fusion_weights():
     assert zscore_fusion(a, b, weight_a=1.0)["q"] == {"d1": 1.0, "d2": -1.0}
     fused = zscore_fusion(a, b, weight_a=0.5)["q"]
     assert fused["d1"] == pytest.approx(0.0) and fused["d2"] == pytest.approx(0.0)
+
+
+class OracleScorer:
+    """A fake cross-encoder that knows the relevant passages (they contain "gold")."""
+
+    def predict(self, pairs, batch_size=32, show_progress_bar=False):
+        return [1.0 if "gold" in p else 0.0 for _, p in pairs]
+
+
+def test_evaluate_rerankers_one_table_with_pairwise_intervals():
+    from rerank_utils.recipes import evaluate_rerankers
+
+    n = 30
+    corpus = {f"g{i}": f"gold {i}" for i in range(n)} | {f"x{i}": "x" * (20 + i) for i in range(n)}
+    queries = {f"q{i}": "?" for i in range(n)}
+    qrels = {f"q{i}": {f"g{i}": 1} for i in range(n)}
+    ds = RetrievalDataset(corpus, queries, qrels)
+    # the first stage puts the gold passage 4th, under three long distractors
+    first = {f"q{i}": {f"x{(i + j) % n}": 1.0 - j / 10 for j in range(3)} | {f"g{i}": 0.5} for i in range(n)}
+    ev = evaluate_rerankers({"oracle": OracleScorer(), "length": LengthScorer()}, ds, {"FS": first}, top_k=4, metrics=("ndcg@10", "hit@1"))
+    assert list(ev.results) == ["FS", "FS + oracle", "FS + length"]
+    assert ev.results["FS + oracle"].aggregate["hit@1"] == 1.0 and ev.results["FS"].aggregate["hit@1"] == 0.0
+    assert ev.results["FS + length"].aggregate["hit@1"] == 0.0  # long distractors beat "gold i"
+    up = ev.comparisons["FS + oracle vs FS"]
+    assert up.diff > 0 and up.low > 0
+    between = ev.comparisons["FS + length vs FS + oracle"]  # b minus a: length minus oracle
+    assert between.diff < 0 and between.high < 0
+    assert set(ev.table(metrics=("ndcg@10",)).index) == set(ev.results)
+    with pytest.raises(ValueError, match="no rerankers"):
+        evaluate_rerankers({}, ds, {"FS": first})
