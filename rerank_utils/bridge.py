@@ -410,15 +410,24 @@ def bridge_parameters(model) -> list[nn.Parameter]:
 
 
 def learned_biases(model):
-    """The cross-segment biases as a DataFrame (rows: layers; columns: heads) plus what they mean: the
-    factor ``exp(bias)`` by which attention to the other segment is scaled before normalisation."""
+    """The cross-segment biases as a DataFrame, one row per layer: one column per head with
+    ``bias_mode="head"``, else one column ``bias`` (shared by the layer's heads), plus ``exp(max)``: the
+    largest factor ``exp(bias)`` by which the layer scales attention to the other segment before
+    normalisation (1 = open as in a standard cross-encoder, ~0 = blocked)."""
+    import numpy as np
     import pandas as pd
 
     if not is_bridge(model):
         raise TypeError("learned_biases: not a bridge reranker")
-    b = model[0].layer_biases().detach().cpu().numpy()
-    cols = [f"head {h}" for h in range(b.shape[1])]
-    return pd.DataFrame(b, index=[f"layer {i}" for i in range(b.shape[0])], columns=cols)
+    module: BridgeEncoder = model[0]
+    b = module.layer_biases().detach().cpu().float().numpy()
+    index = [f"layer {i}" for i in range(b.shape[0])]
+    if module.bias_mode == "head":
+        out = pd.DataFrame(b, index=index, columns=[f"head {h}" for h in range(b.shape[1])])
+    else:
+        out = pd.DataFrame({"bias": b[:, 0]}, index=index)
+    out["exp(max)"] = np.exp(b.max(axis=1))
+    return out
 
 
 def attention_mask_example(model, query: str, passage: str, layer: int = 0, head: int = 0):

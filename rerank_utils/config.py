@@ -80,28 +80,45 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "top_k": 20,
     "engine_train_queries": 40,
     "engine_epochs": 1,
+    # the bridge reranker (rerank_utils.bridge), trained beside the standard one; chosen on validation too
+    "default_reranker": "bridge",  # the model later notebooks load: best on validation offline
+    "bridge_loss": "softmax",
+    "bridge_hard_fraction": 0.57,  # 4 dense hard negatives + 3 random ones per query
+    "bridge_epochs": 2,
+    "bridge_learning_rate": 2e-5,
+    "bridge_bias_learning_rate": 5e-2,
+    "bridge_max_length": 256,
+    "bridge_bias_mode": "layer",
+    "bridge_bias_start": -8.0,
 }
-_BRIDGE_NB = {  # 14_bridge_reranker, cpu values: the bridge recipe chosen on validation (benchmarks/recipe_search.py)
-    "bias_mode": "layer",  # one learnable cross-segment bias per layer ("shared", "layer" or "head")
-    "bias_start": -8.0,  # at -8 the segments barely see each other: step 0 = the bi-encoder
-    "scale_start": 20.0,
-    "loss": "softmax",  # listwise softmax over each query's 1 positive + 7 negatives
-    "negatives": "mixed",
-    "num_negatives": 7,
-    "hard_fraction": 0.57,  # 4 dense hard negatives + 3 random ones per query
-    "hard_source": "dense",
-    "relative_margin": 0.05,
-    "epochs": 3,
-    "learning_rate": 2e-5,  # the encoder
-    "bridge_learning_rate": 5e-2,  # the biases and the scale
-    "batch_size": 4,
-    "max_length": 256,  # the pair; FAQ pairs are ~70 tokens, so nothing is cut
-    "warmup_ratio": 0.1,
-    "early_stopping_patience": 1,
-    "top_k": 20,
-}
+def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
+    """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
+    the bridge 03 trained (it does only when the recipes are identical)."""
+    return {
+        "bias_mode": finetune["bridge_bias_mode"],
+        "bias_start": finetune["bridge_bias_start"],
+        "loss": finetune["bridge_loss"],
+        "negatives": finetune["negatives"],
+        "num_negatives": finetune["num_negatives"],
+        "hard_fraction": finetune["bridge_hard_fraction"],
+        "hard_source": finetune["hard_source"],
+        "relative_margin": finetune["relative_margin"],
+        "epochs": finetune["bridge_epochs"],
+        "learning_rate": finetune["bridge_learning_rate"],
+        "bridge_learning_rate": finetune["bridge_bias_learning_rate"],
+        "batch_size": finetune["batch_size"],
+        "max_length": finetune["bridge_max_length"],
+        "warmup_ratio": finetune["warmup_ratio"],
+        "early_stopping_patience": finetune["early_stopping_patience"],
+        "top_k": finetune["top_k"],
+    }
+
+
 # Hub profiles start from a pretrained reranker: the guide's hyper-parameters (section 12).
-_HUB_FINETUNE = {**_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "batch_size": 8, "engine_train_queries": 200}
+_HUB_FINETUNE = {
+    **_FINETUNE_NB, "learning_rate": 2e-5, "max_length": 512, "batch_size": 8, "engine_train_queries": 200,
+    "default_reranker": "standard",  # a pretrained reranker is the better start where the hub is reachable
+}
 _OFFLINE_COMMON = {
     "seed": 42,
     "device": "cpu",
@@ -121,7 +138,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
             "02_negative_mining": _MINING_NB,
             "03_fine_tuning": _FINETUNE_NB,
-            "14_bridge_reranker": _BRIDGE_NB,
+            "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
         cell_timeout=1800,
     ),
@@ -133,8 +150,8 @@ PROFILES: dict[str, Profile] = {
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
-            "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10},
-            "14_bridge_reranker": {**_BRIDGE_NB, "epochs": 1},
+            "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
+            "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
         cell_timeout=600,
     ),
@@ -154,7 +171,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": _HUB_FINETUNE,
-            "14_bridge_reranker": _BRIDGE_NB,  # grown from the profile's embedding model (mean pooling)
+            "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
         cell_timeout=7200,
         needs_hub=True,
@@ -175,7 +192,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
-            "14_bridge_reranker": {**_BRIDGE_NB, "max_length": 512},  # bge-small-zh pools by [CLS]: supported
+            "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },
         cell_timeout=3600,
         needs_hub=True,

@@ -1,9 +1,13 @@
 """LlamaIndex glue: the same first stage built with LlamaIndex, with no LLM and no API key.
 
-Introduced in notebook ``00_concepts`` (retriever only); ``04_evaluation`` adds rerankers.
+Introduced in notebook ``00_concepts`` (retriever only); ``14_bridge_reranker`` adds the package's own
+reranking postprocessor (:func:`cross_encoder_reranker`), ``04_evaluation`` puts it in a query pipeline.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from .data import RetrievalDataset
 from .models import DEFAULT_MODEL, resolve_model
@@ -39,3 +43,85 @@ def retrieve_run(index, queries: dict[str, str], top_k: int = 10) -> dict[str, d
     """Retrieve ``top_k`` nodes per query with ``index.as_retriever``: a run ``{qid: {doc_id: score}}``."""
     retriever = index.as_retriever(similarity_top_k=top_k)
     return {qid: {n.node.node_id: float(n.score) for n in retriever.retrieve(text)} for qid, text in queries.items()}
+
+
+def _load_reranker(model: Any, device: str | None, backend: str):
+    from pathlib import Path
+
+    if not isinstance(model, (str, os.PathLike)):
+        return model  # already loaded: anything with predict(pairs, batch_size=...)
+    if backend == "onnx":
+        from .bridge import OnnxBridgeReranker
+
+        if not (Path(model) / "model.onnx").is_file():
+            raise FileNotFoundError(f"backend='onnx': {model}/model.onnx not found (export with rerank_utils.bridge.export_onnx)")
+        return OnnxBridgeReranker(model)
+    from .models import load_cross_encoder
+
+    return load_cross_encoder(model, device=device)
+
+
+def cross_encoder_reranker(
+    model: Any,
+    top_n: int = 5,
+    batch_size: int = 32,
+    device: str | None = None,
+    backend: str = "torch",
+    keep_retrieval_score: bool = True,
+):
+    """The package's LlamaIndex node postprocessor: rerank retrieved nodes with a cross-encoder.
+
+    ``model``: a model folder or name (standard or bridge cross-encoder, resolved offline first), an ONNX
+    export folder with ``backend="onnx"``, or a loaded model with ``predict``. Unlike LlamaIndex's
+    ``SentenceTransformerRerank`` it takes a batch size, an ONNX backend and a loaded model, and keeps
+    the first stage's score beside the new one (``node.metadata["retrieval_score"]``, excluded from the
+    text the model and the LLM see). Introduced in notebook ``14_bridge_reranker`` (``04_evaluation`` uses it).
+    """
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"backend={backend!r}: choose 'torch' or 'onnx'")
+    if top_n < 1 or batch_size < 1:
+        raise ValueError(f"top_n={top_n}, batch_size={batch_size}: both must be >= 1")
+    return _postprocessor_class()(
+        top_n=top_n, batch_size=batch_size, keep_retrieval_score=keep_retrieval_score,
+        scorer=_load_reranker(model, device, backend),
+    )
+
+
+def _postprocessor_class():
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore
+
+    class CrossEncoderReranker(BaseNodePostprocessor):
+        top_n: int = Field(default=5, description="nodes kept, best first")
+        batch_size: int = Field(default=32, description="pairs per forward pass")
+        keep_retrieval_score: bool = Field(default=True, description="keep the first stage's score in metadata")
+        _scorer: Any = PrivateAttr()
+
+        def __init__(self, scorer: Any, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._scorer = scorer
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "RerankUtilsCrossEncoderReranker"
+
+        def _postprocess_nodes(self, nodes, query_bundle=None):
+            if query_bundle is None:
+                raise ValueError("CrossEncoderReranker needs the query: call postprocess_nodes(nodes, query_str=...)")
+            if not nodes:
+                return []
+            pairs = [(query_bundle.query_str, n.node.get_content(metadata_mode=MetadataMode.EMBED)) for n in nodes]
+            scores = self._scorer.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+            out = []
+            for n, s in zip(nodes, scores):
+                if self.keep_retrieval_score:
+                    n.node.metadata["retrieval_score"] = n.score
+                    for keys in (n.node.excluded_embed_metadata_keys, n.node.excluded_llm_metadata_keys):
+                        if "retrieval_score" not in keys:
+                            keys.append("retrieval_score")
+                out.append(NodeWithScore(node=n.node, score=float(s)))
+            out.sort(key=lambda n: -n.score)  # stable: ties keep the first stage's order
+            return out[: self.top_n]
+
+    return CrossEncoderReranker

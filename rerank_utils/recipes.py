@@ -126,6 +126,44 @@ def train_recipe(
     return RecipeRun(recipe, result, mined.report, mining_seconds, first_ndcg)
 
 
+def _normalised(recipe_dict: dict) -> str:
+    import json
+
+    d = json.loads(json.dumps(recipe_dict, default=str))
+    d.pop("name", None)
+    return json.dumps(d, sort_keys=True)
+
+
+def load_or_train_recipe(
+    recipe: Recipe,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    first_stages: FirstStages,
+    output_dir: str | Path,
+    base_model: str = "default",
+    top_k: int = 20,
+    device: str | None = None,
+) -> tuple[Any, dict, bool]:
+    """``(model, training facts, loaded)``: the model an earlier notebook saved in ``output_dir`` when its
+    ``training.json`` records this very recipe (``loaded=True``), else a fresh :func:`train_recipe` run saved
+    there. The facts are ``training.json``'s: curves, best validation NDCG@10, seconds, the recipe.
+
+    Introduced in notebook ``14_bridge_reranker`` (which reuses the bridge notebook 03 trained)."""
+    import json
+
+    from .models import load_cross_encoder
+
+    output_dir = Path(output_dir)
+    facts_path = output_dir / "training.json"
+    if facts_path.is_file():
+        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        same_base = str(facts.get("base_model")) == str(base_model)
+        if same_base and "recipe" in facts and _normalised(facts["recipe"]) == _normalised(recipe.to_dict()):
+            return load_cross_encoder(str(output_dir), device=device), facts, True
+    run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device)
+    return run.model, json.loads(facts_path.read_text(encoding="utf-8")), False
+
+
 @dataclass
 class RerankEvaluation:
     """Every first stage alone and reranked, on the same queries, with paired comparisons."""

@@ -421,6 +421,7 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
         "train_seconds": round(result.train_seconds, 1),
         "train_rows": result.train_rows,
         "training_pairs_per_second": round(result.pairs_per_second, 2),
+        "curves": result.curves(),  # train loss and validation NDCG@10 by epoch
         "score_scale": "sigmoid(logit) in [0, 1] from predict(); logits with activation_fn=torch.nn.Identity()",
         **{k: v for k, v in (card or {}).items() if k not in ("base_model", "data")},
     }
@@ -441,6 +442,8 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
         "|---|---|",
     ]
     for k, v in facts.items():
+        if k == "curves":  # in training.json; too long for a table row
+            continue
         text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
         lines.append(f"| {k} | {text.replace('|', '/')} |")
     prior = readme.read_text(encoding="utf-8") if readme.is_file() else f"# {output_dir.name}\n"

@@ -5,6 +5,7 @@ Time budget: the whole smoke run takes a few minutes on 2 CPU cores (README stat
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -82,17 +83,25 @@ def check_02_negative_mining(r):
 
 
 def check_03_fine_tuning(r):
-    assert _unit(r["best_val_ndcg@10"]) and _unit(r["val_first_stage_ndcg@10"])
-    assert len(r["curves"]["val_ndcg@10"]) == SMOKE.parameters_for("03_fine_tuning")["epochs"]
-    assert r["train_seconds"] > 0 and r["pairs_per_second"] > 0
+    params = SMOKE.parameters_for("03_fine_tuning")
+    assert r["default_reranker"] == params["default_reranker"] == "bridge"
+    assert _unit(r["best_val_ndcg@10"]) and _unit(r["bridge_best_val_ndcg@10"]) and _unit(r["val_first_stage_ndcg@10"])
+    assert len(r["curves"]["val_ndcg@10"]) == params["epochs"]
+    assert len(r["bridge_curves"]["val_ndcg@10"]) == params["bridge_epochs"]
+    assert r["train_seconds"] > 0 and r["bridge_train_seconds"] > 0 and r["pairs_per_second"] > 0
+    assert r["bridge_recipe"]["architecture"] == "bridge" and r["recipe"].get("architecture", "standard") == "standard"
     table = r["test_table"]
-    assert set(table) == {"BM25", "BM25 + reranker", "bi-encoder", "bi-encoder + reranker"}
+    assert list(table) == ["BM25", "bi-encoder", "BM25 + standard CE", "bi-encoder + standard CE", "BM25 + bridge", "bi-encoder + bridge"]
     assert all(_unit(v) for row in table.values() for v in row.values())
-    a = r["test_comparisons"]["BM25 + reranker vs BM25"]
+    c = r["test_comparisons"]
+    a = c["BM25 + bridge vs BM25"]
     assert a["low"] <= a["diff"] <= a["high"] and r["gate_a"] == (a["low"] > 0)
-    assert "Gate (a)" in r["verdict"] and ("HOLDS" in r["verdict"] or "does NOT hold" in r["verdict"])
-    assert r["engine_best_val"] is not None
-    assert set(r["_figures"]) == {"training_curves", "test_intervals"}
+    assert r["gate_b"] == (c["bi-encoder + bridge vs bi-encoder"]["low"] > 0)
+    assert "bi-encoder + bridge vs bi-encoder + standard CE" in c and any(k.startswith("bi-encoder + bridge fused") for k in c)
+    for v in (r["verdict"], r["other_verdict"]):
+        assert "Gate (a)" in v and ("HOLDS" in v or "does NOT hold" in v)
+    assert r["model_dir"].endswith("reranker") and r["engine_best_val"] is not None
+    assert set(r["_figures"]) == {"training_curves", "bridge_training_curves", "test_intervals"}
 
 
 def check_14_bridge_reranker(r):
@@ -101,6 +110,7 @@ def check_14_bridge_reranker(r):
     s0 = r["step0_table"]
     assert abs(s0["bi-encoder + bridge, step 0"]["ndcg@10"] - s0["bi-encoder"]["ndcg@10"]) < 0.02
     assert r["step0_agreement@10"] >= 0.9
+    assert r["reused_from_03"] is True  # the same recipe as 03's bridge: not trained twice
     assert len(r["curves"]["val_ndcg@10"]) == params["epochs"] and _unit(r["best_val_ndcg@10"])
     assert r["train_seconds"] > 0 and r["pairs_per_second"] > 0
     b = r["bridge"]
@@ -114,6 +124,7 @@ def check_14_bridge_reranker(r):
     c = r["test_comparisons"]
     assert {"BM25 + bridge vs BM25", "bi-encoder + bridge vs bi-encoder", "bi-encoder + bridge vs bi-encoder + standard CE"} <= set(c)
     assert r["gate_a"] == (c["BM25 + bridge vs BM25"]["low"] > 0)
+    assert r["llamaindex_same_order"] is True
     assert r["onnx"]["same_order"] == 1.0 and r["onnx"]["max_abs_diff"] < 1e-3
     assert set(r["_figures"]) == {"attention_mask", "training_curves", "test_intervals"}
 
@@ -124,8 +135,10 @@ CHECKS = {name.removeprefix("check_"): fn for name, fn in globals().items() if n
 def test_every_notebook_ran(smoke_run):
     summary, root = smoke_run
     assert summary.notebooks == NOTEBOOKS
-    model = root / "smoke" / "models" / "reranker"
-    assert (model / "config.json").is_file() and "## rerank-finetune" in (model / "README.md").read_text()
+    model = root / "smoke" / "models" / "reranker"  # the default reranker, published by 03: the bridge offline
+    assert (model / "modules.json").is_file() and "## rerank-finetune" in (model / "README.md").read_text()
+    assert json.loads((model / "DEFAULT_RERANKER.json").read_text())["architecture"] == "bridge"
+    assert (root / "smoke" / "models" / "standard" / "config.json").is_file()
     bridge = root / "smoke" / "models" / "bridge"
     assert (bridge / "bridge.safetensors").is_file() and (root / "smoke" / "models" / "bridge_onnx" / "model.onnx").is_file()
     assert (root / "smoke" / "REPORT.md").is_file()

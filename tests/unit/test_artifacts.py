@@ -72,3 +72,19 @@ def test_splits_of_different_corpora_are_refused(tmp_path):
     b.corpus = {**b.corpus, "extra": "another document"}
     with pytest.raises(ValueError, match="split 'test' has a different corpus"):
         artifacts.save_splits({"train": a, "test": b}, tmp_path)
+
+
+def test_publish_reranker_copies_without_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(tmp_path / "art"))
+    src = tmp_path / "bridge"
+    (src / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    (src / "modules.json").write_text("[]")
+    (src / "model.safetensors").write_bytes(b"weights")
+    old = artifacts.artifacts_dir("p", "models", "reranker")
+    (old / "stale.bin").write_bytes(b"old model")  # a previous default is replaced, not merged
+    target = artifacts.publish_reranker("p", src, "bridge", "best on validation")
+    assert sorted(p.name for p in target.iterdir()) == [artifacts.DEFAULT_RERANKER_FILE, "model.safetensors", "modules.json"]
+    assert artifacts.published_reranker("p") == {"architecture": "bridge", "copied_from": str(src), "reason": "best on validation"}
+    assert artifacts.published_reranker("other") is None
+    with pytest.raises(FileNotFoundError, match="holds no saved model"):
+        artifacts.publish_reranker("p", tmp_path / "empty", "standard")

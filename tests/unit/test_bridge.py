@@ -112,7 +112,10 @@ def test_bias_modes_and_attention_mask(tiny_bert_dir):
     head = build_bridge_reranker(str(tiny_bert_dir), bias_mode="head", bias_start=-4.0)
     shared = build_bridge_reranker(str(tiny_bert_dir), bias_mode="shared", bias_start=-4.0)
     assert tuple(head[0].cross_bias.shape) == (2, 2) and tuple(shared[0].cross_bias.shape) == (1, 1)
-    assert learned_biases(shared).shape == (2, 2) and (learned_biases(head).to_numpy() == -4.0).all()
+    assert list(learned_biases(shared).columns) == ["bias", "exp(max)"] and len(learned_biases(shared)) == 2
+    lb = learned_biases(head)
+    assert list(lb.columns) == ["head 0", "head 1", "exp(max)"] and (lb[["head 0", "head 1"]].to_numpy() == -4.0).all()
+    assert np.allclose(lb["exp(max)"], math.exp(-4.0))
     assert np.allclose(head.predict(PAIRS), shared.predict(PAIRS), atol=1e-5)  # same start, same model
     with torch.no_grad():
         head[0].cross_bias[1, 0] = 0.0  # open one head of the last layer only
@@ -285,3 +288,61 @@ def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_pat
     saved = load_cross_encoder(str(tmp_path / "out"))
     assert np.allclose(best.predict(PAIRS), res.model.predict(PAIRS), atol=1e-5)
     assert np.allclose(saved.predict(PAIRS), res.model.predict(PAIRS), atol=1e-5)
+
+
+def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_path):
+    from llama_index.core.postprocessor import SentenceTransformerRerank
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+
+    from rerank_utils.llamaindex import cross_encoder_reranker
+
+    ce = build_bridge_reranker(str(tiny_bert_dir), bias_mode="head", bias_start=-1.0, max_seq_length=96)
+    ce.save_pretrained(str(tmp_path / "bridge"))
+    export_onnx(ce, tmp_path / "onnx")
+    query = PAIRS[1][0]
+    docs = [d for _, d in PAIRS] + ["the roof water law", "a house tax"]
+
+    def nodes():
+        return [NodeWithScore(node=TextNode(id_=f"n{i}", text=d), score=1.0 - i / 10) for i, d in enumerate(docs)]
+
+    bundle = QueryBundle(query)
+    theirs = SentenceTransformerRerank(model=str(tmp_path / "bridge"), top_n=4, device="cpu").postprocess_nodes(nodes(), query_bundle=bundle)
+    for post in (
+        cross_encoder_reranker(str(tmp_path / "bridge"), top_n=4, batch_size=2),
+        cross_encoder_reranker(str(tmp_path / "onnx"), top_n=4, backend="onnx"),
+        cross_encoder_reranker(ce, top_n=4),
+    ):
+        ours = post.postprocess_nodes(nodes(), query_bundle=bundle)
+        assert [n.node.node_id for n in ours] == [n.node.node_id for n in theirs]
+        assert np.allclose([n.score for n in ours], [n.score for n in theirs], atol=1e-4)
+        # the first stage's score is kept beside the new one, out of the text the model and the LLM read
+        kept = {n.node.node_id: n.node.metadata["retrieval_score"] for n in ours}
+        assert kept == {nid: 1.0 - int(nid[1:]) / 10 for nid in kept}
+        assert "retrieval_score" not in ours[0].node.get_content(metadata_mode=MetadataMode.EMBED)
+    with pytest.raises(ValueError, match="backend='tensorrt'"):
+        cross_encoder_reranker(ce, backend="tensorrt")
+    with pytest.raises(FileNotFoundError, match="model.onnx not found"):
+        cross_encoder_reranker(str(tmp_path / "bridge"), backend="onnx")
+    with pytest.raises(ValueError, match="needs the query"):
+        cross_encoder_reranker(ce).postprocess_nodes(nodes())
+
+
+def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tmp_path):
+    from dataclasses import replace
+
+    from rerank_utils.mining import MiningConfig
+    from rerank_utils.recipes import FirstStages, load_or_train_recipe
+    from tests.unit.test_training import toy_ds
+
+    train, val = toy_ds(8, seed=1), toy_ds(4, seed=2)
+    stages = FirstStages(train.corpus, bi_encoder)
+    recipe = Recipe("b", MiningConfig("random", num_negatives=3), TrainingConfig(loss="softmax", epochs=1, batch_size=4, max_length=64),
+                    architecture="bridge", bridge={"bias_start": -6.0})
+    base = str(tiny_bert_dir)
+    m1, facts1, loaded1 = load_or_train_recipe(recipe, train, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
+    m2, facts2, loaded2 = load_or_train_recipe(replace(recipe, name="renamed"), train, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
+    assert (loaded1, loaded2) == (False, True) and facts1 == facts2
+    assert np.allclose(m1.predict(PAIRS), m2.predict(PAIRS), atol=1e-5) and "val_ndcg@10" in facts2["curves"]
+    other = replace(recipe, bridge={"bias_start": -4.0})
+    _, facts3, loaded3 = load_or_train_recipe(other, train, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
+    assert loaded3 is False and facts3["recipe"]["bridge"] == {"bias_start": -4.0}

@@ -110,6 +110,7 @@ def test_fine_tune_learns_and_keeps_the_best_checkpoint(trained):
     assert "## rerank-finetune" in card and "tiny-bert" in card and "best_validation_ndcg@10" in card
     facts = json.loads((result.output_dir / "training.json").read_text())
     assert facts["hyper_parameters"]["learning_rate"] == 3e-3 and facts["train_rows"] == len(rows)
+    assert [v for _, v in facts["curves"]["val_ndcg@10"]] == pytest.approx(vals) and "curves" not in card
     pairs = [("what is the roof", "roof yes"), ("what is the roof", "roof no")]
     yes, no = result.model.predict(pairs)
     assert yes > no  # it learned the task
