@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rerank_utils.artifacts import prepare_splits  # noqa: E402
+from rerank_utils.bridge import bridge_summary  # noqa: E402
 from rerank_utils.mining import MiningConfig  # noqa: E402
 from rerank_utils.models import load_bi_encoder  # noqa: E402
 from rerank_utils.recipes import FirstStages, Recipe, evaluate_reranker, train_recipe  # noqa: E402
@@ -92,12 +93,15 @@ def main() -> None:
             "wall_seconds": time.perf_counter() - t0,
             "pairs_per_second": run.result.pairs_per_second,
             "best_val_during_training": run.result.best_metric,
+            "val_by_epoch": run.result.curves()["val_ndcg@10"],  # bi-encoder top-20 reranked, after each epoch
             "val": {k: r.aggregate["ndcg@10"] for k, r in v.results.items()},
             "val_score": (v.results["BM25 + reranker"].aggregate["ndcg@10"] + v.results["bi-encoder + reranker"].aggregate["ndcg@10"]) / 2,
             "test": {k: r.aggregate["ndcg@10"] for k, r in t.results.items()},
             "test_intervals": {k: [c.diff, c.low, c.high, c.p_value] for k, c in t.comparisons.items()},
             "mining": run.mining_report.counts,
         }
+        if recipe.architecture == "bridge":
+            done[recipe.name]["bridge"] = bridge_summary(run.model)  # how far cross-attention opened
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(done, indent=1))
         print(f"{recipe.name}: val {done[recipe.name]['val_score']:.4f}  test {done[recipe.name]['test']}", flush=True)
