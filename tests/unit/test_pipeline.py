@@ -1,0 +1,96 @@
+"""Pipelines (first stage, optionally a reranker) evaluated query by query with latency."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rerank_utils.evaluation import evaluate_run
+from rerank_utils.pipeline import LlamaIndexPipeline, Pipeline, evaluate
+
+
+class FixedRetriever:
+    """A fake first stage: the same ranked docs for any query, or a per-query list."""
+
+    def __init__(self, ranked, per_query=None):
+        self.ranked, self.per_query = ranked, per_query or {}
+
+    def search(self, queries, top_k=100):
+        out = {}
+        for qid, text in queries.items():
+            docs = self.per_query.get(text, self.ranked)[:top_k]
+            out[qid] = {d: 1.0 - i / 100 for i, d in enumerate(docs)}
+        return out
+
+
+class GoldScorer:
+    def __init__(self):
+        self.pairs = 0
+
+    def predict(self, pairs, batch_size=32, show_progress_bar=False):
+        self.pairs += len(pairs)
+        return [1.0 if "gold" in p else 0.0 for _, p in pairs]
+
+
+CORPUS = {"a": "x", "b": "gold b", "c": "y", "d": "gold d", "e": "z"}
+
+
+def test_pipeline_reranks_only_the_top_k_and_keeps_top_n():
+    scorer = GoldScorer()
+    p = Pipeline("fs + gold", FixedRetriever(["a", "c", "b", "e", "d"]), CORPUS, reranker=scorer, top_k=3)
+    assert list(p.search("q")) == ["b", "c", "a"]  # d was below top-3: never scored; ties: doc id descending
+    assert scorer.pairs == 3
+    assert list(Pipeline("n", FixedRetriever(["a", "c", "b"]), CORPUS, reranker=scorer, top_k=3, top_n=1).search("q")) == ["b"]
+    alone = Pipeline("fs", FixedRetriever(["a", "c", "b", "e", "d"]), CORPUS, top_k=2).search("q")
+    assert alone == {"a": 1.0, "c": 0.99}
+
+
+def test_pipeline_refuses_bad_settings():
+    with pytest.raises(ValueError, match="top_k=0"):
+        Pipeline("p", FixedRetriever([]), CORPUS, top_k=0)
+    with pytest.raises(ValueError, match="top_n=0"):
+        Pipeline("p", FixedRetriever([]), CORPUS, top_n=0)
+    with pytest.raises(TypeError, match="search"):
+        Pipeline("p", object(), CORPUS)
+    with pytest.raises(TypeError, match="predict"):
+        Pipeline("p", FixedRetriever([]), CORPUS, reranker=object())
+    with pytest.raises(KeyError, match="not in the corpus"):
+        Pipeline("p", FixedRetriever(["zz"]), CORPUS, reranker=GoldScorer()).search("q")
+
+
+def test_evaluate_matches_evaluate_run_and_times_every_query():
+    queries = {"q1": "one", "q2": "two", "q3": "three"}
+    qrels = {"q1": {"b": 1}, "q2": {"d": 1}, "q3": {"a": 1}, "q9": {"a": 1}}
+    fs = FixedRetriever(["a", "c", "b", "e", "d"], per_query={"one": ["a", "c", "b", "e"], "two": ["e", "d", "a"]})
+    base = evaluate(Pipeline("fs", fs, CORPUS, top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
+    reranked = evaluate(Pipeline("fs + gold", fs, CORPUS, reranker=GoldScorer(), top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
+    assert set(base.seconds) == set(queries) and all(s > 0 for s in base.seconds.values())
+    assert base.result.aggregate == evaluate_run(base.run, {q: qrels[q] for q in queries}, ("ndcg@10", "hit@1")).aggregate
+    assert base.result.n_evaluated == 3  # q9 is not one of the queries run
+    assert reranked.result.per_query["q1"]["hit@1"] == 1.0 and base.result.per_query["q1"]["hit@1"] == 0.0
+    assert reranked.result.per_query["q3"]["hit@1"] == 0.0  # the reranker pushed the relevant "a" down
+    row = reranked.row()
+    assert list(row) == ["ndcg@10", "hit@1", "p50 ms", "p95 ms"] and 0 < row["p50 ms"] <= row["p95 ms"]
+    with pytest.raises(ValueError, match="no queries"):
+        evaluate(Pipeline("fs", fs, CORPUS), {}, qrels)
+
+
+def test_llamaindex_pipeline_keeps_the_stage_order_through_ties():
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    class Retriever:
+        def retrieve(self, bundle):
+            return [NodeWithScore(node=TextNode(id_=d, text=CORPUS[d]), score=0.5) for d in ["c", "a", "e"]]
+
+    class Reverse:
+        def postprocess_nodes(self, nodes, query_bundle=None):
+            assert query_bundle.query_str == "q"
+            return list(reversed(nodes))
+
+    out = LlamaIndexPipeline("li", Retriever(), [Reverse()]).search("q")
+    assert list(out) == ["e", "a", "c"]
+    from rerank_utils.evaluation import rank
+
+    assert rank(out) == ["e", "a", "c"]  # equal scores, yet the stage's order survives evaluation
+    assert all(math.isclose(v, 0.5, abs_tol=1e-6) for v in out.values())
