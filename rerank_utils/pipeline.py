@@ -142,3 +142,68 @@ def evaluate(
         seconds[q] = time.perf_counter() - t0
     result = evaluate_run(run, {q: qrels[q] for q in qids if q in qrels}, metrics)
     return PipelineEvaluation(pipeline.name, result, run, seconds)
+
+
+# ------------------------------------------------------------------------------------------ analyses
+def top_k_tradeoff(
+    first_stage: Any,
+    reranker: Any,
+    ds,
+    k_values=(5, 10, 20, 50, 100),
+    batch_size: int = 32,
+    metric: str = "ndcg@10",
+) -> list[dict]:
+    """The guide's FAQ Q4, measured: for each K, ``metric`` and latency per query of reranking the first
+    stage's top-K, beside the first stage's Recall@K (the ceiling: the reranker cannot find what the first
+    stage missed). Rows ``{k, <metric>, p50_ms, p95_ms, first_stage_recall@k}``."""
+    rows = []
+    for k in k_values:
+        pe = evaluate(Pipeline(f"top-{k}", first_stage, ds.corpus, reranker=reranker, top_k=k, batch_size=batch_size), ds.queries, ds.qrels, (metric,))
+        fs_run = first_stage.search(ds.queries, top_k=k)
+        recall = evaluate_run(fs_run, ds.qrels, (f"recall@{k}",)).aggregate[f"recall@{k}"]
+        lat = pe.latency
+        rows.append({"k": k, metric: pe.result.aggregate[metric], "p50_ms": lat.p50 * 1000, "p95_ms": lat.p95 * 1000, "first_stage_recall@k": recall})
+    return rows
+
+
+def worst_queries(ds, before: EvalResult, after: EvalResult, run_before: Mapping, run_after: Mapping, n: int = 5, metric: str = "ndcg@10"):
+    """The ``n`` queries the second system hurt most (``after - before`` on ``metric``, most negative first),
+    as text: the query, the relevant passage, each system's first result. A DataFrame for failure analysis."""
+    import pandas as pd
+
+    diffs = []
+    for q, vals in after.per_query.items():
+        a, b = before.per_query.get(q, {}).get(metric), vals.get(metric)
+        if a is None or b is None or a != a or b != b:  # NaN: no relevant doc
+            continue
+        diffs.append((b - a, q))
+    diffs.sort()
+    rows = []
+    for d, q in diffs[:n]:
+        rel = [doc for doc, g in ds.qrels[q].items() if g > 0]
+        top_b, top_a = rank(run_before.get(q, {}))[:1], rank(run_after.get(q, {}))[:1]
+        rows.append({
+            "query": ds.queries[q],
+            f"{metric} before": before.per_query[q][metric],
+            f"{metric} after": after.per_query[q][metric],
+            "change": d,
+            "relevant passage": ds.corpus[rel[0]][:160] if rel else "",
+            "first result before": (ds.corpus[top_b[0]][:160] + (" (relevant)" if top_b[0] in rel else "")) if top_b else "",
+            "first result after": (ds.corpus[top_a[0]][:160] + (" (relevant)" if top_a[0] in rel else "")) if top_a else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def no_llm_query_engine(index, top_k: int = 20, node_postprocessors: list | None = None):
+    """A LlamaIndex query engine that never calls an LLM: retrieval, the postprocessors, and a response
+    with the source nodes and no text (``response_mode="no_text"``, a ``MockLLM`` so no API key is read).
+    The guide's ``query_engine.retrieve(...)`` / ``query_engine.query(...).source_nodes`` code runs offline."""
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+    from llama_index.core.response_synthesizers.no_text import NoText
+
+    # NoText built by response_mode="no_text" would still ask Settings.llm for a default (OpenAI): give it one
+    return RetrieverQueryEngine.from_args(
+        index.as_retriever(similarity_top_k=top_k), llm=MockLLM(), response_synthesizer=NoText(llm=MockLLM()),
+        node_postprocessors=list(node_postprocessors or []),
+    )

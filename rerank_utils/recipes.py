@@ -350,3 +350,40 @@ def search_table(path: str | Path):
             "train s": round(r["train_seconds"]),
         }
     return pd.DataFrame(rows).T.sort_values("val (mean of BM25+CE, bi+CE)", ascending=False)
+
+
+def learning_curve(
+    recipe: Recipe,
+    sizes,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    test: RetrievalDataset,
+    first_stages: FirstStages,
+    workdir: str | Path,
+    base_model: str = "default",
+    top_k: int = 20,
+    device: str | None = None,
+) -> list[dict]:
+    """The guide's "1000-5000 samples are enough", tested: train ``recipe`` on a seeded sample of each of
+    ``sizes`` training queries and score each model by reranking the test queries' bi-encoder and BM25
+    top-``top_k``. Rows ``{train_queries, labelled_pairs, val_best, test NDCG@10 bi+CE, test NDCG@10 BM25+CE,
+    train_s}``; ``labelled_pairs`` (the guide's "samples") is queries x (1 positive + the recipe's negatives),
+    give or take the few queries with two positives. Introduced in notebook ``04_evaluation``."""
+    from dataclasses import replace
+
+    test_runs = first_stages.runs(test.queries, top_k=top_k)
+    rows = []
+    for n in sizes:
+        n = min(int(n), len(train))
+        r = replace(recipe, name=f"{recipe.name}-{n}q", train_queries=n)
+        run = train_recipe(r, train, val, first_stages, Path(workdir) / f"{n}q", base_model, top_k=top_k, device=device)
+        ev = evaluate_reranker(run.model, test, test_runs, top_k=top_k, metrics=("ndcg@10",))
+        rows.append({
+            "train_queries": n,
+            "labelled_pairs": n * (1 + r.mining.num_negatives),
+            "val_best": run.result.best_metric,
+            "test NDCG@10 bi+CE": ev.results["bi-encoder + reranker"].aggregate["ndcg@10"],
+            "test NDCG@10 BM25+CE": ev.results["BM25 + reranker"].aggregate["ndcg@10"],
+            "train_s": run.result.train_seconds,
+        })
+    return rows

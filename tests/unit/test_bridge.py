@@ -346,3 +346,19 @@ def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tm
     other = replace(recipe, bridge={"bias_start": -4.0})
     _, facts3, loaded3 = load_or_train_recipe(other, train, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
     assert loaded3 is False and facts3["recipe"]["bridge"] == {"bias_start": -4.0}
+
+
+def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path):
+    from rerank_utils.mining import MiningConfig
+    from rerank_utils.recipes import FirstStages, learning_curve
+    from tests.unit.test_training import toy_ds
+
+    train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
+    stages = FirstStages(train.corpus, bi_encoder)
+    recipe = Recipe("lc", MiningConfig("random", num_negatives=3), TrainingConfig(loss="softmax", epochs=1, batch_size=4, max_length=64),
+                    architecture="bridge")
+    rows = learning_curve(recipe, [4, 8, 50], train, val, test, stages, tmp_path, base_model=str(tiny_bert_dir), top_k=5, device="cpu")
+    assert [r["train_queries"] for r in rows] == [4, 8, 10]  # 50 is capped at the 10 training queries
+    assert [r["labelled_pairs"] for r in rows] == [16, 32, 40]
+    assert all(0 <= r["test NDCG@10 bi+CE"] <= 1 and 0 <= r["test NDCG@10 BM25+CE"] <= 1 and r["train_s"] > 0 for r in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["10q", "4q", "8q"]

@@ -94,3 +94,69 @@ def test_llamaindex_pipeline_keeps_the_stage_order_through_ties():
 
     assert rank(out) == ["e", "a", "c"]  # equal scores, yet the stage's order survives evaluation
     assert all(math.isclose(v, 0.5, abs_tol=1e-6) for v in out.values())
+
+
+def _ds():
+    from rerank_utils.data import RetrievalDataset
+
+    corpus = {f"d{i}": ("gold " if i % 10 == 0 else "") + f"passage {i}" for i in range(30)}
+    queries = {f"q{j}": f"question {j}" for j in range(3)}
+    qrels = {f"q{j}": {f"d{10 * j}": 1} for j in range(3)}
+    return RetrievalDataset(corpus, queries, qrels)
+
+
+def test_top_k_tradeoff_rows():
+    from rerank_utils.pipeline import top_k_tradeoff
+
+    ds = _ds()
+    # the gold passage of query j sits at rank 3 + 4 j of the first stage
+    per_query = {}
+    for j in range(3):
+        order = [f"d{i}" for i in range(30) if i % 10 != 0]
+        order.insert(3 + 4 * j, f"d{10 * j}")
+        per_query[f"question {j}"] = order
+    rows = top_k_tradeoff(FixedRetriever([], per_query), GoldScorer(), ds, k_values=(2, 5, 10, 20))
+    assert [r["k"] for r in rows] == [2, 5, 10, 20]
+    assert [round(r["first_stage_recall@k"], 3) for r in rows] == [0.0, 0.333, 0.667, 1.0]
+    # the oracle reranker finds the gold passage exactly when it is among the top-K: NDCG@10 = recall@K
+    assert [round(r["ndcg@10"], 3) for r in rows] == [0.0, 0.333, 0.667, 1.0]
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
+
+
+def test_worst_queries_names_the_damage():
+    from rerank_utils.evaluation import evaluate_run
+    from rerank_utils.pipeline import worst_queries
+
+    ds = _ds()
+    before = {"q0": ["d0", "d1"], "q1": ["d2", "d10"], "q2": ["d20"]}
+    after = {"q0": ["d1", "d0"], "q1": ["d10", "d2"], "q2": ["d20"]}
+    rb, ra = evaluate_run(before, ds.qrels, ("ndcg@10",)), evaluate_run(after, ds.qrels, ("ndcg@10",))
+    df = worst_queries(ds, rb, ra, before, after, n=2)
+    assert list(df["query"]) == ["question 0", "question 2"]  # hurt most first; q1 improved
+    assert df.iloc[0]["change"] < 0 and df.iloc[0]["first result before"].endswith("(relevant)")
+    assert df.iloc[0]["first result after"] == ds.corpus["d1"] and df.iloc[0]["relevant passage"] == ds.corpus["d0"]
+
+
+def test_no_llm_query_engine_runs_offline(monkeypatch):
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.schema import TextNode
+
+    from rerank_utils.pipeline import no_llm_query_engine
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    nodes = [TextNode(id_=f"d{i}", text=f"passage {i}") for i in range(6)]
+    index = VectorStoreIndex(nodes=nodes, embed_model=MockEmbedding(embed_dim=8))
+
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+
+    class KeepTwoPost(BaseNodePostprocessor):
+        def _postprocess_nodes(self, nodes, query_bundle=None):
+            return nodes[:2]
+
+    engine = no_llm_query_engine(index, top_k=4, node_postprocessors=[KeepTwoPost()])
+    response = engine.query("which passage?")
+    assert len(response.source_nodes) == 2 and not response.response
+    from llama_index.core.schema import QueryBundle
+
+    assert len(engine.retrieve(QueryBundle("which passage?"))) == 2
