@@ -91,6 +91,15 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "bridge_bias_mode": "layer",
     "bridge_bias_start": -8.0,
 }
+_EVAL_NB = {  # 04_evaluation, cpu values
+    "top_k": 20,
+    "top_k_values": [5, 10, 20, 50, 100],
+    "base_reranker": "cross-encoder/ms-marco-MiniLM-L-6-v2",  # the guide's base reranker: a row when the hub is reachable
+    "learning_curve_sizes": [25, 50, 100, 200],  # training queries; the full set is the published model itself
+    "n_worst": 5,
+}
+
+
 def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
     """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
     the bridge 03 trained (it does only when the recipes are identical)."""
@@ -138,6 +147,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
             "02_negative_mining": _MINING_NB,
             "03_fine_tuning": _FINETUNE_NB,
+            "04_evaluation": _EVAL_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
         cell_timeout=1800,
@@ -151,6 +161,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
+            "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
             "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
         cell_timeout=600,
@@ -171,6 +182,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": _HUB_FINETUNE,
+            "04_evaluation": {**_EVAL_NB, "base_reranker": "cross-encoder/ms-marco-MiniLM-L-12-v2", "learning_curve_sizes": [100, 250, 500]},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
         cell_timeout=7200,
@@ -192,6 +204,7 @@ PROFILES: dict[str, Profile] = {
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
+            "04_evaluation": {**_EVAL_NB, "base_reranker": "BAAI/bge-reranker-base", "learning_curve_sizes": [4, 8]},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },
         cell_timeout=3600,

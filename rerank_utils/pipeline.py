@@ -167,8 +167,9 @@ def top_k_tradeoff(
 
 
 def worst_queries(ds, before: EvalResult, after: EvalResult, run_before: Mapping, run_after: Mapping, n: int = 5, metric: str = "ndcg@10"):
-    """The ``n`` queries the second system hurt most (``after - before`` on ``metric``, most negative first),
-    as text: the query, the relevant passage, each system's first result. A DataFrame for failure analysis."""
+    """The (at most) ``n`` queries the second system hurt most (``after - before`` on ``metric`` below zero, most
+    negative first), as text: the query, the relevant passage, each system's first result. A DataFrame for
+    failure analysis; empty when no query got worse."""
     import pandas as pd
 
     diffs = []
@@ -176,7 +177,8 @@ def worst_queries(ds, before: EvalResult, after: EvalResult, run_before: Mapping
         a, b = before.per_query.get(q, {}).get(metric), vals.get(metric)
         if a is None or b is None or a != a or b != b:  # NaN: no relevant doc
             continue
-        diffs.append((b - a, q))
+        if b < a:  # only the queries it hurt
+            diffs.append((b - a, q))
     diffs.sort()
     rows = []
     for d, q in diffs[:n]:

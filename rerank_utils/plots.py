@@ -187,3 +187,52 @@ def attention_mask(tokens: list[str], mask, title: str = ""):
     ax.set_title(title or "Bridge attention mask: each segment sees itself; across, a learnable bias")
     fig.tight_layout()
     return fig
+
+
+def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = ""):
+    """NDCG@10 of reranking the top-K and the first stage's Recall@K (the ceiling) against K, with the
+    latency per query (p50, p95 band) on a second axis. Rows from ``pipeline.top_k_tradeoff``.
+    Introduced in ``04_evaluation``."""
+    ks = [r["k"] for r in rows]
+    fig, ax1 = plt.subplots(figsize=(6.5, 3.8))
+    ax1.plot(ks, [r[metric] for r in rows], "o-", color="tab:green", label=f"{metric}, reranked top-K")
+    ax1.plot(ks, [r["first_stage_recall@k"] for r in rows], "s--", color="tab:gray", label="first stage Recall@K (ceiling)")
+    ax1.set_xscale("log")
+    ax1.set_xticks(ks, [str(k) for k in ks])
+    ax1.set_ylim(0, 1.02)
+    ax1.set_xlabel("candidates reranked per query (K)")
+    ax1.set_ylabel("quality")
+    ax2 = ax1.twinx()
+    p50, p95 = [r["p50_ms"] for r in rows], [r["p95_ms"] for r in rows]
+    ax2.plot(ks, p50, "^-", color="tab:purple", alpha=0.8, label="ms per query, p50")
+    ax2.fill_between(ks, p50, p95, color="tab:purple", alpha=0.15, label="p50–p95")
+    ax2.set_ylabel("ms per query", color="tab:purple")
+    lines = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax1.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax1.legend(lines, labels, fontsize=8, loc="lower right")
+    ax1.grid(alpha=0.3)
+    ax1.set_title(title or "Choosing top-K: quality against cost")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(rows: list[dict], baselines: Mapping[str, float] | None = None, title: str = ""):
+    """Test NDCG@10 of the fine-tuned reranker against the number of training queries (rows from
+    ``recipes.learning_curve``), with each first stage alone as a dashed line. Introduced in ``04_evaluation``."""
+    n = [r["train_queries"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for key, color in (("test NDCG@10 bi+CE", "tab:green"), ("test NDCG@10 BM25+CE", "tab:blue")):
+        ax.plot(n, [r[key] for r in rows], "o-", color=color, label=key.replace("test NDCG@10 ", "") + " (test)")
+    for (name, value), color in zip((baselines or {}).items(), ("tab:green", "tab:blue", "tab:gray")):
+        ax.axhline(value, color=color, ls="--", alpha=0.6, label=f"{name} alone")
+    secondary = ax.secondary_xaxis("top", functions=(lambda q: q * (rows[0]["labelled_pairs"] / rows[0]["train_queries"]),
+                                                     lambda p: p / (rows[0]["labelled_pairs"] / rows[0]["train_queries"])))
+    secondary.set_xlabel("labelled pairs (the guide's samples)")
+    ax.set_xlabel("training queries")
+    ax.set_ylabel("NDCG@10")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "How much data? NDCG@10 against training queries", pad=28)
+    fig.tight_layout()
+    return fig

@@ -44,6 +44,18 @@ class Recipe:
             out.update(architecture=self.architecture, bridge=dict(self.bridge or {}))
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        """The recipe :meth:`to_dict` wrote (e.g. into a saved model's ``training.json``)."""
+        known = {"name", "mining", "training", "train_queries", "architecture", "bridge"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Recipe.from_dict: unknown keys {sorted(unknown)}; expected some of {sorted(known)}")
+        return cls(
+            d["name"], MiningConfig(**d.get("mining", {})), TrainingConfig(**d.get("training", {})), d.get("train_queries"),
+            d.get("architecture", "standard"), d.get("bridge") or None,
+        )
+
     def build_model(self, base_model: str = "default", device: str | None = None):
         """The model training starts from: ``base_model`` itself (a name) for the standard cross-encoder,
         a fresh bridge reranker over it for the bridge."""
@@ -178,19 +190,25 @@ class RerankEvaluation:
         return pd.DataFrame({name: {m: r.aggregate[m] for m in metrics} for name, r in self.results.items()}).T
 
     def comparison_table(self):
-        import pandas as pd
+        return comparison_frame(self.comparisons)
 
-        return pd.DataFrame(
-            {
-                name: {
-                    "NDCG@10 before": c.mean_a, "NDCG@10 after": c.mean_b, "difference": c.diff,
-                    "relative": c.diff / c.mean_a if c.mean_a else float("nan"),
-                    "95% CI low": c.low, "95% CI high": c.high, "p": c.p_value,
-                    "wins": c.wins, "losses": c.losses, "significant": c.significant,
-                }
-                for name, c in self.comparisons.items()
+
+def comparison_frame(comparisons: dict[str, PairedComparison]):
+    """Paired comparisons as the guide's before/after table: before, after, absolute and relative change,
+    the 95 % interval, p, per-query wins and losses."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            name: {
+                "NDCG@10 before": c.mean_a, "NDCG@10 after": c.mean_b, "difference": c.diff,
+                "relative": c.diff / c.mean_a if c.mean_a else float("nan"),
+                "95% CI low": c.low, "95% CI high": c.high, "p": c.p_value,
+                "wins": c.wins, "losses": c.losses, "significant": c.significant,
             }
-        ).T
+            for name, c in comparisons.items()
+        }
+    ).T
 
 
 def evaluate_reranker(

@@ -362,3 +362,14 @@ def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path
     assert [r["labelled_pairs"] for r in rows] == [16, 32, 40]
     assert all(0 <= r["test NDCG@10 bi+CE"] <= 1 and 0 <= r["test NDCG@10 BM25+CE"] <= 1 and r["train_s"] > 0 for r in rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["10q", "4q", "8q"]
+
+
+def test_recipe_round_trips_through_a_dict():
+    from rerank_utils.mining import MiningConfig
+
+    r = Recipe("b", MiningConfig("mixed", num_negatives=7, hard_fraction=0.57), TrainingConfig(loss="softmax", learning_rate=5e-5),
+               train_queries=50, architecture="bridge", bridge={"bias_start": -6.0})
+    back = Recipe.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r and Recipe.from_dict(Recipe("s").to_dict()) == Recipe("s")
+    with pytest.raises(ValueError, match=r"unknown keys \['optimizer'\]"):
+        Recipe.from_dict({**r.to_dict(), "optimizer": "adam"})
