@@ -1,0 +1,147 @@
+"""The rerank service's routes, shapes and refusals, through FastAPI's test client (in process)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from rerank_utils.service import RerankService, ScoreCache, create_app  # noqa: E402
+
+
+class WordScorer:
+    """Raw score = how many query words the text holds, minus 1 (so scores are logits around 0)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, pairs, batch_size=32, show_progress_bar=False):
+        self.calls += 1
+        return [float(sum(w in t.split() for w in q.split()) - 1) for q, t in pairs]
+
+
+TEXTS = ["the roof leaks", "tax on the roof of the house", "nothing here"]
+
+
+@pytest.fixture()
+def client_and_service():
+    service = RerankService(WordScorer(), model_name="words", max_documents=5, max_text_chars=40)
+    return TestClient(create_app(service, max_body_bytes=5000)), service
+
+
+def sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_tei_shape_sorted_with_sigmoid_or_raw(client_and_service):
+    client, _ = client_and_service
+    r = client.post("/rerank", json={"query": "roof tax", "texts": TEXTS})
+    assert r.status_code == 200
+    assert r.json() == [{"index": 1, "score": pytest.approx(sig(1))}, {"index": 0, "score": pytest.approx(sig(0))}, {"index": 2, "score": pytest.approx(sig(-1))}]
+    r = client.post("/rerank", json={"query": "roof tax", "texts": TEXTS, "raw_scores": True, "return_text": True})
+    assert r.json()[0] == {"index": 1, "score": 1.0, "text": TEXTS[1]}
+
+
+def test_the_guides_body_is_accepted(client_and_service):
+    client, _ = client_and_service
+    r = client.post("/rerank", json={"query": "roof", "passages": TEXTS, "top_n": 2})
+    assert r.status_code == 200 and [x["index"] for x in r.json()] == [0, 1]
+
+
+def test_cohere_shapes(client_and_service):
+    client, _ = client_and_service
+    for version in ("v1", "v2"):
+        r = client.post(f"/{version}/rerank", json={"query": "roof tax", "documents": TEXTS, "top_n": 2, "return_documents": True})
+        body = r.json()
+        assert r.status_code == 200 and body["meta"]["api_version"]["version"] == version[1]
+        assert [x["index"] for x in body["results"]] == [1, 0]
+        assert body["results"][0]["document"] == {"text": TEXTS[1]} and body["results"][0]["relevance_score"] == pytest.approx(sig(1))
+    r = client.post("/v2/rerank", json={"query": "roof", "documents": [{"text": "the roof"}, "x"]})
+    assert [x["index"] for x in r.json()["results"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "route, body, status, words",
+    [
+        ("/rerank", {"query": "", "texts": ["a"]}, 422, "query"),
+        ("/rerank", {"query": "q", "texts": []}, 422, "empty"),
+        ("/rerank", {"query": "q"}, 422, "exactly one"),
+        ("/rerank", {"query": "q", "texts": ["a"] * 6}, 413, "at most 5"),
+        ("/rerank", {"query": "q", "texts": ["a" * 50], "truncate": False}, 413, "truncate is false"),
+        ("/rerank", {"query": "q", "texts": "not a list"}, 422, "texts"),
+        ("/v1/rerank", {"query": "q", "documents": []}, 422, "documents"),
+        ("/v1/rerank", {"query": "q", "documents": [{"title": "no text"}]}, 422, "has no text"),
+        ("/v2/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422, "top_n"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message(client_and_service, route, body, status, words):
+    client, service = client_and_service
+    r = client.post(route, json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and r.json()["error_type"]
+    assert service.counters["errors"] >= 1
+
+
+def test_malformed_json_and_huge_body(client_and_service):
+    client, _ = client_and_service
+    r = client.post("/rerank", content=b'{"query": "q", "texts": [', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error_type"] == "validation"
+    r = client.post("/rerank", json={"query": "q", "texts": ["a" * 30] * 200})
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]
+
+
+def test_long_texts_are_truncated_by_default(client_and_service):
+    client, service = client_and_service
+    r = client.post("/rerank", json={"query": "q", "texts": ["word " * 20], "return_text": True})
+    assert r.status_code == 200 and len(r.json()[0]["text"]) == service.max_text_chars
+
+
+def test_cache_health_metrics(client_and_service):
+    client, service = client_and_service
+    body = {"query": "roof tax", "texts": TEXTS}
+    client.post("/rerank", json=body)
+    calls = service.scorer.calls
+    client.post("/rerank", json=body)
+    assert service.scorer.calls == calls and service.cache.hits == 3  # the repeat was served from the cache
+    assert client.get("/health").json() == {"status": "ok", "model": "words"}
+    text = client.get("/metrics").text
+    assert "rerank_requests_total 2" in text and "rerank_cache_hits_total 3" in text and "rerank_pairs_scored_total 3" in text
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_api_key_guards_only_the_rerank_routes():
+    client = TestClient(create_app(RerankService(WordScorer()), api_key="s3cret"))
+    body = {"query": "q", "texts": ["a"]}
+    assert client.post("/rerank", json=body).status_code == 401
+    assert client.post("/v1/rerank", json={"query": "q", "documents": ["a"]}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post("/rerank", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/health").status_code == 200 and client.get("/metrics").status_code == 200
+
+
+def test_score_cache_is_an_lru():
+    c = ScoreCache(max_entries=2)
+    c.put(("m", "q", "a"), 1.0)
+    c.put(("m", "q", "b"), 2.0)
+    assert c.get(("m", "q", "a")) == 1.0  # a is now the most recent
+    c.put(("m", "q", "c"), 3.0)  # evicts b
+    assert c.get(("m", "q", "b")) is None and c.get(("m", "q", "c")) == 3.0 and len(c) == 2
+    with pytest.raises(ValueError, match="max_entries=-1"):
+        ScoreCache(-1)
+
+
+def test_raw_scorer_gives_logits_of_any_cross_encoder(tiny_bert_dir):
+    import numpy as np
+    import torch
+
+    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.service import RawScorer
+
+    ce = load_cross_encoder(str(tiny_bert_dir))  # sigmoid activation by default
+    pairs = [("roof", "the roof"), ("tax", "a house")]
+    logits = RawScorer(ce).predict(pairs)
+    assert np.allclose(logits, ce.predict(pairs, activation_fn=torch.nn.Identity()))
+    assert np.allclose(ce.predict(pairs), 1 / (1 + np.exp(-np.asarray(logits))), atol=1e-6)
