@@ -4,6 +4,7 @@
     rerank-utils run-notebooks --profile cpu --only 01     # one notebook
     rerank-utils run-notebooks --from 00 --to 01           # a range
     rerank-utils profiles                                  # what each profile runs
+    rerank-utils serve artifacts/cpu/models/reranker       # the rerank service on 127.0.0.1:8080
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", metavar="DIR", help="folder of NN_*.ipynb notebooks (default: the repository's notebooks/)")
 
     sub.add_parser("profiles", help="show every profile's parameters")
+
+    srv = sub.add_parser(
+        "serve",
+        help="serve a saved reranker over HTTP (TEI /rerank, Cohere /v1|/v2/rerank)",
+        description="Load a model folder once and serve it with uvicorn: POST /rerank (text-embeddings-inference shape, "
+        "and the guide's {query, passages, top_n}), POST /v1/rerank and /v2/rerank (Cohere shape), GET /health, "
+        "GET /metrics (Prometheus), OpenAPI at /docs. Ctrl-C or SIGTERM stops it cleanly.",
+    )
+    srv.add_argument("model_dir", help="a saved cross-encoder folder (e.g. artifacts/cpu/models/reranker), or an ONNX export with --backend onnx")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    srv.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    srv.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="inference backend (default: %(default)s)")
+    srv.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: automatic)")
+    srv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the rerank routes (or env RERANK_API_KEY)")
+    srv.add_argument("--max-batch", type=int, default=64, help="pairs per forward pass the micro-batcher gathers (default: %(default)s)")
+    srv.add_argument("--max-wait-ms", type=float, default=5.0, help="how long it waits for more requests (default: %(default)s)")
+    srv.add_argument("--cache-size", type=int, default=100_000, help="scores kept in the LRU cache; 0 disables it (default: %(default)s)")
+    srv.add_argument("--max-documents", type=int, default=1000, help="documents allowed in one request (default: %(default)s)")
     return parser
 
 
@@ -46,6 +65,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  common: {json.dumps(prof.common)}")
             for nb, params in prof.notebooks.items():
                 print(f"  {nb}: {json.dumps(params)}")
+        return 0
+
+    if args.command == "serve":
+        import os
+
+        from .service import serve
+
+        try:
+            serve(args.model_dir, host=args.host, port=args.port, backend=args.backend, api_key=args.api_key or os.environ.get("RERANK_API_KEY"),
+                  device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, cache_size=args.cache_size,
+                  max_documents=args.max_documents)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
 
     from .notebooks import NotebookParameterError, NotebookRunError, discover_notebooks, run_notebooks, select_notebooks

@@ -105,6 +105,13 @@ class RerankService:
             "# HELP rerank_cache_misses_total Scores not in the cache.", "# TYPE rerank_cache_misses_total counter",
             f"rerank_cache_misses_total {self.cache.misses}",
         ]
+        if hasattr(self.scorer, "batches"):  # a MicroBatcher
+            lines += [
+                "# HELP rerank_batches_total Forward passes run by the micro-batcher.", "# TYPE rerank_batches_total counter",
+                f"rerank_batches_total {self.scorer.batches}",
+                "# HELP rerank_batch_pairs_max Largest number of pairs in one forward pass.", "# TYPE rerank_batch_pairs_max gauge",
+                f"rerank_batch_pairs_max {self.scorer.largest_batch}",
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -246,6 +253,76 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
     return app
 
 
+class MicroBatcher:
+    """Many small concurrent requests share one forward pass: each ``predict`` call queues its pairs and
+    waits; a worker thread takes what is queued (up to ``max_batch`` pairs, waiting at most ``max_wait_ms``
+    for more after the first) and scores it in one ``scorer.predict``. A drop-in scorer for
+    :class:`RerankService`; ``batches`` / ``pairs`` / ``largest_batch`` count what it did."""
+
+    def __init__(self, scorer: Any, max_batch: int = 64, max_wait_ms: float = 5.0, batch_size: int = 32):
+        import queue
+
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ValueError(f"max_batch={max_batch} (>= 1), max_wait_ms={max_wait_ms} (>= 0)")
+        self.scorer, self.max_batch, self.max_wait, self.batch_size = scorer, max_batch, max_wait_ms / 1000, batch_size
+        self._queue: "queue.Queue" = queue.Queue()
+        self.batches = self.pairs = self.largest_batch = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="rerank-micro-batcher", daemon=True)
+        self._worker.start()
+
+    def predict(self, pairs, batch_size: int = 32, show_progress_bar: bool = False):
+        from concurrent.futures import Future
+
+        if self._stop.is_set():
+            raise RuntimeError("MicroBatcher is closed")
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        fut: Future = Future()
+        self._queue.put((pairs, fut))
+        return fut.result()
+
+    def _run(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            jobs, n = [first], len(first[0])
+            deadline = time.perf_counter() + self.max_wait
+            while n < self.max_batch:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                n += len(job[0])
+            flat = [p for pairs, _ in jobs for p in pairs]
+            try:
+                scores = list(self.scorer.predict(flat, batch_size=self.batch_size, show_progress_bar=False))
+            except Exception as err:  # every waiting request gets the error, the worker lives on
+                for _, fut in jobs:
+                    fut.set_exception(err)
+                continue
+            self.batches += 1
+            self.pairs += len(flat)
+            self.largest_batch = max(self.largest_batch, len(flat))
+            i = 0
+            for pairs, fut in jobs:
+                fut.set_result(scores[i : i + len(pairs)])
+                i += len(pairs)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=2)
+
+
 class RawScorer:
     """``predict`` returning raw scores (logits; ``scale x cosine`` for a bridge) from a ``CrossEncoder``,
     whatever activation it keeps; the service applies the sigmoid itself unless ``raw_scores``."""
@@ -257,3 +334,35 @@ class RawScorer:
         import torch
 
         return self.model.predict(list(pairs), batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=torch.nn.Identity())
+
+
+def load_service(model_dir: str, backend: str = "torch", device: str | None = None, max_batch: int = 64, max_wait_ms: float = 5.0,
+                 cache_size: int = 100_000, max_documents: int = 1000) -> RerankService:
+    """A :class:`RerankService` over a saved model folder, loaded once: ``backend="torch"`` (any cross-encoder
+    folder, the bridge included) or ``"onnx"`` (a bridge exported by :func:`rerank_utils.bridge.export_onnx`)."""
+    from pathlib import Path
+
+    if backend == "onnx":
+        from .bridge import OnnxBridgeReranker
+
+        scorer = OnnxBridgeReranker(model_dir)
+    elif backend == "torch":
+        from .models import load_cross_encoder
+
+        scorer = RawScorer(load_cross_encoder(model_dir, device=device))
+    else:
+        raise ValueError(f"backend={backend!r}: choose 'torch' or 'onnx'")
+    return RerankService(MicroBatcher(scorer, max_batch=max_batch, max_wait_ms=max_wait_ms), model_name=Path(model_dir).name,
+                         max_documents=max_documents, cache=ScoreCache(cache_size))
+
+
+def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8080, backend: str = "torch", api_key: str | None = None, **kwargs) -> None:
+    """Load ``model_dir`` once and serve it with uvicorn until stopped (Ctrl-C / SIGTERM stop it cleanly)."""
+    import uvicorn
+
+    service = load_service(model_dir, backend=backend, **kwargs)
+    try:
+        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, log_level="info")
+    finally:
+        if isinstance(service.scorer, MicroBatcher):
+            service.scorer.close()
