@@ -488,17 +488,33 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     return path
 
 
-class OnnxBridgeReranker:
-    """Scores pairs with an exported bridge (``model.onnx`` + tokenizer) on onnxruntime, with the same
-    ``predict(pairs, batch_size)`` shape as ``CrossEncoder.predict`` (raw ``scale x cosine`` scores)."""
+def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx") -> Path:
+    """Dynamic int8 quantisation (onnxruntime ``quantize_dynamic``, int8 weights, activations quantised at
+    run time) of ``folder/model.onnx`` into ``folder/<file_name>``; score it with
+    ``OnnxBridgeReranker(folder, file_name=file_name)``. Measure what it costs in NDCG before using it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def __init__(self, folder: str | os.PathLike, max_seq_length: int | None = None, threads: int | None = None):
+    folder = Path(folder)
+    if not (folder / "model.onnx").is_file():
+        raise FileNotFoundError(f"{folder}/model.onnx not found: export it with rerank_utils.bridge.export_onnx first")
+    out = folder / file_name
+    quantize_dynamic(str(folder / "model.onnx"), str(out), weight_type=QuantType.QInt8)
+    return out
+
+
+class OnnxBridgeReranker:
+    """Scores pairs with an exported bridge (``model.onnx`` + tokenizer, or ``file_name``, e.g. the int8 model
+    of :func:`quantize_onnx`) on onnxruntime, with the same ``predict(pairs, batch_size)`` shape as
+    ``CrossEncoder.predict`` (raw ``scale x cosine`` scores)."""
+
+    def __init__(self, folder: str | os.PathLike, max_seq_length: int | None = None, threads: int | None = None,
+                 file_name: str = "model.onnx"):
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
         folder = Path(folder)
-        if not (folder / "model.onnx").is_file():
-            raise FileNotFoundError(f"{folder}/model.onnx not found: export it with rerank_utils.bridge.export_onnx")
+        if not (folder / file_name).is_file():
+            raise FileNotFoundError(f"{folder}/{file_name} not found: export it with rerank_utils.bridge.export_onnx")
         cfg = json.loads((folder / BridgeEncoder.config_file_name).read_text(encoding="utf-8"))
         self.max_seq_length = int(max_seq_length or cfg["max_seq_length"])
         self.max_segment_length = cfg.get("max_segment_length")
@@ -506,7 +522,7 @@ class OnnxBridgeReranker:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(folder / file_name), opts, providers=["CPUExecutionProvider"])
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, **_: Any):
         import numpy as np
