@@ -123,3 +123,27 @@ def bi_vs_cross_table(bi_costs: dict, latency_rows: list[dict], bi_ndcg10: float
         "quality on this data (NDCG@10)": (f"{bi_ndcg10:.3f}", "measured after fine-tuning: notebooks 03 and 04"),
     }
     return pd.DataFrame.from_dict(rows, orient="index", columns=["bi-encoder", "cross-encoder"])
+
+
+def compare_backends(models: dict, ds, first_stage: dict, top_k: int = 20, batch_size: int = 32) -> list[dict]:
+    """The same reranker on several backends (``{label: model}``, the first is the reference, e.g. PyTorch then
+    ONNX): pairs/s reranking every query's top-``top_k`` in one call, the share of queries whose order is the
+    reference's, and the largest score difference from it. Introduced in notebook ``14_bridge_reranker``."""
+    from .evaluation import run_agreement
+    from .reranking import rerank_run
+
+    if not models:
+        raise ValueError("compare_backends: no models given")
+    rows, reference = [], None
+    for label, model in models.items():
+        t0 = time.perf_counter()
+        run = rerank_run(model, ds, first_stage, top_k=top_k, batch_size=batch_size)
+        seconds = time.perf_counter() - t0
+        reference = reference or run
+        rows.append({
+            "backend": label,
+            "pairs_per_s": sum(len(r) for r in run.values()) / seconds,
+            "same_order": run_agreement(reference, run, k=top_k),
+            "max_abs_diff": max((abs(reference[q][d] - run[q][d]) for q in reference for d in reference[q]), default=0.0),
+        })
+    return rows

@@ -405,3 +405,17 @@ def learning_curve(
             "train_s": run.result.train_seconds,
         })
     return rows
+
+
+def guide_claim(comparisons: dict[str, PairedComparison], low: float = 0.10, high: float = 0.30) -> dict[str, str]:
+    """The guide's "fine-tuning usually adds +10-30 %", checked: each comparison's relative change in NDCG@10
+    with its interval, and whether it falls inside ``[low, high]``. Introduced in notebook ``04_evaluation``."""
+    out = {}
+    for name, c in comparisons.items():
+        if not c.mean_a:
+            out[name] = "no relative change: the baseline scores 0"
+            continue
+        rel, lo, hi = c.diff / c.mean_a, c.low / c.mean_a, c.high / c.mean_a
+        where = "inside" if low <= rel <= high else "outside"
+        out[name] = f"{rel:+.0%} (95 % interval {lo:+.0%} to {hi:+.0%}): {where} the guide's {low:+.0%} to {high:+.0%}"
+    return out

@@ -85,9 +85,14 @@ class RerankService:
             for i, s in zip(todo, new):
                 scores[i] = float(s)
                 self.cache.put(keys[i], float(s))
-            with self._lock:
-                self.counters["pairs_scored"] += len(todo)
+            self.count(pairs_scored=len(todo))
         return [float(s) for s in scores]
+
+    def count(self, **increments: float) -> None:
+        """Add to the counters (thread-safe: route handlers run in a thread pool)."""
+        with self._lock:
+            for name, value in increments.items():
+                self.counters[name] += value
 
     def metrics_text(self) -> str:
         c = self.counters
@@ -154,18 +159,18 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
         top_n: int | None = Field(default=None, ge=1)
         return_documents: bool = False
         model: str | None = None
-        max_tokens_per_doc: int | None = Field(default=None, ge=1)
+        max_tokens_per_doc: int | None = Field(default=None, ge=1, description="accepted for Cohere clients; texts are cut at the server's max_text_chars instead")
 
     app = FastAPI(title="rerank-finetune service", version="1", description=__doc__)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
-        service.counters["errors"] += 1
+        service.count(errors=1)
         return JSONResponse(status_code=exc.status, content={"error": exc.message, "error_type": exc.error_type})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
-        service.counters["errors"] += 1
+        service.count(errors=1)
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse(status_code=422, content={"error": problems, "error_type": "validation"})
 
@@ -173,7 +178,7 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
     async def _limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            service.counters["errors"] += 1
+            service.count(errors=1)
             return JSONResponse(status_code=413, content={"error": f"body of {length} bytes is over the limit of {max_body_bytes}", "error_type": "payload_too_large"})
         return await call_next(request)
 
@@ -200,11 +205,11 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
 
     def _timed(fn):
         t0 = time.perf_counter()
-        service.counters["requests"] += 1
+        service.count(requests=1)
         try:
             return fn()
         finally:
-            service.counters["seconds"] += time.perf_counter() - t0
+            service.count(seconds=time.perf_counter() - t0)
 
     @app.post("/rerank", dependencies=[Depends(_auth)])
     def rerank_tei(req: TEIRequest):

@@ -380,3 +380,53 @@ def test_recipe_round_trips_through_a_dict():
     assert back == r and Recipe.from_dict(Recipe("s").to_dict()) == Recipe("s")
     with pytest.raises(ValueError, match=r"unknown keys \['optimizer'\]"):
         Recipe.from_dict({**r.to_dict(), "optimizer": "adam"})
+
+
+def test_the_bridges_refusals_name_the_problem(tiny_bert_dir, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from rerank_utils.bridge import quantize_onnx
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    bert = AutoModel.from_pretrained(str(tiny_bert_dir))
+    with pytest.raises(ValueError, match="pooling='max': choose one of mean, cls"):
+        BridgeEncoder(bert, tok, pooling="max")
+    with pytest.raises(ValueError, match="needs a BERT-family encoder.*Linear has not"):
+        BridgeEncoder(torch.nn.Linear(2, 2), tok)
+    with pytest.raises(ValueError, match="no pairs to encode"):
+        encode_pairs(tok, [], 32)
+    ce = build_bridge_reranker(str(tiny_bert_dir))
+    ce.save_pretrained(str(tmp_path / "m"))
+    with pytest.raises(ValueError, match="backend='onnx'.*export_onnx"):
+        BridgeEncoder.load(str(tmp_path / "m"), backend="onnx")
+    with pytest.raises(FileNotFoundError, match="no bridge_config.json"):
+        BridgeEncoder.load(str(tiny_bert_dir))
+    with pytest.raises(FileNotFoundError, match="model.onnx not found"):
+        quantize_onnx(tmp_path)
+    with pytest.raises(TypeError, match="not a bridge reranker"):
+        learned_biases(object())
+
+
+def test_training_refuses_bad_bridge_settings_and_labels(tiny_bert_dir):
+    with pytest.raises(ValueError, match="bridge_learning_rate=0"):
+        TrainingConfig(bridge_learning_rate=0).validate()
+    loss = ListwiseSoftmaxLoss(build_bridge_reranker(str(tiny_bert_dir), max_seq_length=32))
+    with pytest.raises(ValueError, match="list 0 has a negative label"):
+        loss([["q"], [["a", "b"]]], [torch.tensor([1.0, -1.0])])
+
+
+def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
+    from rerank_utils.data import RetrievalDataset
+    from rerank_utils.latency import compare_backends
+
+    ce = build_bridge_reranker(str(tiny_bert_dir), bias_start=-2.0, max_seq_length=64)
+    export_onnx(ce, tmp_path / "onnx")
+    ds = RetrievalDataset({f"d{i}": d for i, (_, d) in enumerate(PAIRS)}, {f"q{i}": q for i, (q, _) in enumerate(PAIRS)},
+                          {f"q{i}": {f"d{i}": 1} for i in range(len(PAIRS))})
+    first = {q: {d: 1.0 for d in ds.corpus} for q in ds.queries}
+    rows = compare_backends({"PyTorch": ce, "ONNX": OnnxBridgeReranker(tmp_path / "onnx")}, ds, first, top_k=4)
+    assert [r["backend"] for r in rows] == ["PyTorch", "ONNX"]
+    assert rows[0]["same_order"] == 1.0 and rows[0]["max_abs_diff"] == 0.0
+    assert rows[1]["same_order"] == 1.0 and rows[1]["max_abs_diff"] < 1e-3 and all(r["pairs_per_s"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="no models given"):
+        compare_backends({}, ds, first)

@@ -67,3 +67,16 @@ def test_evaluate_rerankers_one_table_with_pairwise_intervals():
     assert set(ev.table(metrics=("ndcg@10",)).index) == set(ev.results)
     with pytest.raises(ValueError, match="no rerankers"):
         evaluate_rerankers({}, ds, {"FS": first})
+
+
+def test_guide_claim_states_the_relative_change_and_the_verdict():
+    from rerank_utils.evaluation import PairedComparison
+    from rerank_utils.recipes import guide_claim
+
+    def pc(a, b, low, high):
+        return PairedComparison("ndcg@10", a, b, b - a, low, high, 0.01, 10, 5, 3, 2)
+
+    out = guide_claim({"inside": pc(0.5, 0.6, 0.05, 0.15), "outside": pc(0.7, 0.75, 0.0, 0.1), "zero": pc(0.0, 0.1, 0.0, 0.2)})
+    assert out["inside"] == "+20% (95 % interval +10% to +30%): inside the guide's +10% to +30%"
+    assert out["outside"].startswith("+7% (95 % interval +0% to +14%): outside")
+    assert out["zero"] == "no relative change: the baseline scores 0"

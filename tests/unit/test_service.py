@@ -145,3 +145,18 @@ def test_raw_scorer_gives_logits_of_any_cross_encoder(tiny_bert_dir):
     logits = RawScorer(ce).predict(pairs)
     assert np.allclose(logits, ce.predict(pairs, activation_fn=torch.nn.Identity()))
     assert np.allclose(ce.predict(pairs), 1 / (1 + np.exp(-np.asarray(logits))), atol=1e-6)
+
+
+def test_service_setup_refusals(tmp_path, capsys):
+    from rerank_utils.cli import main
+    from rerank_utils.llamaindex import cross_encoder_reranker
+    from rerank_utils.service import MicroBatcher, load_service
+
+    with pytest.raises(ValueError, match="max_batch=0"):
+        MicroBatcher(WordScorer(), max_batch=0)
+    with pytest.raises(ValueError, match="backend='tensorrt': choose 'torch' or 'onnx'"):
+        load_service(str(tmp_path), backend="tensorrt")
+    with pytest.raises(ValueError, match="top_n=0, batch_size=32"):
+        cross_encoder_reranker(WordScorer(), top_n=0)
+    assert main(["serve", str(tmp_path / "missing")]) == 1
+    assert "does not exist" in capsys.readouterr().err
