@@ -1,11 +1,14 @@
 """Reranking speed-ups side by side, one run, the same data: the `cpu` profile's default reranker (the
 bridge saved by notebook 03 in artifacts/cpu/models/reranker) on PyTorch fp32 (the baseline, at several
-batch sizes), exported to ONNX (fp32), and ONNX with int8 dynamic quantisation.
+batch sizes), exported to ONNX (fp32), ONNX with int8 dynamic quantisation, and the same two ONNX files
+on OpenVINO's runtime (`pip install -e '.[openvino]'`).
 
 For each: pairs/s over every test query's bi-encoder top-20 in one `predict` call, latency per query
 (p50 / p95, one `predict` per query) for the top-20 and the top-100, peak resident memory (each variant in
 its own process), and NDCG@10 of the reranked top-20 on the 99 test queries against the fp32 baseline.
-FP16 is for GPUs (on a CPU it is slower); it is not measured on this machine.
+FP16 is for GPUs (on a CPU it is slower); it is not measured on this machine. sentence-transformers'
+own `backend="onnx"` / `"openvino"` for a standard cross-encoder is not measured either: it needs
+optimum-onnx, which requires transformers < 4.58 (this stack has transformers 5).
 
     .venv/bin/python benchmarks/inference_speed.py            # run 03 on the cpu profile first
 """
@@ -27,7 +30,10 @@ VARIANTS = {
     "PyTorch fp32, batch 8": ("torch", 8),
     "PyTorch fp32, batch 128": ("torch", 128),
     "ONNX fp32, batch 32": ("onnx", 32),
-    "ONNX int8 dynamic, batch 32": ("onnx-int8", 32),
+    "ONNX int8 dynamic per-channel, batch 32": ("onnx-int8", 32),
+    "ONNX int8 dynamic per-tensor, batch 32": ("onnx-int8pt", 32),
+    "OpenVINO fp32, batch 32": ("openvino", 32),
+    "OpenVINO on the int8 per-channel ONNX, batch 32": ("openvino-int8", 32),
 }
 ONNX_DIR = Path("/tmp/inference_speed/onnx")
 
@@ -52,7 +58,9 @@ def child(kind: str, batch: int, latency_queries: int) -> dict:
     if kind == "torch":
         model = load_cross_encoder(str(artifacts_dir("cpu", "models", "reranker", create=False)), device="cpu")
     else:
-        model = OnnxBridgeReranker(ONNX_DIR, file_name="model.onnx" if kind == "onnx" else "model_qint8.onnx")
+        file_name = {"int8": "model_qint8.onnx", "int8pt": "model_qint8_per_tensor.onnx"}.get(kind.split("-")[-1], "model.onnx")
+        model = OnnxBridgeReranker(ONNX_DIR, file_name=file_name,
+                                   runtime="openvino" if kind.startswith("openvino") else "onnxruntime")
     t0 = time.perf_counter()
     reranked = rerank_run(model, test, run20, top_k=20, batch_size=batch)
     seconds = time.perf_counter() - t0
@@ -83,6 +91,7 @@ def prepare_onnx() -> None:
         raise SystemExit("the cpu profile's default reranker is not a bridge: this script exports bridges (rerank_utils.bridge)")
     export_onnx(model, ONNX_DIR)
     quantize_onnx(ONNX_DIR)
+    quantize_onnx(ONNX_DIR, file_name="model_qint8_per_tensor.onnx", per_channel=False)
 
 
 def main() -> None:

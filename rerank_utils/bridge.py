@@ -488,30 +488,36 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     return path
 
 
-def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx") -> Path:
+def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx", per_channel: bool = True) -> Path:
     """Dynamic int8 quantisation (onnxruntime ``quantize_dynamic``, int8 weights, activations quantised at
     run time) of ``folder/model.onnx`` into ``folder/<file_name>``; score it with
-    ``OnnxBridgeReranker(folder, file_name=file_name)``. Measure what it costs in NDCG before using it."""
+    ``OnnxBridgeReranker(folder, file_name=file_name)``. ``per_channel``: one scale per output channel of
+    each weight matrix (default), which keeps the scores much closer to fp32 than one scale per matrix
+    (``benchmarks/inference_speed.py`` measures both). Measure what it costs in NDCG before using it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder)
     if not (folder / "model.onnx").is_file():
         raise FileNotFoundError(f"{folder}/model.onnx not found: export it with rerank_utils.bridge.export_onnx first")
     out = folder / file_name
-    quantize_dynamic(str(folder / "model.onnx"), str(out), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(folder / "model.onnx"), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
     return out
 
 
 class OnnxBridgeReranker:
     """Scores pairs with an exported bridge (``model.onnx`` + tokenizer, or ``file_name``, e.g. the int8 model
-    of :func:`quantize_onnx`) on onnxruntime, with the same ``predict(pairs, batch_size)`` shape as
-    ``CrossEncoder.predict`` (raw ``scale x cosine`` scores)."""
+    of :func:`quantize_onnx`) with the same ``predict(pairs, batch_size)`` shape as ``CrossEncoder.predict``
+    (raw ``scale x cosine`` scores). ``runtime``: ``"onnxruntime"`` (default) or ``"openvino"`` (OpenVINO reads
+    the same ONNX file; ``pip install -e '.[openvino]'``)."""
+
+    RUNTIMES = ("onnxruntime", "openvino")
 
     def __init__(self, folder: str | os.PathLike, max_seq_length: int | None = None, threads: int | None = None,
-                 file_name: str = "model.onnx"):
-        import onnxruntime as ort
+                 file_name: str = "model.onnx", runtime: str = "onnxruntime"):
         from transformers import AutoTokenizer
 
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"runtime={runtime!r}: choose one of {self.RUNTIMES}")
         folder = Path(folder)
         if not (folder / file_name).is_file():
             raise FileNotFoundError(f"{folder}/{file_name} not found: export it with rerank_utils.bridge.export_onnx")
@@ -519,10 +525,24 @@ class OnnxBridgeReranker:
         self.max_seq_length = int(max_seq_length or cfg["max_seq_length"])
         self.max_segment_length = cfg.get("max_segment_length")
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / file_name), opts, providers=["CPUExecutionProvider"])
+        self.runtime = runtime
+        if runtime == "onnxruntime":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            session = ort.InferenceSession(str(folder / file_name), opts, providers=["CPUExecutionProvider"])
+            self._run = lambda feeds: session.run(["scores"], feeds)[0]
+        else:
+            try:
+                import openvino as ov
+            except ImportError as exc:
+                raise ImportError("runtime='openvino' needs OpenVINO: pip install -e '.[openvino]'") from exc
+            config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+            compiled = ov.Core().compile_model(str(folder / file_name), "CPU", config)
+            output = compiled.output("scores")
+            self._run = lambda feeds: compiled(feeds)[output]
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, **_: Any):
         import numpy as np
@@ -533,8 +553,7 @@ class OnnxBridgeReranker:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             feats = encode_pairs(self.tokenizer, [pairs[i] for i in idx], self.max_seq_length, self.max_segment_length)
-            out = self.session.run(["scores"], {k: v.numpy() for k, v in feats.items()})[0]
-            scores[idx] = out
+            scores[idx] = self._run({k: v.numpy() for k, v in feats.items()}).reshape(-1)
         return scores
 
 

@@ -47,12 +47,15 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("model_dir", help="a saved cross-encoder folder (e.g. artifacts/cpu/models/reranker), or an ONNX export with --backend onnx")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     srv.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
-    srv.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="inference backend (default: %(default)s)")
+    srv.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"],
+                     help="inference backend: torch, or an ONNX export on onnxruntime or OpenVINO (default: %(default)s)")
+    srv.add_argument("--onnx-file", default="model.onnx", help="the ONNX file in model_dir, e.g. model_qint8.onnx (default: %(default)s)")
     srv.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: automatic)")
     srv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the rerank routes (or env RERANK_API_KEY)")
     srv.add_argument("--max-batch", type=int, default=64, help="pairs per forward pass the micro-batcher gathers (default: %(default)s)")
     srv.add_argument("--max-wait-ms", type=float, default=5.0, help="how long it waits for more requests (default: %(default)s)")
     srv.add_argument("--cache-size", type=int, default=100_000, help="scores kept in the LRU cache; 0 disables it (default: %(default)s)")
+    srv.add_argument("--redis-url", default=None, help="cache scores in Redis instead, shared by workers and replicas, e.g. redis://localhost:6379/0 (default: env REDIS_URL)")
     srv.add_argument("--max-documents", type=int, default=1000, help="documents allowed in one request (default: %(default)s)")
     return parser
 
@@ -75,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             serve(args.model_dir, host=args.host, port=args.port, backend=args.backend, api_key=args.api_key or os.environ.get("RERANK_API_KEY"),
                   device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, cache_size=args.cache_size,
-                  max_documents=args.max_documents)
-        except (FileNotFoundError, ValueError) as exc:
+                  max_documents=args.max_documents, redis_url=args.redis_url, onnx_file=args.onnx_file)
+        except (FileNotFoundError, ValueError, ConnectionError, ImportError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

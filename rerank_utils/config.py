@@ -99,6 +99,15 @@ _EVAL_NB = {  # 04_evaluation, cpu values
     "n_worst": 5,
 }
 
+_DEPLOY_NB = {  # 05_deployment, cpu values
+    "top_k": 20,  # documents a request carries: the first stage's candidates
+    "batch_size": 32,
+    "latency_queries": 30,  # queries timed one predict each, per backend
+    "quantize": True,  # also measure (and serve) the int8 ONNX model
+    "load_requests": 200,  # the load test: requests in all
+    "concurrency": 16,  # concurrent clients
+}
+
 
 def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
     """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
@@ -148,6 +157,7 @@ PROFILES: dict[str, Profile] = {
             "02_negative_mining": _MINING_NB,
             "03_fine_tuning": _FINETUNE_NB,
             "04_evaluation": _EVAL_NB,
+            "05_deployment": _DEPLOY_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
         cell_timeout=1800,
@@ -162,6 +172,7 @@ PROFILES: dict[str, Profile] = {
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
+            "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
             "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
         cell_timeout=600,
@@ -183,6 +194,7 @@ PROFILES: dict[str, Profile] = {
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": _HUB_FINETUNE,
             "04_evaluation": {**_EVAL_NB, "base_reranker": "cross-encoder/ms-marco-MiniLM-L-12-v2", "learning_curve_sizes": [100, 250, 500]},
+            "05_deployment": {**_DEPLOY_NB, "batch_size": 64, "load_requests": 1000, "concurrency": 32},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
         cell_timeout=7200,
@@ -205,6 +217,7 @@ PROFILES: dict[str, Profile] = {
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
             "04_evaluation": {**_EVAL_NB, "base_reranker": "BAAI/bge-reranker-base", "learning_curve_sizes": [4, 8]},
+            "05_deployment": {**_DEPLOY_NB, "latency_queries": 10, "load_requests": 100},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },
         cell_timeout=3600,

@@ -125,25 +125,39 @@ def bi_vs_cross_table(bi_costs: dict, latency_rows: list[dict], bi_ndcg10: float
     return pd.DataFrame.from_dict(rows, orient="index", columns=["bi-encoder", "cross-encoder"])
 
 
-def compare_backends(models: dict, ds, first_stage: dict, top_k: int = 20, batch_size: int = 32) -> list[dict]:
+def compare_backends(models: dict, ds, first_stage: dict, top_k: int = 20, batch_size: int = 32, qrels: dict | None = None,
+                     latency_queries: int = 0) -> list[dict]:
     """The same reranker on several backends (``{label: model}``, the first is the reference, e.g. PyTorch then
     ONNX): pairs/s reranking every query's top-``top_k`` in one call, the share of queries whose order is the
-    reference's, and the largest score difference from it. Introduced in notebook ``14_bridge_reranker``."""
-    from .evaluation import run_agreement
+    reference's, and the largest score difference from it. With ``qrels``: NDCG@10 of each reranked run and
+    its change from the reference; with ``latency_queries``: p50 / p95 ms of one ``predict`` of a query's
+    top-``top_k`` (the first that many queries). Introduced in notebook ``14_bridge_reranker``; used for the
+    speed-ups of ``05_deployment``."""
+    from .evaluation import evaluate_run, run_agreement
     from .reranking import rerank_run
 
     if not models:
         raise ValueError("compare_backends: no models given")
-    rows, reference = [], None
+    rows, reference, ref_ndcg = [], None, None
+    qids = [q for q in ds.queries if first_stage.get(q)][:latency_queries]
     for label, model in models.items():
         t0 = time.perf_counter()
         run = rerank_run(model, ds, first_stage, top_k=top_k, batch_size=batch_size)
         seconds = time.perf_counter() - t0
         reference = reference or run
-        rows.append({
+        row = {
             "backend": label,
             "pairs_per_s": sum(len(r) for r in run.values()) / seconds,
             "same_order": run_agreement(reference, run, k=top_k),
             "max_abs_diff": max((abs(reference[q][d] - run[q][d]) for q in reference for d in reference[q]), default=0.0),
-        })
+        }
+        if qids:
+            pairs = [[(ds.queries[q], ds.corpus[d]) for d in sorted(first_stage[q], key=lambda d: -first_stage[q][d])[:top_k]] for q in qids]
+            stats = LatencyStats.from_samples(time_calls(lambda p: model.predict(p, batch_size=batch_size, show_progress_bar=False), pairs))
+            row["p50_ms"], row["p95_ms"] = stats.p50 * 1000, stats.p95 * 1000
+        if qrels is not None:
+            row["ndcg@10"] = evaluate_run(run, qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+            ref_ndcg = row["ndcg@10"] if ref_ndcg is None else ref_ndcg
+            row["ndcg@10_change"] = row["ndcg@10"] - ref_ndcg
+        rows.append(row)
     return rows

@@ -132,6 +132,32 @@ def check_04_evaluation(r):
     assert set(r["_figures"]) == {"test_intervals", "top_k_tradeoff", "learning_curve"}
 
 
+def check_05_deployment(r):
+    params = SMOKE.parameters_for("05_deployment")
+    backends = {row["backend"]: row for row in r["backends"]}
+    # the bridge (offline default) exports: PyTorch, ONNX fp32, ONNX int8, and OpenVINO (installed by the dev extra)
+    assert list(backends) == ["PyTorch fp32", "ONNX fp32", "ONNX int8", "OpenVINO fp32"]
+    assert backends["ONNX fp32"]["max_abs_diff"] < 1e-3 and backends["ONNX fp32"]["ndcg@10_change"] == 0.0
+    assert all(row["pairs_per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"] and _unit(row["ndcg@10"]) for row in backends.values())
+    assert r["served"]["label"] == "ONNX int8" and r["served"]["health"]["status"] == "ok" and r["served"]["docs_status"] == 200
+    assert r["same_as_in_process"] is True and r["guide_top_n"] == 3 and len(r["cohere_indices"]) == 3
+    refusals = {k: v["status"] for k, v in r["refusals"].items()}
+    assert refusals == {"empty query": 422, "no texts": 422, "texts and passages both": 422, "too many documents": 413,
+                        "not JSON": 422, "wrong API key": 401}
+    assert all(v["error"] for v in r["refusals"].values())
+    # LlamaIndex's CohereRerank over HTTP ranks exactly as the served model in process
+    assert r["http_agreement@10"] == 1.0
+    (local, http), = [tuple(r["http"].values())]
+    assert abs(local["ndcg@10"] - http["ndcg@10"]) < 1e-9
+    cache = r["cache_effect"]
+    assert cache["first"]["cache hits"] == 0 and cache["repeat"]["cache hits"] == params["top_k"]
+    for run in r["load"].values():
+        assert run["requests"] == params["load_requests"] and run["errors"] == 0 and 0 < run["p50_ms"] <= run["p95_ms"]
+    assert r["load"]["cache off"]["forward passes"] < params["load_requests"]  # concurrent requests shared passes
+    assert r["stopped"] is True
+    assert set(r["_figures"]) == {"backend_speeds"}
+
+
 def check_14_bridge_reranker(r):
     params = SMOKE.parameters_for("14_bridge_reranker")
     # step 0 is the bi-encoder: the same NDCG@10 and the same top-10 order

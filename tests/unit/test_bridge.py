@@ -251,6 +251,14 @@ def test_onnx_export_scores_like_pytorch(tiny_bert_dir, tmp_path):
         export_onnx(object(), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="model.onnx not found"):
         OnnxBridgeReranker(tmp_path)
+    with pytest.raises(ValueError, match="runtime='tensorrt'"):
+        OnnxBridgeReranker(tmp_path / "onnx", runtime="tensorrt")
+    # OpenVINO reads the same export, fp32 and int8, and orders like PyTorch
+    pytest.importorskip("openvino")
+    on_ov = OnnxBridgeReranker(tmp_path / "onnx", runtime="openvino").predict(pairs, batch_size=7)
+    assert np.allclose(ours, on_ov, atol=1e-3)  # scores near 20 (scale x cosine); OpenVINO differs in the 5th digit
+    on_ov_int8 = OnnxBridgeReranker(tmp_path / "onnx", file_name=q.name, runtime="openvino").predict(pairs)
+    assert np.allclose(on_ov_int8, quantized, atol=0.05)
 
 
 def test_training_resumes_from_a_bridge_checkpoint(tiny_bert_dir, tmp_path):
@@ -428,5 +436,15 @@ def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
     assert [r["backend"] for r in rows] == ["PyTorch", "ONNX"]
     assert rows[0]["same_order"] == 1.0 and rows[0]["max_abs_diff"] == 0.0
     assert rows[1]["same_order"] == 1.0 and rows[1]["max_abs_diff"] < 1e-3 and all(r["pairs_per_s"] > 0 for r in rows)
+    assert "ndcg@10" not in rows[0] and "p50_ms" not in rows[0]
+    # with qrels and latency queries: NDCG@10 per backend, its change from the reference, p50 <= p95
+    from rerank_utils.evaluation import evaluate_run
+    from rerank_utils.reranking import rerank_run
+
+    rows = compare_backends({"PyTorch": ce, "ONNX": OnnxBridgeReranker(tmp_path / "onnx")}, ds, first, top_k=4, qrels=ds.qrels, latency_queries=3)
+    expected = evaluate_run(rerank_run(ce, ds, first, top_k=4), ds.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+    assert rows[0]["ndcg@10"] == pytest.approx(expected) and rows[0]["ndcg@10_change"] == 0.0
+    assert rows[1]["ndcg@10_change"] == pytest.approx(rows[1]["ndcg@10"] - expected)
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
     with pytest.raises(ValueError, match="no models given"):
         compare_backends({}, ds, first)

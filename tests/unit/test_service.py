@@ -90,6 +90,7 @@ def test_malformed_json_and_huge_body(client_and_service):
     client, _ = client_and_service
     r = client.post("/rerank", content=b'{"query": "q", "texts": [', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error_type"] == "validation"
+    assert r.json()["error"].startswith("the body is not valid JSON (") and "at character 25" in r.json()["error"]
     r = client.post("/rerank", json={"query": "q", "texts": ["a" * 30] * 200})
     assert r.status_code == 413 and "over the limit" in r.json()["error"]
 
@@ -107,7 +108,7 @@ def test_cache_health_metrics(client_and_service):
     calls = service.scorer.calls
     client.post("/rerank", json=body)
     assert service.scorer.calls == calls and service.cache.hits == 3  # the repeat was served from the cache
-    assert client.get("/health").json() == {"status": "ok", "model": "words"}
+    assert client.get("/health").json() == {"status": "ok", "model": "words", "cache": "ScoreCache"}
     text = client.get("/metrics").text
     assert "rerank_requests_total 2" in text and "rerank_cache_hits_total 3" in text and "rerank_pairs_scored_total 3" in text
     assert client.get("/openapi.json").status_code == 200
@@ -154,7 +155,7 @@ def test_service_setup_refusals(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="max_batch=0"):
         MicroBatcher(WordScorer(), max_batch=0)
-    with pytest.raises(ValueError, match="backend='tensorrt': choose 'torch' or 'onnx'"):
+    with pytest.raises(ValueError, match="backend='tensorrt': choose 'torch', 'onnx' or 'openvino'"):
         load_service(str(tmp_path), backend="tensorrt")
     with pytest.raises(ValueError, match="top_n=0, batch_size=32"):
         cross_encoder_reranker(WordScorer(), top_n=0)

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+import json
 
 import numpy as np
 import pytest
@@ -16,15 +13,9 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from rerank_utils.bridge import build_bridge_reranker  # noqa: E402
-from rerank_utils.service import MicroBatcher, create_app, load_service  # noqa: E402
+from rerank_utils.service import BackgroundServer, MicroBatcher, load_service, load_test  # noqa: E402
 
 TEXTS = ["the building permit law of the house", "water on the roof is a tax deduction cost", "the contract", "house " * 10]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +24,13 @@ def server(tiny_bert_dir, tmp_path_factory):
     model = build_bridge_reranker(str(tiny_bert_dir), bias_mode="head", bias_start=-2.0, max_seq_length=64)
     model.save_pretrained(str(folder))
     service = load_service(str(folder), backend="torch", device="cpu", max_batch=64, max_wait_ms=20)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(service, api_key="k"), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", service, model
-    srv.should_exit = True
-    thread.join(timeout=10)
-    service.scorer.close()
-    assert not thread.is_alive()
+    srv = BackgroundServer(service, api_key="k")
+    assert srv.running and httpx.get(f"{srv.url}/health").status_code == 200
+    yield srv.url, service, model
+    srv.stop()
+    assert not srv.running
+    with pytest.raises(httpx.ConnectError):  # stopped means the port is closed
+        httpx.get(f"{srv.url}/health", timeout=2)
 
 
 def test_rerank_over_http_matches_the_model(server):
@@ -73,23 +57,33 @@ def test_llamaindex_cohere_client_works_unchanged(server):
     assert [n.node.node_id for n in out] == [f"n{i}" for i in expected]
 
 
-def test_bounded_load_has_no_errors_and_shares_forward_passes(server):
+def test_bounded_load_has_no_errors_and_shares_forward_passes(server, tmp_path):
+    """400 requests from 16 concurrent clients (load_test stops by itself when the bodies run out); the
+    measured throughput and p50/p95 are written as benchmarks/service_load.py writes them."""
     url, service, _ = server
     batches_before = service.scorer.batches
-
-    def client(worker: int) -> list[int]:
-        codes = []
-        with httpx.Client(base_url=url, headers={"Authorization": "Bearer k"}, timeout=30) as c:
-            for i in range(25):
-                r = c.post("/v2/rerank", json={"query": f"roof {worker} {i}", "documents": TEXTS[:2]})
-                codes.append(r.status_code)
-        return codes
-
-    with ThreadPoolExecutor(16) as pool:
-        codes = [c for codes in pool.map(client, range(16)) for c in codes]
-    assert len(codes) == 400 and set(codes) == {200}
+    bodies = [{"query": f"roof {i}", "documents": TEXTS[:2]} for i in range(400)]
+    result = load_test(url, bodies, concurrency=16, api_key="k")
+    (tmp_path / "service_load.json").write_text(json.dumps(result))
+    assert result["requests"] == 400 and result["errors"] == 0 and result["statuses"] == {"200": 400}
+    assert result["throughput_rps"] > 0 and 0 < result["p50_ms"] <= result["p95_ms"] <= result["max_ms"]
     batches = service.scorer.batches - batches_before
     assert batches < 400 and service.scorer.largest_batch > 2  # concurrent requests shared forward passes
+
+
+def test_load_test_counts_refusals_as_errors(server):
+    url, _, _ = server
+    result = load_test(url, [{"query": "roof", "documents": TEXTS}] * 6, concurrency=3, api_key="wrong")
+    assert result["requests"] == 6 and result["errors"] == 6 and result["statuses"] == {"401": 6}
+    with pytest.raises(ValueError, match="concurrency=0"):
+        load_test(url, [{}], concurrency=0)
+
+
+def test_background_server_on_a_taken_port_says_so(server, tiny_bert_dir):
+    url, service, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(RuntimeError, match=f"did not start on http://127.0.0.1:{port}"):
+        BackgroundServer(service, port=port)
 
 
 def test_micro_batcher_passes_errors_to_every_waiting_caller():
