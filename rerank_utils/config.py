@@ -108,6 +108,39 @@ _DEPLOY_NB = {  # 05_deployment, cpu values
     "concurrency": 16,  # concurrent clients
 }
 
+_QASPER_NB = {  # 10_qasper_case_study, cpu values: offline, the FAQ in QASPER's schema (structure only)
+    "qasper_source": "faq-fixture",
+    "train_papers": None,
+    "val_papers": 4,
+    "test_papers": 8,
+    "architecture": "bridge",
+    "loss": "softmax",
+    "negatives_per_positive": 3,
+    "epochs": 1,
+    "learning_rate": 5e-5,
+    "batch_size": 4,
+    "max_length": 256,
+    "top_k": 20,
+}
+_QASPER_HUB = {  # the guide's case study: 800 training and 80 test papers, a pretrained reranker, its hyper-parameters
+    **_QASPER_NB, "qasper_source": "allenai/qasper", "train_papers": 800, "val_papers": 40, "test_papers": 80,
+    "architecture": "standard", "loss": "bce", "epochs": 2, "learning_rate": 2e-5, "batch_size": 16, "max_length": 512,
+}
+
+_ZH_NB = {  # 11_chinese_reranker, cpu values: offline, the packaged English model (structure only)
+    "zh_data": "data/zh_legal_sample.jsonl",
+    "split_fractions": {"train": 0.6, "val": 0.15, "test": 0.25},
+    "architecture": "bridge",
+    "loss": "softmax",
+    "num_negatives": 3,
+    "epochs": 2,
+    "learning_rate": 5e-5,
+    "batch_size": 4,
+    "max_length": 256,
+    "top_k": 10,
+}
+_ZH_HUB = {**_ZH_NB, "architecture": "standard", "loss": "bce", "learning_rate": 2e-5, "batch_size": 16, "max_length": 512, "epochs": 3}
+
 
 def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
     """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
@@ -158,6 +191,8 @@ PROFILES: dict[str, Profile] = {
             "03_fine_tuning": _FINETUNE_NB,
             "04_evaluation": _EVAL_NB,
             "05_deployment": _DEPLOY_NB,
+            "10_qasper_case_study": _QASPER_NB,
+            "11_chinese_reranker": _ZH_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
         cell_timeout=1800,
@@ -173,6 +208,8 @@ PROFILES: dict[str, Profile] = {
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
+            "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
+            "11_chinese_reranker": {**_ZH_NB, "epochs": 1, "max_length": 128},
             "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
         cell_timeout=600,
@@ -195,6 +232,8 @@ PROFILES: dict[str, Profile] = {
             "03_fine_tuning": _HUB_FINETUNE,
             "04_evaluation": {**_EVAL_NB, "base_reranker": "cross-encoder/ms-marco-MiniLM-L-12-v2", "learning_curve_sizes": [100, 250, 500]},
             "05_deployment": {**_DEPLOY_NB, "batch_size": 64, "load_requests": 1000, "concurrency": 32},
+            "10_qasper_case_study": _QASPER_HUB,
+            "11_chinese_reranker": _ZH_NB,  # the gpu profile's models are English: the offline recipe; the zh profile is the real run
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
         cell_timeout=7200,
@@ -218,6 +257,8 @@ PROFILES: dict[str, Profile] = {
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
             "04_evaluation": {**_EVAL_NB, "base_reranker": "BAAI/bge-reranker-base", "learning_curve_sizes": [4, 8]},
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 10, "load_requests": 100},
+            "10_qasper_case_study": {**_QASPER_NB, "architecture": "standard", "loss": "bce", "learning_rate": 2e-5, "batch_size": 16},
+            "11_chinese_reranker": _ZH_HUB,
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },
         cell_timeout=3600,

@@ -158,6 +158,40 @@ def check_05_deployment(r):
     assert set(r["_figures"]) == {"backend_speeds"}
 
 
+def check_10_qasper_case_study(r):
+    params = SMOKE.parameters_for("10_qasper_case_study")
+    assert r["source"] == "faq-fixture"  # offline: the FAQ in QASPER's schema, through the real QASPER loader
+    assert r["papers"] == {"train": params["train_papers"], "val": params["val_papers"], "test": params["test_papers"]}
+    st = r["triple_stats"]
+    assert st["n_papers"] == params["train_papers"] and st["n_with_evidence"] + st["n_skipped_no_evidence"] == st["n_questions"]
+    assert 0 < st["n_negatives"] <= params["negatives_per_positive"] * st["n_positives"]
+    assert r["n_rows"] == st["n_with_evidence"]  # softmax: one list per question
+    assert r["n_test_questions"] > 0 and _unit(r["best_val_ndcg@10"]) and r["train_seconds"] > 0
+    table = r["test_table"]
+    assert set(table) == {f"{fs}{m}" for fs in ("BM25", "bi-encoder") for m in ("", " + base", " + fine-tuned")}
+    assert all(_unit(v) for row in table.values() for v in row.values())
+    # the base bridge at step 0 is the bi-encoder: the same NDCG@10 on the same candidates
+    assert abs(table["bi-encoder + base"]["ndcg@10"] - table["bi-encoder"]["ndcg@10"]) < 0.02
+    c = r["test_comparisons"]["bi-encoder + fine-tuned vs bi-encoder + base"]
+    assert c["low"] <= c["diff"] <= c["high"]
+    assert set(r["_figures"]) == {"training_curves", "test_intervals"}
+
+
+def check_11_chinese_reranker(r):
+    # the data/ sample in the guide's format: 16 questions, 60 triples, every question with one positive
+    assert r["n_records"] == 60 and r["n_queries"] == 16
+    bm25 = r["bm25_by_tokenizer"]
+    # without jieba a Chinese clause is one token and BM25 matches nothing; with it BM25 works
+    assert bm25["BM25, English tokenizer"]["ndcg@10"] < 0.2 < 0.6 < bm25["BM25, jieba"]["ndcg@10"]
+    assert sum(r["splits"].values()) == 16 and all(n >= 1 for n in r["splits"].values())
+    assert r["recipe_row"]["recipe"] == "zh" and _unit(r["recipe_row"]["val ndcg@10 (best)"])
+    table = r["test_table"]
+    assert set(table) == {f"{fs}{m}" for fs in ("BM25", "bi-encoder") for m in ("", " + base", " + fine-tuned")}
+    assert abs(table["bi-encoder + base"]["ndcg@10"] - table["bi-encoder"]["ndcg@10"]) < 0.02  # the bridge at step 0
+    assert all(c["low"] <= c["diff"] <= c["high"] for c in r["test_comparisons"].values())
+    assert set(r["_figures"]) == {"bm25_tokenizers"}
+
+
 def check_14_bridge_reranker(r):
     params = SMOKE.parameters_for("14_bridge_reranker")
     # step 0 is the bi-encoder: the same NDCG@10 and the same top-10 order
