@@ -189,6 +189,8 @@ class FineTuneResult:
     pairs_per_second: float
     config: TrainingConfig
     model: Any = field(default=None, repr=False)
+    world_size: int = 1  # processes that trained together (torchrun / accelerate launch: data parallel)
+    optimizer_steps: int = 0
 
     def curves(self) -> dict[str, list[tuple[float, float]]]:
         """``{"train_loss": [(epoch, loss)], "val_ndcg@10": [(epoch, value)]}`` from the history."""
@@ -345,6 +347,9 @@ def fine_tune(
         dataloader_drop_last=False,
         dataloader_pin_memory=_on_gpu(device),  # pinned memory only helps a GPU
         use_cpu=device == "cpu",
+        # data parallel (torchrun / accelerate launch): every parameter takes part in every forward pass, and
+        # the default search for unused ones makes DDP mark the scoring head ready twice (a RuntimeError)
+        ddp_find_unused_parameters=False,
     )
     callbacks = []
     if evaluator and config.early_stopping_patience:
@@ -379,8 +384,13 @@ def fine_tune(
         pairs_per_second=_pairs_in(rows, config.loss) * trainer.state.epoch / seconds if seconds > 0 else math.nan,
         config=config,
         model=model,
+        world_size=trainer.args.world_size,
+        optimizer_steps=trainer.state.global_step,
     )
-    save_model(model, output_dir, result, card)
+    # Under torchrun / accelerate launch every process holds the same weights after training: one writes.
+    if trainer.is_world_process_zero():
+        save_model(model, output_dir, result, card)
+    trainer.accelerator.wait_for_everyone()
     return result
 
 
@@ -421,6 +431,8 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
         "train_seconds": round(result.train_seconds, 1),
         "train_rows": result.train_rows,
         "training_pairs_per_second": round(result.pairs_per_second, 2),
+        "world_size": result.world_size,
+        "optimizer_steps": result.optimizer_steps,
         "curves": result.curves(),  # train loss and validation NDCG@10 by epoch
         "score_scale": "sigmoid(logit) in [0, 1] from predict(); logits with activation_fn=torch.nn.Identity()",
         **{k: v for k, v in (card or {}).items() if k not in ("base_model", "data")},
