@@ -141,6 +141,14 @@ _ZH_NB = {  # 11_chinese_reranker, cpu values: offline, the packaged English mod
 }
 _ZH_HUB = {**_ZH_NB, "architecture": "standard", "loss": "bce", "learning_rate": 2e-5, "batch_size": 16, "max_length": 512, "epochs": 3}
 
+_LABEL_NB = {  # 13_labelling_your_own_data, cpu values
+    "first_stage": "dense",
+    "top_k": 10,
+    "label_budget": 1500,
+    "compare_first_stages": ["bm25", "dense"],
+    "demo_clicks": 6,
+}
+
 
 def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
     """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
@@ -193,6 +201,7 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": _DEPLOY_NB,
             "10_qasper_case_study": _QASPER_NB,
             "11_chinese_reranker": _ZH_NB,
+            "13_labelling_your_own_data": _LABEL_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
         cell_timeout=1800,
@@ -210,6 +219,7 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
             "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
             "11_chinese_reranker": {**_ZH_NB, "epochs": 1, "max_length": 128},
+            "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 120},
             "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
         cell_timeout=600,
@@ -234,6 +244,7 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "batch_size": 64, "load_requests": 1000, "concurrency": 32},
             "10_qasper_case_study": _QASPER_HUB,
             "11_chinese_reranker": _ZH_NB,  # the gpu profile's models are English: the offline recipe; the zh profile is the real run
+            "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 3000},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
         cell_timeout=7200,
@@ -259,6 +270,7 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 10, "load_requests": 100},
             "10_qasper_case_study": {**_QASPER_NB, "architecture": "standard", "loss": "bce", "learning_rate": 2e-5, "batch_size": 16},
             "11_chinese_reranker": _ZH_HUB,
+            "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 48},  # 16 queries in the zh sample
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },
         cell_timeout=3600,

@@ -192,6 +192,43 @@ def check_11_chinese_reranker(r):
     assert set(r["_figures"]) == {"bm25_tokenizers"}
 
 
+def check_13_labelling_your_own_data(r):
+    params = SMOKE.parameters_for("13_labelling_your_own_data")
+    n_queries, budget = r["n_queries"], params["label_budget"]
+    assert n_queries == SMOKE.common["max_queries"]
+    assert 0 < r["n_candidates"] <= n_queries * params["top_k"]
+    ranks = r["candidate_ranks"]  # hardest first: every query's rank 1, then every query's rank 2, ...
+    assert len(ranks) == r["n_candidates"] and ranks == sorted(ranks) and ranks[:n_queries] == [1] * n_queries
+    assert len(r["clicks"]) == params["demo_clicks"] and r["clicks"][2] == "skip"
+    assert set(r["clicks"]) <= {"relevant (1)", "not relevant (0)", "skip"}
+    assert r["resumed_same_pair"] is True and r["reproposed_after_resume"] == 0
+    p = r["progress"]
+    assert p["proposed"] == r["n_candidates"] and p["labelled"] + p["skipped"] == budget and p["skipped"] == 1
+    assert p["labelled"] + p["skipped"] + p["remaining"] == p["proposed"]
+    assert p["positives"] + p["negatives"] == p["labels_in_file"] == p["labelled"]
+    assert 0 < p["queries_with_positive"] <= min(p["positives"], n_queries) and p["positives"] == r["per_query_positives"]
+    assert math.isclose(p["negatives_per_positive"], p["negatives"] / p["positives"])
+    assert p["ratio"] == f"1:{p['negatives_per_positive']:.1f}" and p["ratio"] in r["ratio_advice"]
+    assert r["labels_file"] == {"kept": p["labelled"], "problems": 0}  # load_triples_file(require_positive=False)
+    t = r["training_file"]  # load_triples_file strict, as a data_source
+    assert t["problems"] == 0 and t["kept"] == t["pairs"] and t["pairs"] + t["pairs_left_out"] == p["labelled"]
+    assert t["queries"] == p["queries_with_positive"] == r["labelled_dataset_queries"]
+    assert t["queries"] + t["queries_left_out"] <= n_queries
+    err = r["corrupt_error"]
+    assert "broken_labels.jsonl:line 2: field 'score'" in err and "broken_labels.jsonl:line 6: not valid JSON" in err
+    assert "line 6 does not end with a newline" in err
+    names = {"bm25": "BM25", "dense": "bi-encoder"}
+    c = r["comparison"]
+    assert set(c) == {names[fs] for fs in params["compare_first_stages"]}
+    for row in c.values():
+        assert row["pairs labelled"] == budget == row["relevant"] + row["not relevant"]
+        assert _unit(row["share of queries"]) and _unit(row["known answers found"])
+    # the better first stage finds more relevant passages for the same budget (measured 27 vs 20 of 40 queries)
+    assert c["bi-encoder"]["queries with a relevant passage"] >= c["BM25"]["queries with a relevant passage"]
+    assert r["ms_per_label"] > 0 and r["propose_seconds"] > 0
+    assert set(r["_figures"]) == {"labelling_curves"}
+
+
 def check_14_bridge_reranker(r):
     params = SMOKE.parameters_for("14_bridge_reranker")
     # step 0 is the bi-encoder: the same NDCG@10 and the same top-10 order
