@@ -1,0 +1,369 @@
+"""The pipeline CLI: configs that equal the profiles, validation that names file, key, value and what is
+allowed, complete --help, and a real prepare -> mine -> finetune -> evaluate -> export run on a tiny BERT."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rerank_utils import cli
+from rerank_utils import pipeline_config as pc
+from rerank_utils.config import PROFILES, repo_root
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+# --------------------------------------------------------------------------------- configs = PROFILES
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_config_files_equal_the_profiles(profile):
+    path = CONFIGS / f"{profile}.yaml"
+    regenerate = "regenerate configs/ with: python -m rerank_utils.pipeline_config"
+    assert path.is_file(), regenerate
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == pc.profile_config(profile), regenerate
+    assert path.read_text(encoding="utf-8") == pc.config_yaml(profile), regenerate  # the comments too
+    assert pc.load_config(path).data == pc.profile_config(profile)  # valid as written, nothing changed by loading
+
+
+def test_profile_config_mirrors_the_notebook_parameters():
+    """Every key's value is its notebook parameter's, and every parameter of notebooks 01 and 03 has a key
+    (or is listed in NOTEBOOK_ONLY with the reason), so a new recipe knob cannot be forgotten."""
+    for name, prof in PROFILES.items():
+        cfg = pc.profile_config(name)
+        for key in pc.SCHEMA:
+            kind, *param = key.source
+            value = pc._get(cfg, key.path)
+            if kind in ("profile", "name"):
+                assert value == name
+            elif kind == "common":
+                assert value == prof.common[param[0]], (name, key.path)
+            else:
+                assert value == prof.parameters_for(kind)[param[0]], (name, key.path)
+    mirrored = {(k.source[0], k.source[1]) for k in pc.SCHEMA if len(k.source) == 2 and k.source[0] != "common"}
+    for nb in (pc.NB01, pc.NB03):
+        for param in PROFILES["cpu"].notebooks[nb]:
+            assert (nb, param) in mirrored or param in pc.NOTEBOOK_ONLY.get(nb, {}), f"{nb}.{param} has no config key"
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_recipes_are_the_ones_notebook_03_builds(profile):
+    """Built as notebook 03's cells build them, so `finetune` reuses a model 03 trained and vice versa."""
+    from rerank_utils.mining import MiningConfig
+    from rerank_utils.recipes import Recipe
+    from rerank_utils.training import TrainingConfig
+
+    p = PROFILES[profile].parameters_for(pc.NB03)
+    seed = p["seed"]
+    standard = Recipe(
+        "standard",
+        MiningConfig(strategy=p["negatives"], num_negatives=p["num_negatives"], hard_fraction=p["hard_fraction"],
+                     hard_source=p["hard_source"], relative_margin=p["relative_margin"], seed=seed),
+        TrainingConfig(loss=p["loss"], epochs=p["epochs"], learning_rate=p["learning_rate"], batch_size=p["batch_size"],
+                       max_length=p["max_length"], warmup_ratio=p["warmup_ratio"], weight_decay=p["weight_decay"],
+                       early_stopping_patience=p["early_stopping_patience"], seed=seed),
+    )
+    bridge = Recipe(
+        "bridge",
+        MiningConfig(strategy=p["negatives"], num_negatives=p["num_negatives"], hard_fraction=p["bridge_hard_fraction"],
+                     hard_source=p["hard_source"], relative_margin=p["relative_margin"], seed=seed),
+        TrainingConfig(loss=p["bridge_loss"], epochs=p["bridge_epochs"], learning_rate=p["bridge_learning_rate"],
+                       bridge_learning_rate=p["bridge_bias_learning_rate"], batch_size=p["batch_size"],
+                       max_length=p["bridge_max_length"], warmup_ratio=p["warmup_ratio"],
+                       early_stopping_patience=p["early_stopping_patience"], seed=seed),
+        architecture="bridge", bridge={"bias_mode": p["bridge_bias_mode"], "bias_start": p["bridge_bias_start"]},
+    )
+    cfg = pc.load_config(profile=profile)
+    assert pc.recipe_for(cfg, "standard").to_dict() == standard.to_dict()
+    assert pc.recipe_for(cfg, "bridge").to_dict() == bridge.to_dict()
+    assert pc.recipe_for(cfg).architecture == p["default_reranker"]
+
+
+def test_allowed_values_are_the_packages():
+    from rerank_utils import bridge, datasets, mining, recipes, training
+
+    assert pc.LOSSES == training.LOSSES
+    assert pc.NEGATIVE_STRATEGIES == mining.STRATEGIES and pc.HARD_SOURCES == mining.HARD_SOURCES
+    assert pc.BIAS_MODES == bridge.BIAS_MODES and pc.ARCHITECTURES == recipes.ARCHITECTURES
+    import inspect
+
+    source = inspect.getsource(datasets.build_dataset)
+    for name in pc.NAMED_SOURCES:
+        assert f'"{name}"' in source, name
+
+
+def test_readme_key_table_is_generated_from_the_schema():
+    text = (CONFIGS / "README.md").read_text(encoding="utf-8")
+    start = text.index(pc.README_BEGIN) + len(pc.README_BEGIN)
+    assert text[start: text.index(pc.README_END)] == "\n" + pc.reference_markdown(), "run: python -m rerank_utils.pipeline_config"
+    for key in pc.SCHEMA:
+        assert f"| `{key.path}` |" in text
+
+
+def test_the_team_example_is_valid():
+    cfg = pc.load_config(CONFIGS / "team-example.yaml")
+    assert cfg.profile == "smoke" and cfg.name == "team-example" and cfg["data_source"] == "faq-sv"
+    assert cfg["finetune.bridge.loss"] == PROFILES["smoke"].parameters_for(pc.NB03)["bridge_loss"]  # from the profile
+
+
+# ---------------------------------------------------------------------------------------- validation
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_short_team_config_takes_the_rest_from_its_profile(tmp_path):
+    (tmp_path / "data").mkdir()
+    write(tmp_path / "data" / "my.jsonl", '{"query": "q", "passage": "p", "score": 1}\n')
+    path = write(tmp_path / "team.yaml", "profile: smoke\nname: team\ndata_source: data/my.jsonl\n"
+                                         "finetune:\n  standard:\n    learning_rate: 1e-4   # YAML 1.1 reads this as a string\n")
+    cfg = pc.load_config(path, overrides=["finetune.bridge.epochs=5", "max_queries=null"])
+    expected = pc.profile_config("smoke")
+    expected.update(name="team", data_source=str(tmp_path / "data" / "my.jsonl"), max_queries=None)  # found from the file's folder
+    expected["finetune"]["standard"]["learning_rate"] = 1e-4
+    expected["finetune"]["bridge"]["epochs"] = 5
+    assert cfg.data == expected and isinstance(cfg["finetune.standard.learning_rate"], float)
+    (tmp_path / "my-model").mkdir()
+    write(tmp_path / "my-model" / "config.json", "{}")
+    path = write(tmp_path / "models.yaml", "profile: zh\nreranker_model: my-model\n")  # a folder beside the file
+    cfg = pc.load_config(path)
+    assert cfg["reranker_model"] == str(tmp_path / "my-model") and cfg["embedding_model"] == "BAAI/bge-small-zh-v1.5"  # a hub id
+    assert pc.load_config(write(tmp_path / "empty.yaml", "")).data == pc.profile_config("cpu")  # no profile: cpu
+
+
+def test_bad_values_name_the_file_the_key_the_value_and_what_is_allowed(tmp_path):
+    path = write(tmp_path / "bad.yaml", """\
+profile: cpu
+learning_rat: 0.001
+finetune:
+  architecture: cross
+  standrd: {epochs: 1}
+  bridge:
+    loss: hinge
+    epochs: three
+    hard_fraction: 1.5
+    bias_mode: layers
+prepare:
+  split_fractions: {train: 0.8, test: 0.2}
+device: gpu
+data_source: nowhere/my.jsonl
+embedding_model: ./no-such-model
+evaluate: 3
+export: {quantize: maybe}
+""")
+    with pytest.raises(pc.ConfigError) as err:
+        pc.load_config(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: 13 problems:")
+    for expected in (
+        "learning_rat: unknown key; did you mean finetune.standard.learning_rate or finetune.bridge.learning_rate",
+        "finetune.standrd: unknown key; did you mean finetune.standard? (the keys of finetune: architecture, top_k, standard, bridge)",
+        "finetune.architecture: 'cross' is not allowed; choose one of standard, bridge",
+        "finetune.bridge.loss: 'hinge' is not allowed; choose one of bce, mnrl, lambda, listnet, softmax",
+        "finetune.bridge.epochs: 'three' is not an integer; expected an integer >= 1",
+        "finetune.bridge.hard_fraction: 1.5 is out of range; expected a number >= 0 and <= 1",
+        "finetune.bridge.bias_mode: 'layers' is not allowed; choose one of shared, layer, head (did you mean 'layer'?)",
+        "prepare.split_fractions: {'train': 0.8, 'test': 0.2}: expected a mapping {train: x, val: y, test: z}",
+        "device: 'gpu' is not a device; expected cpu, cuda, cuda:N or mps",
+        "data_source: 'nowhere/my.jsonl' is neither a named source nor an existing path; expected faq-en, faq-sv, faq, qasper, or the path",
+        "embedding_model: model folder './no-such-model' does not exist",
+        "evaluate: expected a section (a mapping of top_k), found 3",
+        "export.quantize: 'maybe' is not true or false",
+    ):
+        assert expected in msg, expected
+    # the command line: exit status 2 and the same message
+    assert cli.main(["check-config", "--config", str(path)]) == 2
+
+
+def test_broken_files_and_bad_overrides(tmp_path, capsys):
+    cases = {
+        "dup.yaml": ("profile: smoke\nseed: 1\nseed: 2\n", "key 'seed' is given twice (lines 2 and 3)"),
+        "syntax.yaml": ("profile: cpu\nfinetune:\n  bridge:\n    epochs: 1\n   loss: x\n", "not valid YAML"),
+        "list.yaml": ("- profile: cpu\n", "expected a mapping of keys such as `profile: cpu`, found list"),
+        "prof.yaml": ("profile: laptop\n", "profile: 'laptop' is not allowed; choose one of cpu, smoke, gpu, zh"),
+    }
+    for name, (text, expected) in cases.items():
+        path = write(tmp_path / name, text)
+        with pytest.raises(pc.ConfigError, match="^" + str(path).replace("\\", "\\\\")) as err:
+            pc.load_config(path)
+        assert expected in str(err.value), name
+    with pytest.raises(pc.ConfigError, match="config file .*missing.yaml not found"):
+        pc.load_config(tmp_path / "missing.yaml")
+    with pytest.raises(pc.ConfigError, match=r"--set epochs: unknown key; did you mean finetune.standard.epochs or finetune.bridge.epochs\?"):
+        pc.load_config(profile="cpu", overrides=["epochs=1"])
+    with pytest.raises(pc.ConfigError, match="expected KEY=VALUE"):
+        pc.load_config(profile="cpu", overrides=["finetune.bridge.epochs"])
+    with pytest.raises(pc.ConfigError, match="profile cpu: --set finetune.top_k: 0 is out of range; expected an integer >= 1"):
+        pc.load_config(profile="cpu", overrides=["finetune.top_k=0"])
+    assert cli.main(["check-config", "--profile", "cpu", "--set", "finetune.bridge.los=x"]) == 2
+    assert "did you mean finetune.bridge.loss?" in capsys.readouterr().err
+
+
+def test_init_config_writes_a_config_that_loads(tmp_path, capsys):
+    out = tmp_path / "gpu.yaml"
+    assert cli.main(["init-config", "--profile", "gpu", "--output", str(out)]) == 0
+    assert pc.load_config(out).data == pc.profile_config("gpu")
+    assert cli.main(["init-config", "--profile", "gpu", "--output", str(out)]) == 1  # no silent overwrite
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["config", "--profile", "smoke", "--minimal", "--output", str(out), "--force"]) == 0
+    short = yaml.safe_load(out.read_text())
+    assert set(short) == {"profile", "name", "data_source", "embedding_model", "reranker_model"} and short["name"] == "my-reranker"
+    assert pc.load_config(out).data == {**pc.profile_config("smoke"), "name": "my-reranker"}
+    capsys.readouterr()
+    assert cli.main(["init-config", "--profile", "zh"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == pc.profile_config("zh")
+    assert cli.main(["check-config", "--profile", "smoke", "--set", "seed=7"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["seed"] == 7
+
+
+# ---------------------------------------------------------------------------------------------- help
+OPTIONS = {
+    "init-config": ["--profile", "--output", "--minimal", "--force"],
+    "check-config": ["--config", "--profile", "--set"],
+    "prepare": ["--config", "--profile", "--set", "--rebuild"],
+    "mine": ["--config", "--profile", "--set", "--architecture", "--output"],
+    "finetune": ["--config", "--profile", "--set", "--architecture", "--retrain", "--no-publish", "--output"],
+    "evaluate": ["--config", "--profile", "--set", "--model", "--split", "--output"],
+    "export": ["--config", "--profile", "--set", "--model", "--output", "--quantize", "--no-quantize"],
+    "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir"],
+    "profiles": [],
+    "serve": ["model_dir", "--config", "--host", "--port", "--backend", "--onnx-file", "--device", "--api-key", "--max-batch",
+              "--max-wait-ms", "--cache-size", "--redis-url", "--max-documents"],
+}
+
+
+@pytest.mark.parametrize("command", list(OPTIONS))
+def test_help_of_every_command_lists_its_options_and_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: rerank-utils {command}") and "examples:\n  rerank-utils " in text
+    for option in OPTIONS[command]:
+        assert option in text, option
+    sub = next(a for a in cli._build_parser()._actions if a.dest == "command").choices[command]
+    documented = {s for a in sub._actions for s in (a.option_strings or [a.dest])} - {"-h", "--help", "help"}
+    assert documented == set(OPTIONS[command]), "update OPTIONS (and the README) when an option changes"
+    assert all(a.help for a in sub._actions), "every option has a help text"
+
+
+def test_python_m_rerank_utils_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "rerank_utils", "--help"], capture_output=True, text=True, timeout=120, cwd=repo_root())
+    assert out.returncode == 0, out.stderr
+    for command in OPTIONS:
+        assert f"    {command}" in out.stdout
+    assert "rerank-utils prepare  --config team.yaml" in out.stdout and "Exit status" in out.stdout
+
+
+# ------------------------------------------------------------------------------------- end to end
+WORDS = "the a of to and is what how building permit law contract cost tax house roof water deduction".split()
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_bert_dir):
+    """A triples file (36 queries, one positive and one judged negative each) and a config over it that
+    trains the tiny random BERT for one short epoch."""
+    rng = random.Random(0)
+    texts: set[str] = set()
+
+    def text(n: int) -> str:
+        while True:
+            t = " ".join(rng.sample(WORDS, n)) + " " + "".join(rng.choice("abcdefghij") for _ in range(4))
+            if t not in texts:
+                texts.add(t)
+                return t
+
+    lines = []
+    for _ in range(36):
+        q = text(3)
+        lines.append(json.dumps({"query": q, "passage": text(7), "score": 1}))
+        lines.append(json.dumps({"query": q, "passage": text(7), "score": 0}))
+    write(tmp_path / "triples.jsonl", "\n".join(lines) + "\n")
+    recipe = "{epochs: 1, batch_size: 4, max_length: 32, num_negatives: 3}"
+    return write(tmp_path / "tiny.yaml", f"""\
+profile: smoke
+name: tiny
+data_source: triples.jsonl
+embedding_model: {tiny_bert_dir}
+reranker_model: {tiny_bert_dir}
+max_queries: null
+finetune:
+  architecture: bridge
+  top_k: 5
+  standard: {recipe}
+  bridge: {recipe}
+evaluate:
+  top_k: 5
+""")
+
+
+def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, capsys):
+    from rerank_utils.artifacts import published_reranker
+
+    cfg = ["--config", str(tiny_config)]
+    art = _artifacts_in_tmp / "tiny"
+
+    assert cli.main(["prepare", *cfg]) == 0
+    out = capsys.readouterr().out
+    assert "(built): train 25, val 4, test 7 queries; 72 documents" in out and "leak-free" in out and "yes" in out
+    assert (art / "data" / "splits" / "split_meta.json").is_file()
+    assert cli.main(["prepare", *cfg]) == 0 and "(reused)" in capsys.readouterr().out
+
+    assert cli.main(["mine", *cfg]) == 0
+    triples = [json.loads(x) for x in (art / "mined" / "bridge.jsonl").read_text().splitlines()]
+    assert sum(t["score"] == 0 for t in triples) == 25 * 3 and sum(t["score"] == 1 for t in triples) == 25
+    report = json.loads((art / "mined" / "bridge_report.json").read_text())
+    assert report["negatives"] == 75 and report["mining"]["strategy"] == "mixed"
+
+    assert cli.main(["finetune", *cfg]) == 0
+    out = capsys.readouterr().out
+    assert "trained in" in out and "best validation NDCG@10" in out and "published as" in out
+    facts = json.loads((art / "models" / "bridge" / "training.json").read_text())
+    assert facts["recipe"] == pc.recipe_for(pc.load_config(tiny_config)).to_dict()
+    assert published_reranker("tiny")["architecture"] == "bridge"
+    assert cli.main(["finetune", *cfg]) == 0 and "reused the model saved with this recipe" in capsys.readouterr().out
+
+    assert cli.main(["evaluate", *cfg]) == 0
+    out = capsys.readouterr().out
+    assert "7 test queries" in out and "95 % intervals" in out
+    result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
+    assert list(result["table"]) == ["BM25", "bi-encoder", "BM25 + reranker", "bi-encoder + reranker"]
+    comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]
+    assert comparison["n_queries"] == 7 and comparison["low"] <= comparison["diff"] <= comparison["high"]
+
+    assert cli.main(["export", *cfg]) == 0
+    out = capsys.readouterr().out
+    onnx = art / "models" / "reranker_onnx"
+    assert (onnx / "model.onnx").is_file() and (onnx / "model_qint8.onnx").is_file() and "serve it: rerank-utils serve" in out
+    diff = float(out.split("model.onnx (")[1].split("PyTorch on 3 pairs ")[1].split()[0])
+    assert diff < 1e-3  # the fp32 export scores as PyTorch does
+
+    # a standard cross-encoder: trained beside the bridge, compared with it, and refused by export with the reason
+    assert cli.main(["finetune", *cfg, "--architecture", "standard", "--no-publish"]) == 0
+    assert published_reranker("tiny")["architecture"] == "bridge"
+    capsys.readouterr()
+    std, bridge = art / "models" / "standard", art / "models" / "bridge"
+    assert cli.main(["evaluate", *cfg, "--model", str(std), "--model", str(bridge), "--split", "val"]) == 0
+    result = json.loads((art / "pipeline" / "evaluate_val.json").read_text())
+    assert "bi-encoder + bridge vs bi-encoder + standard" in result["comparisons"]
+    assert cli.main(["export", *cfg, "--model", str(std)]) == 1
+    err = capsys.readouterr().err
+    assert "is a standard cross-encoder" in err and "optimum-onnx requires transformers<4.58" in err
+
+    # other split values: never a silent replacement, and a model trained on another split is not evaluated
+    assert cli.main(["mine", *cfg, "--set", "seed=7"]) == 1
+    assert "holds a split made from other values (seed: 42 there, 7 here)" in capsys.readouterr().err
+    assert cli.main(["evaluate", *cfg, "--set", "seed=7"]) == 1
+    assert "was trained on another split" in capsys.readouterr().err
+
+
+def test_serve_needs_a_model(tmp_path, capsys):
+    assert cli.main(["serve"]) == 2
+    assert "serve needs MODEL_DIR or --config" in capsys.readouterr().err
+    path = write(tmp_path / "c.yaml", "profile: smoke\nname: nothing-trained\n")
+    assert cli.main(["serve", "--config", str(path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
