@@ -149,6 +149,19 @@ _LABEL_NB = {  # 13_labelling_your_own_data, cpu values
     "demo_clicks": 6,
 }
 
+_TROUBLE_NB = {  # 12_troubleshooting, cpu values: small experiments (60 training queries, 1 epoch each)
+    "architecture": "bridge", "loss": "softmax", "negatives": "mixed", "num_negatives": 7, "hard_fraction": 0.57,
+    "learning_rate": 5e-5, "batch_size": 4, "max_length": 128, "epochs": 1, "early_stopping_patience": 1, "top_k": 20,
+    "train_queries": 60, "label_noise_levels": [0.0, 0.25, 0.5], "train_query_counts": [10, 60],
+    "learning_rates": [5e-5, 5e-4, 5e-3], "overfit_queries": 20, "overfit_epochs": 4,
+    "throughput_max_lengths": [128, 256, 512], "throughput_batch_sizes": [4, 8], "throughput_steps": 2,
+    "accumulation_batch_size": 4, "accumulation_steps": 4, "accumulation_updates": 3,
+}
+_TROUBLE_HUB = {  # a pretrained standard reranker: the guide's learning rates and lengths
+    **_TROUBLE_NB, "architecture": "standard", "loss": "lambda", "hard_fraction": 0.43, "learning_rate": 2e-5, "batch_size": 8,
+    "max_length": 512, "learning_rates": [2e-5, 2e-4, 2e-3],
+}
+
 
 def _bridge_nb(finetune: dict[str, Any]) -> dict[str, Any]:
     """14_bridge_reranker's parameters: the bridge recipe of the same profile's 03_fine_tuning, so 14 reuses
@@ -201,6 +214,7 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": _DEPLOY_NB,
             "10_qasper_case_study": _QASPER_NB,
             "11_chinese_reranker": _ZH_NB,
+            "12_troubleshooting": _TROUBLE_NB,
             "13_labelling_your_own_data": _LABEL_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
@@ -219,6 +233,12 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
             "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
             "11_chinese_reranker": {**_ZH_NB, "epochs": 1, "max_length": 128},
+            "12_troubleshooting": {
+                **_TROUBLE_NB, "train_queries": 8, "label_noise_levels": [0.0, 0.5], "train_query_counts": [4, 8],
+                "learning_rates": [5e-5, 5e-3], "overfit_queries": 4, "overfit_epochs": 2, "throughput_max_lengths": [128, 512],
+                "throughput_batch_sizes": [4], "throughput_steps": 1, "accumulation_batch_size": 2, "accumulation_steps": 2,
+                "accumulation_updates": 2,
+            },
             "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 120},
             "14_bridge_reranker": {**_bridge_nb(_FINETUNE_NB), "epochs": 1},
         },
@@ -244,6 +264,10 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "batch_size": 64, "load_requests": 1000, "concurrency": 32},
             "10_qasper_case_study": _QASPER_HUB,
             "11_chinese_reranker": _ZH_NB,  # the gpu profile's models are English: the offline recipe; the zh profile is the real run
+            "12_troubleshooting": {
+                **_TROUBLE_HUB, "train_queries": 300, "train_query_counts": [50, 300], "overfit_queries": 100, "overfit_epochs": 5,
+                "throughput_batch_sizes": [8, 16, 32], "throughput_steps": 5, "accumulation_batch_size": 8,
+            },
             "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 3000},
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # grown from the profile's embedding model
         },
@@ -270,6 +294,10 @@ PROFILES: dict[str, Profile] = {
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 10, "load_requests": 100},
             "10_qasper_case_study": {**_QASPER_NB, "architecture": "standard", "loss": "bce", "learning_rate": 2e-5, "batch_size": 16},
             "11_chinese_reranker": _ZH_HUB,
+            "12_troubleshooting": {
+                **_TROUBLE_HUB, "train_queries": 16, "train_query_counts": [4, 16], "overfit_queries": 8, "throughput_batch_sizes": [4],
+                "throughput_steps": 1, "accumulation_batch_size": 2, "accumulation_steps": 2, "accumulation_updates": 2,
+            },
             "13_labelling_your_own_data": {**_LABEL_NB, "label_budget": 48},  # 16 queries in the zh sample
             "14_bridge_reranker": _bridge_nb(_HUB_FINETUNE),  # bge-small-zh pools by [CLS]: the bridge copies it
         },

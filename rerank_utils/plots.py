@@ -260,3 +260,83 @@ def backend_speeds(rows: list[dict], title: str = ""):
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def faq_sweeps(sweeps: Mapping[str, tuple[str, list[dict]]], first_stage: float | None = None,
+               metric: str = "val NDCG@10 (best)", title: str = ""):
+    """One panel per FAQ cause: ``sweeps[panel title] = (x_key, rows)`` with rows from
+    ``troubleshooting.FaqExperiments.run``; ``metric`` against the knob ``x_key`` (log scale when it spans
+    20x or more), the first stage alone as a dashed line. Introduced in ``12_troubleshooting``."""
+    n = max(len(sweeps), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.5), sharey=True, squeeze=False)
+    for ax, (name, (x_key, rows)) in zip(axes[0], sweeps.items()):
+        rows = sorted(rows, key=lambda r: r[x_key])
+        xs, ys = [r[x_key] for r in rows], [r[metric] for r in rows]
+        ax.plot(xs, ys, "o-", color="tab:green", label="fine-tuned (best epoch)")
+        if first_stage is not None:
+            ax.axhline(first_stage, color="gray", ls="--", label="first stage alone")
+        if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 20:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.set_xlabel(x_key.replace("_", " "))
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(metric)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "No gain after fine-tuning? One cause at a time, measured")
+    fig.tight_layout()
+    return fig
+
+
+def early_stopping_curves(curves: Mapping[str, list[float]], first_stage: float | None = None, title: str = ""):
+    """Validation NDCG@10 by epoch for each run (``curves[label] = [value after epoch 1, 2, ...]``), each run's
+    best epoch circled; an early-stopped run's line ends where it stopped. Introduced in ``12_troubleshooting``."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for (label, values), style in zip(curves.items(), ("o-", "s--", "^:", "d-.")):
+        epochs = list(range(1, len(values) + 1))
+        line, = ax.plot(epochs, values, style, label=f"{label} ({len(values)} epochs)")
+        if values:
+            best = max(range(len(values)), key=lambda i: values[i])
+            ax.scatter([best + 1], [values[best]], s=180, facecolors="none", edgecolors=line.get_color(), linewidths=1.5)
+    if first_stage is not None:
+        ax.axhline(first_stage, color="gray", ls="--", alpha=0.7, label="first stage alone")
+    longest = max((len(v) for v in curves.values()), default=1)
+    ax.set_xticks(range(1, longest + 1))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation NDCG@10")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Over-fitting: validation by epoch, best epoch circled")
+    fig.tight_layout()
+    return fig
+
+
+def training_speed(rows: list[dict], reference_rows: list[dict] | None = None, reference_label: str = "short real pairs",
+                   title: str = ""):
+    """Training pairs/s against ``max_length``, one line per batch size (rows from
+    ``troubleshooting.training_throughput``); ``reference_rows`` (e.g. the data's own short pairs) as hollow
+    markers. Introduced in ``12_troubleshooting``."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    sizes = sorted({r["batch_size"] for r in rows} | {r["batch_size"] for r in reference_rows or []})
+    colors = {b: c for b, c in zip(sizes, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3)}
+    for b in sizes:
+        mine = sorted((r for r in rows if r["batch_size"] == b), key=lambda r: r["max_length"])
+        if mine:
+            ax.plot([r["max_length"] for r in mine], [r["pairs_per_s"] for r in mine], "o-", color=colors[b], label=f"batch {b}")
+        for r in reference_rows or []:
+            if r["batch_size"] == b:
+                ax.scatter([r["max_length"]], [r["pairs_per_s"]], s=90, facecolors="none", edgecolors=colors[b],
+                           label=f"batch {b}, {reference_label} ({r['tokens_per_pair']:.0f} tokens)")
+    lengths = sorted({r["max_length"] for r in rows} | {r["max_length"] for r in reference_rows or []})
+    ax.set_xscale("log", base=2)
+    ax.minorticks_off()
+    ax.set_xticks(lengths, [str(x) for x in lengths])
+    ax.set_xlabel("max_length (tokens)")
+    ax.set_ylabel("training pairs per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title or "Training speed: max_length and batch size")
+    fig.tight_layout()
+    return fig

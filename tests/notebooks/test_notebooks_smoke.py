@@ -192,6 +192,61 @@ def check_11_chinese_reranker(r):
     assert set(r["_figures"]) == {"bm25_tokenizers"}
 
 
+def check_12_troubleshooting(r):
+    params = SMOKE.parameters_for("12_troubleshooting")
+    assert _unit(r["first_stage_val_ndcg@10"]) and _unit(r["first_stage_test_ndcg@10"])
+    noise, queries, rates = r["label_noise"], r["train_queries"], r["learning_rate"]
+    assert [row["label_noise"] for row in noise] == params["label_noise_levels"]
+    for row in noise:  # exactly the share asked for: one list per training query, round(share x lists) made wrong
+        assert row["training rows"] == row["train_queries"] == params["train_queries"]
+        assert row["rows with wrong labels"] == round(row["label_noise"] * row["training rows"])
+    assert [row["train_queries"] for row in queries] == params["train_query_counts"]
+    assert [row["learning_rate"] for row in rates] == params["learning_rates"]
+    for row in noise + queries + rates:
+        assert _unit(row["val NDCG@10 (best)"]) and row["epochs_run"] == params["epochs"] and row["train_s"] > 0
+        assert row["val NDCG@10, first stage"] == r["first_stage_val_ndcg@10"]
+        assert row["val change vs first stage"] == pytest.approx(row["val NDCG@10 (best)"] - r["first_stage_val_ndcg@10"])
+    # 100x the recipe's learning rate wrecks the bridge, which starts at the first stage (measured 0.32 vs 0.91)
+    assert rates[-1]["val NDCG@10 (best)"] < r["first_stage_val_ndcg@10"] - 0.2
+    # the base experiment sits in every sweep but is trained once; the two over-fitting runs come on top
+    sweeps = ("label_noise_levels", "train_query_counts", "learning_rates")
+    assert r["trainings"] == 1 + sum(len(params[k]) - 1 for k in sweeps) + 2 and r["train_seconds"] > 0
+    full, stopped = r["overfitting"]["no_early_stopping"], r["overfitting"]["early_stopping"]
+    assert full["epochs_run"] == params["overfit_epochs"] and full["early_stopping_patience"] is None
+    assert stopped["early_stopping_patience"] == params["early_stopping_patience"]
+    assert 1 <= stopped["epochs_run"] <= params["overfit_epochs"]
+    assert full["best_epoch"] == full["val_curve"].index(max(full["val_curve"])) + 1
+    assert full["val NDCG@10 (last epoch)"] == full["val_curve"][-1]
+    # seeded: the early-stopped run is the same training until it stops
+    assert stopped["val_curve"] == pytest.approx(full["val_curve"][: stopped["epochs_run"]], abs=1e-6)
+    for row, label in ((full, "test"), (full, "test, last epoch"), (stopped, "test")):
+        assert _unit(row[f"{label} NDCG@10"])
+        assert row[f"{label} 95% CI low"] <= row[f"{label} change vs first stage"] <= row[f"{label} 95% CI high"]
+        assert row[f"{label} NDCG@10"] == pytest.approx(r["first_stage_test_ndcg@10"] + row[f"{label} change vs first stage"])
+    speed = r["throughput"]
+    grid = [(m, b) for m in params["throughput_max_lengths"] for b in params["throughput_batch_sizes"]]
+    assert [(row["max_length"], row["batch_size"]) for row in speed] == grid
+    assert all(row["tokens_per_pair"] == row["max_length"] and row["pairs_per_s"] > 0 for row in speed)  # long pairs are cut
+    first_batch = {row["max_length"]: row["pairs_per_s"] for row in speed if row["batch_size"] == params["throughput_batch_sizes"][0]}
+    assert first_batch[min(first_batch)] > 2 * first_batch[max(first_batch)]  # measured 4-5 vs 0.6-0.7 pairs/s, 128 vs 512
+    faq = r["throughput_faq_pairs"]
+    assert all(row["tokens_per_pair"] <= 128 < row["max_length"] and row["pairs_per_s"] > 0 for row in faq)  # FAQ pairs never reach 512
+    ref, acc, small = r["gradient_accumulation"]
+    k = params["accumulation_steps"]
+    assert ref["effective batch"] == acc["effective batch"] == params["accumulation_batch_size"] * k
+    assert ref["optimiser steps"] == acc["optimiser steps"] == params["accumulation_updates"]
+    assert small["optimiser steps"] == params["accumulation_updates"] * k
+    assert ref["max |w - w_ref|"] == 0.0
+    # accumulation gives the larger batch's weights to float32 rounding (measured 3.7e-6); the small batch alone does not (4e-4)
+    assert acc["max |w - w_ref|"] < 2e-5 and acc["max |w - w_ref|"] < 0.1 * min(small["max |w - w_ref|"], ref["max |w - w_start|"])
+    assert acc["activations MB per step"] == pytest.approx(small["activations MB per step"])
+    assert acc["activations MB per step"] < ref["activations MB per step"]
+    advice = r["top_k_advice"]  # read from 04's records: 04 runs before 12
+    assert [row["k"] for row in advice] == SMOKE.parameters_for("04_evaluation")["top_k_values"]
+    assert advice[0]["ndcg@10 gained"] is None and all(row["extra p50 ms"] > 0 for row in advice[1:])
+    assert set(r["_figures"]) == {"no_gain_causes", "overfitting", "training_speed"}
+
+
 def check_13_labelling_your_own_data(r):
     params = SMOKE.parameters_for("13_labelling_your_own_data")
     n_queries, budget = r["n_queries"], params["label_budget"]
