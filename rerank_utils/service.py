@@ -362,8 +362,9 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
 
 class MicroBatcher:
     """Many small concurrent requests share one forward pass: each ``predict`` call queues its pairs and
-    waits; a worker thread takes what is queued (up to ``max_batch`` pairs, waiting at most ``max_wait_ms``
-    for more after the first) and scores it in one ``scorer.predict``. A drop-in scorer for
+    waits; a worker thread takes what is queued (whole requests, at most ``max_batch`` pairs together unless
+    one request alone is larger, waiting at most ``max_wait_ms`` for more after the first) and scores it in
+    one ``scorer.predict``. A drop-in scorer for
     :class:`RerankService`; ``batches`` / ``pairs`` / ``largest_batch`` count what it did."""
 
     def __init__(self, scorer: Any, max_batch: int = 64, max_wait_ms: float = 5.0, batch_size: int = 32):
@@ -393,12 +394,16 @@ class MicroBatcher:
     def _run(self) -> None:
         import queue
 
+        pending = None  # a request that did not fit into the last forward pass: it opens the next one
         while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            jobs, n = [first], len(first[0])
+            if pending is not None:
+                first, pending = pending, None
+            else:
+                try:
+                    first = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            jobs, n = [first], len(first[0])  # one request larger than max_batch still runs, alone
             deadline = time.perf_counter() + self.max_wait
             while n < self.max_batch:
                 left = deadline - time.perf_counter()
@@ -407,6 +412,9 @@ class MicroBatcher:
                 try:
                     job = self._queue.get(timeout=left)
                 except queue.Empty:
+                    break
+                if n + len(job[0]) > self.max_batch:
+                    pending = job
                     break
                 jobs.append(job)
                 n += len(job[0])

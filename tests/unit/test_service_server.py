@@ -98,3 +98,33 @@ def test_micro_batcher_passes_errors_to_every_waiting_caller():
     mb.close()
     with pytest.raises(RuntimeError, match="closed"):
         mb.predict([("q", "d")])
+
+
+def test_micro_batcher_never_exceeds_max_batch_but_runs_a_large_request_alone():
+    import threading
+
+    class Recorder:
+        def __init__(self):
+            self.sizes = []
+
+        def predict(self, pairs, batch_size=32, show_progress_bar=False):
+            self.sizes.append(len(pairs))
+            return [float(len(d)) for _, d in pairs]
+
+    rec = Recorder()
+    mb = MicroBatcher(rec, max_batch=10, max_wait_ms=50)
+    requests = [[("q", "d" * (i + 1))] * 4 for i in range(12)] + [[("q", "long")] * 25]
+    results = [None] * len(requests)
+
+    def call(i):
+        results[i] = mb.predict(requests[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    mb.close()
+    assert all(r == [float(len(d)) for _, d in req] for r, req in zip(results, requests))  # each caller got its own scores
+    assert sum(rec.sizes) == 12 * 4 + 25 and 25 in rec.sizes  # the 25-pair request ran alone
+    assert all(s <= 10 and s % 4 == 0 for s in rec.sizes if s != 25)  # whole requests, never 3 of them (12 > 10)
