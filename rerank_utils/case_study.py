@@ -107,18 +107,8 @@ def within_group_runs(ds: RetrievalDataset, make_retriever: Callable[[dict[str, 
     ``doc_meta[d][group_key]``, e.g. the paper): ``make_retriever(corpus_of_the_group)`` builds a first
     stage (``BM25Retriever`` or ``DenseRetriever``) per group. Queries or documents without the key are an
     error that names one of them."""
-    docs_by_group: dict[Any, dict[str, str]] = defaultdict(dict)
-    for doc_id, text in ds.corpus.items():
-        meta = ds.doc_meta.get(doc_id) or {}
-        if group_key not in meta:
-            raise KeyError(f"within_group_runs: document {doc_id!r} has no doc_meta[{group_key!r}]")
-        docs_by_group[meta[group_key]][doc_id] = text
-    queries_by_group: dict[Any, dict[str, str]] = defaultdict(dict)
-    for qid, text in ds.queries.items():
-        meta = ds.query_meta.get(qid) or {}
-        if group_key not in meta:
-            raise KeyError(f"within_group_runs: query {qid!r} has no query_meta[{group_key!r}]")
-        queries_by_group[meta[group_key]][qid] = text
+    docs_by_group = _by_group(ds.corpus, ds.doc_meta, group_key, "document", "doc_meta")
+    queries_by_group = _by_group(ds.queries, ds.query_meta, group_key, "query", "query_meta")
     run: dict[str, dict[str, float]] = {}
     for group, queries in queries_by_group.items():
         corpus = docs_by_group.get(group)
@@ -127,6 +117,16 @@ def within_group_runs(ds: RetrievalDataset, make_retriever: Callable[[dict[str, 
             continue
         run.update(make_retriever(corpus).search(queries, top_k=min(top_k, len(corpus))))
     return run
+
+
+def _by_group(texts: dict[str, str], meta: dict[str, dict], key: str, what: str, field: str) -> dict[Any, dict[str, str]]:
+    out: dict[Any, dict[str, str]] = defaultdict(dict)
+    for item_id, text in texts.items():
+        item_meta = meta.get(item_id) or {}
+        if key not in item_meta:
+            raise KeyError(f"within_group_runs: {what} {item_id!r} has no {field}[{key!r}]")
+        out[item_meta[key]][item_id] = text
+    return out
 
 
 def rows_from_triples(records: Iterable[dict], loss: str = "bce") -> list[dict]:
