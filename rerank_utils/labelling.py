@@ -82,7 +82,6 @@ __all__ = [
     "label_curve",
     "labelling_comparison",
     "load_texts",
-    "plot_label_curves",
     "propose_candidates",
     "qrels_judge",
     "simulate_labelling",
@@ -930,28 +929,3 @@ def label_curve(path: str | os.PathLike, n_queries: int | None = None) -> list[d
             row["share_of_queries_with_positive"] = len(with_pos) / n_queries
         rows.append(row)
     return rows
-
-
-def plot_label_curves(curves: Mapping[str, list[dict]], n_queries: int, title: str = ""):
-    """Two panels, one line per labelling run (e.g. per first stage): queries with a relevant passage
-    found, and negatives per positive, as labels accumulate; the guide's 1:1 to 1:4 band is shaded."""
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name, rows in curves.items():
-        x = [r["labels"] for r in rows]
-        left.plot(x, [r["queries_with_positive"] / n_queries for r in rows], label=name)
-        ratio = [(r["labels"], r["negatives_per_positive"]) for r in rows if r["negatives_per_positive"] is not None]
-        right.plot([a for a, _ in ratio], [b for _, b in ratio], label=name)
-    left.set_xlabel("pairs labelled, hardest first")
-    left.set_ylabel("share of queries with a relevant passage")
-    left.set_ylim(0, 1.02)
-    right.axhspan(*GUIDE_RATIO, color="green", alpha=0.12, label="guide: 1:1 to 1:4")
-    right.set_xlabel("pairs labelled, hardest first")
-    right.set_ylabel("negatives per positive")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title or "What labelling finds as the labels accumulate")
-    fig.tight_layout()
-    return fig

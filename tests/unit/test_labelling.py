@@ -25,7 +25,6 @@ from rerank_utils.labelling import (
     label_curve,
     labelling_comparison,
     load_texts,
-    plot_label_curves,
     propose_candidates,
     qrels_judge,
     simulate_labelling,
@@ -469,7 +468,9 @@ def test_labelling_comparison_spends_the_same_budget_on_each_first_stage(tmp_pat
         assert row["share of queries"] == pytest.approx(row["queries with a relevant passage"] / 3)
         assert len(curves[name]) == 6
     assert (tmp_path / "compare_BM25.jsonl").is_file()
-    fig = plot_label_curves(curves, n_queries=3)
+    from rerank_utils.plots import label_curves
+
+    fig = label_curves(curves, n_queries=3)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
 
 
