@@ -119,6 +119,15 @@ def within_group_runs(ds: RetrievalDataset, make_retriever: Callable[[dict[str, 
     return run
 
 
+def within_paper_first_stages(ds: RetrievalDataset, bi_encoder: Any, top_k: int = 20, group_key: str = "paper_id") -> dict[str, dict]:
+    """``{"BM25": run, "bi-encoder": run}``, each query searched only among its own paper's paragraphs
+    (:func:`within_group_runs` with ``BM25Retriever`` and ``DenseRetriever(bi_encoder)``)."""
+    from .retrieval import BM25Retriever, DenseRetriever
+
+    return {"BM25": within_group_runs(ds, lambda c: BM25Retriever(c), top_k=top_k, group_key=group_key),
+            "bi-encoder": within_group_runs(ds, lambda c: DenseRetriever(c, bi_encoder), top_k=top_k, group_key=group_key)}
+
+
 def _by_group(texts: dict[str, str], meta: dict[str, dict], key: str, what: str, field: str) -> dict[Any, dict[str, str]]:
     out: dict[Any, dict[str, str]] = defaultdict(dict)
     for item_id, text in texts.items():

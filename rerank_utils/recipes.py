@@ -65,6 +65,17 @@ class Recipe:
 
         return build_bridge_reranker(base_model, max_seq_length=self.training.max_length, device=device, **(self.bridge or {}))
 
+    def start_model(self, base_model: str = "default", device: str | None = None):
+        """The model training starts from, loaded: a ``CrossEncoder`` for both architectures (the standard
+        one from ``base_model`` with the recipe's ``max_length``), e.g. the "base" row of a before/after
+        table. Introduced in notebook ``10_qasper_case_study``."""
+        built = self.build_model(base_model, device)
+        if not isinstance(built, str):
+            return built
+        from .models import load_cross_encoder
+
+        return load_cross_encoder(built, device=device, max_length=self.training.max_length)
+
 
 class FirstStages:
     """BM25 and the bi-encoder over one corpus, built once and shared by mining, validation and tests."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rerank_utils.case_study import (faq_as_qasper_papers, rows_from_triples, sample_papers, split_papers, within_group_runs,
+                                     within_paper_first_stages,
                                      write_qasper_jsonl)
 from rerank_utils.data import RetrievalDataset
 from rerank_utils.datasets import load_faq, load_qasper_papers, qasper_to_dataset, qasper_to_triples
@@ -79,3 +80,27 @@ def test_rows_from_triples_for_pointwise_and_listwise_losses():
         rows_from_triples(triples, loss="hinge")
     with pytest.raises(ValueError, match="'mnrl' needs"):
         rows_from_triples(triples, loss="mnrl")
+
+
+def test_within_paper_first_stages_and_a_query_without_its_paper(papers, tiny_bert_dir):
+    from rerank_utils.models import load_bi_encoder
+
+    ds = qasper_to_dataset(papers[:3])
+    runs = within_paper_first_stages(ds, load_bi_encoder(str(tiny_bert_dir), device="cpu"), top_k=3)
+    assert set(runs) == {"BM25", "bi-encoder"} and runs["BM25"] == within_group_runs(ds, lambda c: BM25Retriever(c), top_k=3)
+    for run in runs.values():
+        assert all(ds.doc_meta[d]["paper_id"] == ds.query_meta[q]["paper_id"] for q, hits in run.items() for d in hits)
+    bad = RetrievalDataset({"d": "text"}, {"q": "text"}, {"q": {"d": 1}}, {"d": {"paper_id": "p"}}, {"q": {}})
+    with pytest.raises(KeyError, match="query 'q' has no query_meta\\['paper_id'\\]"):
+        within_group_runs(bad, lambda c: BM25Retriever(c))
+
+
+def test_recipe_start_model_is_loaded_for_both_architectures(tiny_bert_dir):
+    from rerank_utils.bridge import is_bridge
+    from rerank_utils.recipes import Recipe
+    from rerank_utils.training import TrainingConfig
+
+    standard = Recipe("s", training=TrainingConfig(max_length=48)).start_model(str(tiny_bert_dir), device="cpu")
+    assert not is_bridge(standard) and standard.max_length == 48 and standard.predict([("q", "d")]).shape == (1,)
+    bridge = Recipe("b", training=TrainingConfig(max_length=48), architecture="bridge").start_model(str(tiny_bert_dir), device="cpu")
+    assert is_bridge(bridge) and bridge.predict([("q", "d")]).shape == (1,)

@@ -161,3 +161,26 @@ def test_service_setup_refusals(tmp_path, capsys):
         cross_encoder_reranker(WordScorer(), top_n=0)
     assert main(["serve", str(tmp_path / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rerank_bodies_cycles_queries_best_first_and_refuses_an_empty_run():
+    from rerank_utils.data import RetrievalDataset
+    from rerank_utils.service import rerank_bodies
+
+    ds = RetrievalDataset({"a": "A", "b": "B", "c": "C"}, {"q1": "one", "q2": "two"}, {"q1": {"a": 1}, "q2": {"b": 1}})
+    run = {"q1": {"a": 0.1, "b": 0.9, "c": 0.5}, "q2": {"c": 1.0}}
+    bodies = rerank_bodies(ds, run, top_k=2, n=3)
+    assert bodies == [{"query": "one", "documents": ["B", "C"]}, {"query": "two", "documents": ["C"]}, {"query": "one", "documents": ["B", "C"]}]
+    with pytest.raises(ValueError, match="the run has no candidates for any query"):
+        rerank_bodies(ds, {"q1": {}})
+
+
+def test_backend_speeds_figure_and_its_refusal():
+    from rerank_utils.plots import backend_speeds
+
+    fig = backend_speeds([{"backend": "PyTorch", "pairs_per_s": 10.0, "ndcg@10_change": 0.0},
+                          {"backend": "ONNX int8", "pairs_per_s": 30.0, "ndcg@10_change": 0.003}])
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert " 3.00x, NDCG@10 +0.003" in labels and " 1.00x, NDCG@10 +0.000" in labels
+    with pytest.raises(ValueError, match="backend_speeds: no rows"):
+        backend_speeds([])
