@@ -1,0 +1,88 @@
+"""Fine-tuning the embedding model (rerank_utils.retriever_training): a tiny random BERT on a synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rerank_utils.data import RetrievalDataset
+from rerank_utils.mining import MiningConfig
+from rerank_utils.retriever_training import (
+    FACTS_FILE, RetrieverRecipe, data_fingerprint, fine_tune_retriever, load_or_train_retriever, saved_retriever_matches,
+    training_triples,
+)
+
+TEXTS = [
+    "the tax law deduction", "a house roof cost", "water permit building", "contract law cost", "the roof water",
+    "a building permit law", "tax deduction house", "the contract house cost", "water tax law", "building roof permit",
+]
+
+
+def dataset(offset: int = 0, name: str = "syn") -> RetrievalDataset:
+    corpus = {f"d{i}": t for i, t in enumerate(TEXTS)}
+    queries = {f"q{i}": f"what is {TEXTS[(i + offset) % len(TEXTS)].split()[-1]}" for i in range(6)}  # one word of it
+    qrels = {f"q{i}": {f"d{(i + offset) % len(TEXTS)}": 1} for i in range(6)}
+    return RetrievalDataset(corpus=corpus, queries=queries, qrels=qrels, name=name)
+
+
+RECIPE = RetrieverRecipe(MiningConfig(strategy="dense", num_negatives=1, range_max=5), epochs=2, batch_size=4, max_length=32)
+
+
+def test_triples_pair_each_positive_with_a_mined_negative():
+    ds = dataset()
+    cols = training_triples(ds, {"q0": ["d3"], "q1": ["d4"]})
+    assert len(cols["anchor"]) == 6  # every query with a positive trains
+    assert cols["negative"][0] == TEXTS[3] and cols["positive"][0] == TEXTS[0]
+    for a, p, n in zip(cols["anchor"], cols["positive"], cols["negative"]):
+        assert p != n  # a fallback negative is never the query's positive
+
+
+def test_triples_refuse_a_split_without_positives():
+    ds = RetrievalDataset(corpus={"d": "x"}, queries={"q": "y"}, qrels={"q": {"d": 0}}, name="empty")
+    with pytest.raises(ValueError, match="empty: no query has a relevant passage"):
+        training_triples(ds, {})
+
+
+def test_recipe_validation_names_the_field():
+    with pytest.raises(ValueError, match="RetrieverRecipe.epochs"):
+        RetrieverRecipe(epochs=0).validate()
+    with pytest.raises(ValueError, match="learning_rate"):
+        RetrieverRecipe(learning_rate=0).validate()
+    assert RetrieverRecipe.from_dict(RECIPE.to_dict()) == RECIPE
+    with pytest.raises(ValueError, match="unknown keys"):
+        RetrieverRecipe.from_dict({"epoch": 1})
+
+
+def test_fingerprint_sees_other_queries_of_the_same_size():
+    assert data_fingerprint(dataset()) == data_fingerprint(dataset())
+    assert data_fingerprint(dataset(0)) != data_fingerprint(dataset(3))  # same size, other queries
+    assert len(dataset(0)) == len(dataset(3))
+
+
+def test_fine_tune_validates_each_epoch_keeps_the_best_and_is_reused_only_on_the_same_data(tiny_bert_dir, tmp_path):
+    train, val = dataset(0, "train"), dataset(5, "val")
+    out = tmp_path / "retriever"
+    run = fine_tune_retriever(train, val, out, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
+    facts = json.loads((out / FACTS_FILE).read_text())
+    assert [r["epoch"] for r in facts["validation_by_epoch"]] == [1.0, 2.0]
+    assert facts["best_validation_ndcg@10"] == max(r["val ndcg@10"] for r in facts["validation_by_epoch"])
+    assert facts["best_epoch"] in (1.0, 2.0) and facts["triples"] == 6
+    assert (out / "README.md").is_file()  # the model card
+    assert (out / "modules.json").is_file()  # a plain sentence-transformers folder
+    # the saved model is the best epoch's: re-scoring it on validation gives the recorded best
+    from rerank_utils.retriever_training import _ir_evaluator, VAL_METRIC
+    from rerank_utils.models import load_bi_encoder
+
+    reloaded = load_bi_encoder(str(out), device="cpu")
+    assert _ir_evaluator(val, 4)(reloaded)[VAL_METRIC] == pytest.approx(facts["best_validation_ndcg@10"], abs=1e-6)
+    assert run.best_metric == facts["best_validation_ndcg@10"]
+
+    again = load_or_train_retriever(train, val, out, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
+    assert again.reused and again.facts == facts
+    other = dataset(3, "train")  # same size, other queries: not the model's data
+    assert not saved_retriever_matches(out, other, val, RECIPE, str(tiny_bert_dir))
+    assert not saved_retriever_matches(out, train, val, RetrieverRecipe(RECIPE.mining, epochs=1, batch_size=4, max_length=32), str(tiny_bert_dir))
+    retrained = load_or_train_retriever(other, val, out, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
+    assert not retrained.reused
+    assert json.loads((out / FACTS_FILE).read_text())["data_fingerprint"] == data_fingerprint(other, val)
