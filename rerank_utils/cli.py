@@ -27,8 +27,10 @@ the pipeline, driven by one YAML config (configs/<profile>.yaml, or your own):
   rerank-utils init-config --profile cpu --minimal --output team.yaml   # then edit data_source, name
   rerank-utils prepare  --config team.yaml     # leak-free train/val/test split      (notebook 01)
   rerank-utils mine     --config team.yaml     # negatives of the training queries   (notebooks 02, 03)
+  rerank-utils finetune-retriever --config team.yaml  # the embedding model first      (notebook 03)
   rerank-utils finetune --config team.yaml     # train, keep the best epoch, publish (notebook 03)
-  rerank-utils evaluate --config team.yaml     # test table, paired 95 % intervals   (notebook 04)
+  rerank-utils evaluate --config team.yaml --retriever artifacts/team/models/retriever
+                                               # test table, paired 95 % intervals   (notebook 04)
   rerank-utils export   --config team.yaml     # ONNX (+ int8) of a bridge reranker  (notebook 05)
   rerank-utils serve    --config team.yaml     # HTTP rerank service                  (notebook 05)
 Each writes under artifacts/<name>/ and runs the package functions the notebooks run.
@@ -128,6 +130,26 @@ def _build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-publish", dest="publish", action="store_false", help="do not make it artifacts/<name>/models/reranker")
     ft.add_argument("--output", metavar="DIR", help="model folder (default: artifacts/<name>/models/<architecture>)")
 
+    ftr = _sub(
+        sub, "finetune-retriever", "fine-tune the embedding model (the first stage) before the reranker (notebook 03)",
+        "Fine-tune embedding_model on the training split as the guide's order says (the retriever first, the reranker\n"
+        "last): sentence-transformers' SentenceTransformerTrainer with MultipleNegativesRankingLoss over (query, positive,\n"
+        "mined hard negative) triples, validation NDCG@10 of retrieving the validation queries after each epoch, the best\n"
+        "epoch kept. The model goes to artifacts/<name>/models/retriever/ (a sentence-transformers folder with its model\n"
+        "card and training.json); one saved there with the same recipe, base model and data is reused unless --retrain.\n"
+        "`rerank-utils evaluate --retriever DIR` then compares it, alone and reranked, with the other first stages.",
+        "  rerank-utils finetune-retriever --config configs/smoke.yaml\n"
+        "  rerank-utils finetune-retriever --config team.yaml --epochs 3 --learning-rate 2e-5",
+    )
+    _config_options(ftr)
+    ftr.add_argument("--epochs", type=int, default=2, help="training epochs; the best on validation is kept (default: %(default)s)")
+    ftr.add_argument("--learning-rate", type=float, default=5e-5, help="AdamW learning rate (default: %(default)s)")
+    ftr.add_argument("--batch-size", type=int, default=32, help="queries per step; the batch's other passages are negatives too (default: %(default)s)")
+    ftr.add_argument("--negatives", type=int, default=1, help="hard negatives mined per query from the base model's top 10 (default: %(default)s)")
+    ftr.add_argument("--max-length", type=int, default=256, help="tokens per text (default: %(default)s)")
+    ftr.add_argument("--retrain", action="store_true", help="train even if a retriever with this recipe and data is saved")
+    ftr.add_argument("--output", metavar="DIR", help="model folder (default: artifacts/<name>/models/retriever)")
+
     ev = _sub(
         sub, "evaluate", "evaluate the fine-tuned reranker against the first stages, with intervals (notebook 04)",
         "On the test queries (or --split val): BM25 and the bi-encoder alone, and each one's top evaluate.top_k\n"
@@ -140,6 +162,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _config_options(ev)
     ev.add_argument("--model", action="append", metavar="DIR", help="a saved reranker folder; repeatable (default: artifacts/<name>/models/reranker)")
+    ev.add_argument("--retriever", metavar="DIR", help="a fine-tuned retriever (finetune-retriever's folder): another first stage, alone and reranked")
     ev.add_argument("--split", default="test", choices=["test", "val"], help="the queries to evaluate on (default: %(default)s)")
     ev.add_argument("--output", metavar="FILE", help="JSON file (default: artifacts/<name>/pipeline/evaluate_<split>.json)")
 
@@ -270,10 +293,23 @@ def _finetune(args) -> int:
     return 0
 
 
+def _finetune_retriever(args) -> int:
+    from .mining import MiningConfig
+    from .pipeline_config import run_finetune_retriever
+    from .retriever_training import RetrieverRecipe
+
+    cfg = _load(args)
+    recipe = RetrieverRecipe(MiningConfig(strategy="dense", num_negatives=args.negatives, range_max=10, seed=cfg["seed"]),
+                             epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                             max_length=args.max_length, seed=cfg["seed"])
+    run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty())
+    return 0
+
+
 def _evaluate(args) -> int:
     from .pipeline_config import run_evaluate
 
-    run_evaluate(_load(args), models=args.model, split=args.split, output=args.output)
+    run_evaluate(_load(args), models=args.model, split=args.split, output=args.output, retriever=args.retriever)
     return 0
 
 
@@ -347,7 +383,7 @@ def _run_notebooks(args) -> int:
 
 _COMMANDS = {
     "init-config": _init_config, "config": _init_config, "check-config": _check_config, "prepare": _prepare, "mine": _mine,
-    "finetune": _finetune, "evaluate": _evaluate, "export": _export, "profiles": _profiles, "serve": _serve,
+    "finetune": _finetune, "finetune-retriever": _finetune_retriever, "evaluate": _evaluate, "export": _export, "profiles": _profiles, "serve": _serve,
     "run-notebooks": _run_notebooks,
 }
 

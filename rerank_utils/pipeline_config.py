@@ -753,6 +753,36 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
     return out
 
 
+def run_finetune_retriever(cfg: PipelineConfig, recipe=None, retrain: bool = False, output: str | Path | None = None,
+                           progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``finetune-retriever``: fine-tune the config's ``embedding_model`` on the training split (the guide's step
+    before the reranker; :mod:`rerank_utils.retriever_training`) into artifacts/<name>/models/retriever, reusing the
+    model saved there when its recipe, base model and data fingerprint match. ``evaluate --retriever`` then adds
+    it as a first stage, alone and reranked."""
+    from .mining import MiningConfig
+    from .retriever_training import RetrieverRecipe, load_or_train_retriever
+
+    _check_device(cfg.device)
+    recipe = recipe or RetrieverRecipe(MiningConfig(strategy="dense", num_negatives=1, range_max=10, seed=cfg["seed"]), seed=cfg["seed"])
+    splits, how = _splits(cfg)
+    train, val = splits["train"], splits["val"]
+    out = Path(output) if output else artifacts_dir(cfg.name, "models", "retriever")
+    log(f"split ({how}): {_sizes(splits)} queries")
+    log(f"retriever from {cfg['embedding_model']!r}: MultipleNegativesRankingLoss, {recipe.mining.num_negatives} "
+        f"{recipe.mining.strategy} negative(s) per query from the top {recipe.mining.range_max}, {recipe.epochs} epoch(s), "
+        f"lr {recipe.learning_rate:g}, batch {recipe.batch_size}, max_length {recipe.max_length}")
+    run = load_or_train_retriever(train, val, out, recipe, base_model=cfg["embedding_model"], device=cfg.device,
+                                  retrain=retrain, show_progress=progress)
+    f = run.facts
+    log(("reused the retriever saved with this recipe and data in " if run.reused else "trained in ") + str(out)
+        + ("" if run.reused else f" ({f['train_seconds']:.0f} s)"))
+    log(f"validation NDCG@10 (retrieval from the whole corpus): base {f['base_validation_ndcg@10']:.4f}, "
+        + ", ".join(f"epoch {r['epoch']:g} {r['val ndcg@10']:.4f}" for r in f["validation_by_epoch"])
+        + f"; kept epoch {f['best_epoch']:g}")
+    return {"model_dir": str(out), "reused": run.reused, "best_validation_ndcg@10": run.best_metric,
+            "base_validation_ndcg@10": f["base_validation_ndcg@10"], "best_epoch": f["best_epoch"], "train_seconds": f["train_seconds"]}
+
+
 def default_model_dir(cfg: PipelineConfig) -> Path:
     return artifacts_dir(cfg.name, "models", "reranker", create=False)
 
@@ -771,7 +801,8 @@ def _label(folder: Path, taken: dict) -> str:
 
 
 def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None, split: str = "test",
-                 output: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+                 output: str | Path | None = None, retriever: str | Path | None = None,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """``evaluate``: BM25 and the bi-encoder alone, and their top-``evaluate.top_k`` reranked by each model
     (default: the published reranker), on the ``split`` queries, with paired bootstrap intervals and p-values
     (notebooks 03/04); prints the tables and writes them as JSON."""
@@ -793,6 +824,21 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     top_k = cfg["evaluate.top_k"]
     stages = _first_stages(cfg, ds.corpus)
     runs = stages.runs(ds.queries, top_k=top_k)
+    if retriever is not None:  # the fine-tuned embedding model: a third first stage, alone and reranked (issue 12)
+        from .models import load_bi_encoder
+        from .retrieval import DenseRetriever
+        from .retriever_training import FACTS_FILE, data_fingerprint
+
+        rfolder = Path(retriever)
+        facts_path = rfolder / FACTS_FILE
+        rfacts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.is_file() else {}
+        if rfacts.get("kind") != "retriever":
+            raise PipelineError(f"{rfolder} holds no fine-tuned retriever (no {FACTS_FILE} written by finetune-retriever): "
+                                f"run `rerank-utils finetune-retriever` first, or pass its folder")
+        if rfacts.get("data_fingerprint") != data_fingerprint(splits["train"], splits["val"]):
+            raise PipelineError(f"{rfolder} was trained on other data than this config's split: its {split} queries may be "
+                                f"among its training queries. Train it again with `rerank-utils finetune-retriever --retrain`.")
+        runs["fine-tuned bi-encoder"] = DenseRetriever(ds.corpus, load_bi_encoder(str(rfolder), device=cfg.device)).search(ds.queries, top_k=top_k)
     rerankers: dict[str, Any] = {}
     paths: dict[str, str] = {}
     for folder in folders:
@@ -806,6 +852,7 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "config": cfg.source, "name": cfg.name, "split": split, "queries": len(ds), "top_k": top_k, "models": paths,
+        "retriever": None if retriever is None else str(retriever),
         "table": table.to_dict(orient="index"), "comparisons": {k: vars(c) for k, c in ev.comparisons.items()}, "guide_claim": claim,
     }
     out_path.write_text(json.dumps(result, indent=1, default=_json_default), encoding="utf-8")

@@ -227,7 +227,9 @@ OPTIONS = {
     "prepare": ["--config", "--profile", "--set", "--rebuild"],
     "mine": ["--config", "--profile", "--set", "--architecture", "--output"],
     "finetune": ["--config", "--profile", "--set", "--architecture", "--retrain", "--no-publish", "--output"],
-    "evaluate": ["--config", "--profile", "--set", "--model", "--split", "--output"],
+    "finetune-retriever": ["--config", "--profile", "--set", "--epochs", "--learning-rate", "--batch-size", "--negatives",
+                           "--max-length", "--retrain", "--output"],
+    "evaluate": ["--config", "--profile", "--set", "--model", "--retriever", "--split", "--output"],
     "export": ["--config", "--profile", "--set", "--model", "--output", "--quantize", "--no-quantize"],
     "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir"],
     "profiles": [],
@@ -359,6 +361,39 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert "holds a split made from other values (seed: 42 there, 7 here)" in capsys.readouterr().err
     assert cli.main(["evaluate", *cfg, "--set", "seed=7"]) == 1
     assert "was trained on another split" in capsys.readouterr().err
+
+
+def test_finetune_retriever_then_evaluate_it_as_a_first_stage(tiny_config, _artifacts_in_tmp, capsys):
+    """The guide's order through the CLI: the embedding model first, then the reranker over both first stages."""
+    cfg = ["--config", str(tiny_config), "--set", "name=tiny-retriever"]
+    art = _artifacts_in_tmp / "tiny-retriever"
+    small = ["--epochs", "2", "--batch-size", "4", "--max-length", "32"]
+    assert cli.main(["finetune-retriever", *cfg, *small]) == 0
+    out = capsys.readouterr().out
+    assert "trained in" in out and "validation NDCG@10 (retrieval from the whole corpus): base" in out and "kept epoch" in out
+    folder = art / "models" / "retriever"
+    facts = json.loads((folder / "training.json").read_text())
+    assert facts["kind"] == "retriever" and len(facts["validation_by_epoch"]) == 2 and (folder / "README.md").is_file()
+    assert cli.main(["finetune-retriever", *cfg, *small]) == 0
+    assert "reused the retriever saved with this recipe and data" in capsys.readouterr().out
+    assert cli.main(["finetune-retriever", *cfg, *small, "--epochs", "1"]) == 0  # another recipe: trained again
+    assert "trained in" in capsys.readouterr().out
+
+    assert cli.main(["finetune", *cfg, "--architecture", "standard"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", *cfg, "--retriever", str(folder)]) == 0
+    result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
+    assert list(result["table"]) == ["BM25", "bi-encoder", "fine-tuned bi-encoder", "BM25 + reranker", "bi-encoder + reranker",
+                                     "fine-tuned bi-encoder + reranker"]
+    assert result["comparisons"]["fine-tuned bi-encoder + reranker vs fine-tuned bi-encoder"]["n_queries"] == 7
+    assert cli.main(["evaluate", *cfg, "--retriever", str(art / "models" / "standard")]) == 1  # not a retriever
+    assert "holds no fine-tuned retriever" in capsys.readouterr().err
+    assert cli.main(["prepare", *cfg, "--set", "seed=7", "--rebuild"]) == 0  # a new split: the retriever's data is stale
+    new_ce = art / "models" / "standard-seed7"
+    assert cli.main(["finetune", *cfg, "--set", "seed=7", "--architecture", "standard", "--no-publish", "--output", str(new_ce)]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", *cfg, "--set", "seed=7", "--retriever", str(folder), "--model", str(new_ce)]) == 1
+    assert "was trained on other data than this config's split" in capsys.readouterr().err
 
 
 def test_serve_needs_a_model(tmp_path, capsys):
