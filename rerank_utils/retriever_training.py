@@ -5,7 +5,8 @@ The recipe is sentence-transformers' stock one: ``SentenceTransformerTrainer`` w
 ``MultipleNegativesRankingLoss`` over (query, positive, mined hard negative) triples, the other queries'
 passages in the batch serving as more negatives. After each epoch ``InformationRetrievalEvaluator`` scores
 NDCG@10 of retrieving the validation queries from the whole corpus; the best epoch is kept
-(``load_best_model_at_end``). The saved folder is a plain sentence-transformers model (with its model card),
+(``load_best_model_at_end``); when no epoch beats the base model on validation, the base model is kept
+(``best_epoch`` 0), so fine-tuning never hands a later stage a worse retriever than it started from. The saved folder is a plain sentence-transformers model (with its model card),
 so :class:`~rerank_utils.retrieval.DenseRetriever`, LlamaIndex's ``HuggingFaceEmbedding`` and the bridge
 reranker all load it by path.
 
@@ -206,6 +207,10 @@ def fine_tune_retriever(
     per_epoch = [{"epoch": h["epoch"], "val ndcg@10": h[f"eval_{VAL_METRIC}"]} for h in history if f"eval_{VAL_METRIC}" in h]
     losses = [{"epoch": h["epoch"], "loss": h["loss"]} for h in history if "loss" in h]
     best = max(per_epoch, key=lambda r: r["val ndcg@10"])
+    if best["val ndcg@10"] < base_val:  # no epoch beat the base model on validation: keep the base, and say so
+        model = load_bi_encoder(base_model, device=device)
+        model.max_seq_length = recipe.max_length
+        best = {"epoch": 0.0, "val ndcg@10": base_val}
     facts = {
         "kind": "retriever",
         "base_model": str(base_model),

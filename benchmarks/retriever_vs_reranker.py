@@ -1,0 +1,146 @@
+"""Which model should the labels fine-tune? The 2x2 of issue 12 on the offline default (packaged FAQ, cpu profile).
+
+For each split seed: split the FAQ 70/10/20 by query, then
+  * fine-tune the embedding model (rerank_utils.retriever_training: MNRL, 1 mined hard negative, best epoch on
+    validation);
+  * train the cpu profile's bridge reranker from the base model (what notebook 03 publishes today);
+  * train the same bridge recipe grown from the FINE-TUNED embedding model, with its negatives mined and its
+    epochs validated on the fine-tuned retriever's top-20 (so its step 0 is the best first stage);
+  * choose, on validation, the fusion weight of each reranker with the fine-tuned retriever's scores.
+Then on the test queries: {BM25, base bi-encoder, fine-tuned bi-encoder} alone and top-20 reranked by each
+bridge, with paired-bootstrap 95 % intervals, and the verdict against the strongest first stage.
+Results go to benchmarks/results/retriever_vs_reranker.json (one entry per seed, kept across runs).
+
+    .venv/bin/python benchmarks/retriever_vs_reranker.py --seeds 42          # about 20 min on 2 cores
+    .venv/bin/python benchmarks/retriever_vs_reranker.py --seeds 42 43 44 --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rerank_utils.data import split_dataset  # noqa: E402
+from rerank_utils.datasets import build_dataset  # noqa: E402
+from rerank_utils.evaluation import compare, evaluate_run  # noqa: E402
+from rerank_utils.models import load_bi_encoder  # noqa: E402
+from rerank_utils.pipeline_config import load_config, recipe_for  # noqa: E402
+from rerank_utils.recipes import FirstStages, evaluate_rerankers, fusion_search, train_recipe  # noqa: E402
+from rerank_utils.reranking import fuse_with_first_stage  # noqa: E402
+from rerank_utils.retrieval import DenseRetriever  # noqa: E402
+from rerank_utils.retriever_training import RetrieverRecipe, fine_tune_retriever  # noqa: E402
+from rerank_utils.mining import MiningConfig  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "retriever_vs_reranker.json"
+TOP_K = 20
+
+
+def _ci(c) -> list[float]:
+    return [round(c.diff, 4), round(c.low, 4), round(c.high, 4)]
+
+
+def run_seed(seed: int, workdir: Path) -> dict:
+    ds = build_dataset("faq-en")
+    splits = split_dataset(ds, seed=seed)
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    bridge = recipe_for(load_config(profile="cpu"), "bridge")
+    out: dict = {"seed": seed, "sizes": {k: len(v) for k, v in splits.items()}, "bridge_recipe": bridge.to_dict(), "seconds": {}}
+
+    t = time.perf_counter()
+    retr = fine_tune_retriever(train, val, workdir / "retriever",
+                               RetrieverRecipe(MiningConfig("dense", num_negatives=1, range_max=10, seed=seed), seed=seed))
+    out["seconds"]["retriever"] = round(time.perf_counter() - t, 1)
+    out["retriever"] = {k: retr.facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch", "best_validation_ndcg@10")}
+
+    base_stages = FirstStages(train.corpus, load_bi_encoder("default"))
+    ft_stages = FirstStages(train.corpus, retr.model)  # mining and validation on the fine-tuned retriever
+
+    t = time.perf_counter()
+    from_base = train_recipe(bridge, train, val, base_stages, workdir / "bridge", base_model="default", top_k=TOP_K)
+    out["seconds"]["bridge"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    from_ft = train_recipe(bridge, train, val, ft_stages, workdir / "bridge_from_ft", base_model=str(retr.model_dir), top_k=TOP_K)
+    out["seconds"]["bridge_from_ft"] = round(time.perf_counter() - t, 1)
+    out["val_best"] = {"bridge": from_base.result.best_metric, "bridge from fine-tuned": from_ft.result.best_metric}
+
+    def runs(qs):
+        r = base_stages.runs(qs, top_k=TOP_K)
+        r["fine-tuned bi-encoder"] = DenseRetriever(train.corpus, retr.model).search(qs, top_k=TOP_K)
+        return r
+
+    rerankers = {"bridge": from_base.model, "bridge from fine-tuned": from_ft.model}
+    val_ev = evaluate_rerankers(rerankers, val, runs(val.queries), top_k=TOP_K, metrics=("ndcg@10",))
+    out["val"] = {k: round(r.aggregate["ndcg@10"], 4) for k, r in val_ev.results.items()}
+    t = time.perf_counter()
+    ev = evaluate_rerankers(rerankers, test, runs(test.queries), top_k=TOP_K, metrics=("ndcg@10", "recall@20", "mrr@10"))
+    out["seconds"]["test_evaluation"] = round(time.perf_counter() - t, 1)
+    out["test"] = {k: {m: round(v, 4) for m, v in r.aggregate.items()} for k, r in ev.results.items()}
+    res = ev.results
+
+    # fusion with the fine-tuned retriever's scores, weight chosen on validation
+    val_ft = runs(val.queries)["fine-tuned bi-encoder"]
+    test_ft = ev.runs["fine-tuned bi-encoder"]
+    out["fusion"] = {}
+    for label, model in rerankers.items():
+        w, by_w = fusion_search(model, val, val_ft, top_k=TOP_K)
+        fused = evaluate_run(fuse_with_first_stage(ev.runs[f"fine-tuned bi-encoder + {label}"], test_ft, w, top_k=TOP_K), test.qrels, ["ndcg@10"])
+        name = f"fine-tuned bi-encoder + {label}, fused (w={w})"
+        res[name] = fused
+        out["fusion"][label] = {"weight": w, "val_by_weight": {str(k): round(v, 4) for k, v in by_w.items()}}
+        out["test"][name] = {"ndcg@10": round(fused.aggregate["ndcg@10"], 4)}
+
+    ft = res["fine-tuned bi-encoder"]
+    out["intervals"] = {
+        "fine-tuned bi-encoder vs bi-encoder": _ci(compare(res["bi-encoder"], ft, seed=seed)),
+        "fine-tuned bi-encoder vs bi-encoder + bridge": _ci(compare(res["bi-encoder + bridge"], ft, seed=seed)),
+        "bi-encoder + bridge vs bi-encoder": _ci(compare(res["bi-encoder"], res["bi-encoder + bridge"], seed=seed)),
+        "BM25 + bridge vs BM25": _ci(compare(res["BM25"], res["BM25 + bridge"], seed=seed)),
+        **{f"{name} vs fine-tuned bi-encoder": _ci(compare(ft, res[name], seed=seed))
+           for name in res if name.startswith("fine-tuned bi-encoder + ")},
+    }
+    strongest = max((n for n in res), key=lambda n: res[n].aggregate["ndcg@10"])
+    out["strongest"] = strongest
+    return out
+
+
+def table(done: dict) -> str:
+    seeds = sorted(done, key=int)
+    rows = sorted({k for s in seeds for k in done[s]["test"]}, key=lambda k: -done[seeds[0]]["test"].get(k, {}).get("ndcg@10", 0))
+    lines = ["| pipeline (test NDCG@10) | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    lines += [f"| {r} | " + " | ".join(f"{done[s]['test'].get(r, {}).get('ndcg@10', float('nan')):.3f}" for s in seeds) + " |" for r in rows]
+    lines += ["", "| paired difference [95 % CI] | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
+    for name in done[seeds[0]]["intervals"]:
+        cells = [done[s]["intervals"].get(name) for s in seeds]
+        mean = sum(c[0] for c in cells if c) / max(1, sum(1 for c in cells if c))
+        lines.append(f"| {name} | " + " | ".join("{:+.3f} [{:+.3f}, {:+.3f}]".format(*c) if c else "-" for c in cells) + f" | {mean:+.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[42])
+    ap.add_argument("--workdir", default="artifacts/bench/retriever_vs_reranker")
+    ap.add_argument("--force", action="store_true", help="run a seed again even if its result is saved")
+    ap.add_argument("--table", action="store_true", help="print the saved results' table only")
+    args = ap.parse_args()
+    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if not args.table:
+        for seed in args.seeds:
+            if str(seed) in done and not args.force:
+                print(f"seed {seed}: saved, skipped (--force runs it again)")
+                continue
+            done[str(seed)] = run_seed(seed, Path(args.workdir) / f"seed{seed}")
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(done, indent=1))
+            print(json.dumps(done[str(seed)]["intervals"], indent=1), flush=True)
+    if done:
+        print(table(done))
+
+
+if __name__ == "__main__":
+    main()
