@@ -265,3 +265,22 @@ def load_or_train_retriever(
         facts = json.loads((Path(output_dir) / FACTS_FILE).read_text(encoding="utf-8"))
         return RetrieverRun(load_bi_encoder(str(output_dir), device=device), Path(output_dir), facts, reused=True)
     return fine_tune_retriever(train, val, output_dir, recipe, base_model, device=device, show_progress=show_progress)
+
+
+def strongest_verdict(results: dict, comparisons: dict, reranked: str, retriever: str = "fine-tuned bi-encoder",
+                      metric: str = "ndcg@10") -> str:
+    """The plain-language verdict of issue 12, stated against the strongest row: which pipeline scores best,
+    and whether ``reranked`` (a first stage + the reranker) beats the fine-tuned ``retriever`` alone with its
+    paired interval above zero. ``results`` maps row names to :class:`~rerank_utils.evaluation.EvalResult`;
+    ``comparisons`` must hold ``"<reranked> vs <retriever>"``."""
+    best = max(results, key=lambda n: results[n].aggregate[metric])
+    c = comparisons[f"{reranked} vs {retriever}"]
+    if c.low > 0:
+        how = f"adds {c.diff:+.3f} NDCG@10 on top of it, 95 % interval [{c.low:+.3f}, {c.high:+.3f}] above zero: the reranker pays"
+    elif c.high < 0:
+        how = f"is worse by {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]: spend the labels on the retriever"
+    else:
+        how = (f"changes NDCG@10 by {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}], not distinguishable from zero: over the "
+               f"fine-tuned retriever the reranker adds latency, not measurable quality")
+    return (f"strongest row: {best} (NDCG@10 {results[best].aggregate[metric]:.3f}). {retriever} alone scores "
+            f"{results[retriever].aggregate[metric]:.3f}; {reranked} {how}.")

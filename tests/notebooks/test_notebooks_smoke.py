@@ -91,7 +91,12 @@ def check_03_fine_tuning(r):
     assert r["train_seconds"] > 0 and r["bridge_train_seconds"] > 0 and r["pairs_per_second"] > 0
     assert r["bridge_recipe"]["architecture"] == "bridge" and r["recipe"].get("architecture", "standard") == "standard"
     table = r["test_table"]
-    assert list(table) == ["BM25", "bi-encoder", "BM25 + standard CE", "bi-encoder + standard CE", "BM25 + bridge", "bi-encoder + bridge"]
+    stages = ["BM25", "bi-encoder", "fine-tuned bi-encoder"]
+    assert list(table) == stages + [f"{s} + {m}" for m in ("standard CE", "bridge") for s in stages]
+    retr = r["retriever"]  # the embedding model, fine-tuned first, never worse than its start on validation
+    assert _unit(retr["val ndcg@10 (best)"]) and retr["val ndcg@10 (best)"] >= retr["base val ndcg@10"]
+    assert len(r["retriever_validation_by_epoch"]) == 2 and retr["triples"] > 0
+    assert r["retriever_verdict"].startswith("strongest row: ") and "fine-tuned bi-encoder alone scores" in r["retriever_verdict"]
     assert all(_unit(v) for row in table.values() for v in row.values())
     c = r["test_comparisons"]
     a = c["BM25 + bridge vs BM25"]
@@ -114,6 +119,17 @@ def check_04_evaluation(r):
     assert table["BM25 + fine-tuned"]["p50 ms"] > table["BM25"]["p50 ms"]  # reranking costs time
     # offline (tests run with HF_HUB_OFFLINE=1): the base-reranker row is absent, and the notebook says why
     assert "hub" in r["base_reranker_absent"] and table["bi-encoder + base reranker"]["ndcg@10"] is None
+    for name in ("fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned"):  # the 2x2 of issue 12
+        assert _unit(table[name]["ndcg@10"]) and 0 < table[name]["p50 ms"] <= table[name]["p95 ms"]
+    assert table["fine-tuned bi-encoder + fine-tuned"]["p50 ms"] > table["fine-tuned bi-encoder"]["p50 ms"]
+    for name in ("fine-tuned bi-encoder vs bi-encoder", "fine-tuned bi-encoder + fine-tuned vs fine-tuned bi-encoder",
+                 "bi-encoder + fine-tuned vs fine-tuned bi-encoder"):
+        k = r["comparisons"][name]
+        assert k["low"] <= k["diff"] <= k["high"]
+    pipelines = [n for n in table if table[n]["ndcg@10"] is not None and "fused" not in n]  # the verdict's rows
+    best = max(pipelines, key=lambda n: table[n]["ndcg@10"])
+    assert r["retriever_verdict"].startswith(f"strongest row: {best} (NDCG@10 {table[best]['ndcg@10']:.3f})")
+    assert r["retriever_dir"].endswith("retriever")
     c = r["comparisons"]["bi-encoder + fine-tuned vs bi-encoder"]
     assert c["low"] <= c["diff"] <= c["high"] and c["wins"] + c["losses"] <= 8
     assert set(r["guide_claim"]) == set(r["comparisons"])

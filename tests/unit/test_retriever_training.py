@@ -9,7 +9,7 @@ import pytest
 from rerank_utils.data import RetrievalDataset
 from rerank_utils.mining import MiningConfig
 from rerank_utils.retriever_training import (
-    FACTS_FILE, RetrieverRecipe, data_fingerprint, fine_tune_retriever, load_or_train_retriever, saved_retriever_matches,
+    FACTS_FILE, RetrieverRecipe, data_fingerprint, fine_tune_retriever, load_or_train_retriever, saved_retriever_matches, strongest_verdict,
     training_triples,
 )
 
@@ -86,3 +86,19 @@ def test_fine_tune_validates_each_epoch_keeps_the_best_and_is_reused_only_on_the
     retrained = load_or_train_retriever(other, val, out, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
     assert not retrained.reused
     assert json.loads((out / FACTS_FILE).read_text())["data_fingerprint"] == data_fingerprint(other, val)
+
+
+def test_strongest_verdict_names_the_best_row_and_the_interval():
+    from rerank_utils.evaluation import EvalResult, compare
+
+    def result(values):
+        return EvalResult(("ndcg@10",), {"ndcg@10": sum(values) / len(values)}, {f"q{i}": {"ndcg@10": v} for i, v in enumerate(values)}, len(values))
+
+    ft = result([0.5] * 20)
+    better = result([0.9] * 20)
+    same = result([0.4, 0.6] * 10)
+    results = {"fine-tuned bi-encoder": ft, "ft + rr": better, "ft + same": same}
+    comps = {"ft + rr vs fine-tuned bi-encoder": compare(ft, better), "ft + same vs fine-tuned bi-encoder": compare(ft, same)}
+    v = strongest_verdict(results, comps, "ft + rr")
+    assert v.startswith("strongest row: ft + rr (NDCG@10 0.900)") and "the reranker pays" in v
+    assert "not distinguishable from zero" in strongest_verdict(results, comps, "ft + same")
