@@ -176,6 +176,11 @@ def fine_tune_retriever(
 
     recipe = (recipe or RetrieverRecipe()).validate()
     output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()):  # replace an earlier retriever, never someone's other files
+        old = output_dir / FACTS_FILE
+        if not (old.is_file() and json.loads(old.read_text(encoding="utf-8")).get("kind") == "retriever"):
+            raise FileExistsError(f"{output_dir} exists and holds no earlier fine-tuned retriever ({FACTS_FILE}): "
+                                  f"choose an empty or new folder")
     model = load_bi_encoder(base_model, device=device)
     model.max_seq_length = recipe.max_length
     t0 = time.perf_counter()
@@ -228,7 +233,7 @@ def fine_tune_retriever(
         "train_seconds": train_seconds,
     }
     if output_dir.exists():
-        shutil.rmtree(output_dir)
+        shutil.rmtree(output_dir)  # an earlier retriever (checked before training)
     model.save(str(output_dir))  # writes README.md: sentence-transformers' model card
     (output_dir / FACTS_FILE).write_text(json.dumps(facts, indent=1, default=str), encoding="utf-8")
     return RetrieverRun(model, output_dir, facts)

@@ -102,3 +102,12 @@ def test_strongest_verdict_names_the_best_row_and_the_interval():
     v = strongest_verdict(results, comps, "ft + rr")
     assert v.startswith("strongest row: ft + rr (NDCG@10 0.900)") and "the reranker pays" in v
     assert "not distinguishable from zero" in strongest_verdict(results, comps, "ft + same")
+
+
+def test_an_unrelated_folder_is_never_overwritten(tiny_bert_dir, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds no earlier fine-tuned retriever"):
+        fine_tune_retriever(dataset(0), dataset(5), folder, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
+    assert (folder / "notes.txt").read_text() == "keep me"
