@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # a bad config or --set: exit 2, like a bad command line
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (PipelineError, FileNotFoundError, ValueError, ConnectionError, ImportError) as exc:
+    except (PipelineError, FileNotFoundError, FileExistsError, ValueError, ConnectionError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:
