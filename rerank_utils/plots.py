@@ -189,14 +189,21 @@ def attention_mask(tokens: list[str], mask, title: str = ""):
     return fig
 
 
-def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = ""):
+def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = "", others: Mapping[str, list[dict]] | None = None,
+                   name: str = "first stage"):
     """NDCG@10 of reranking the top-K and the first stage's Recall@K (the ceiling) against K, with the
-    latency per query (p50, p95 band) on a second axis. Rows from ``pipeline.top_k_tradeoff``.
-    Introduced in ``04_evaluation``."""
+    latency per query (p50, p95 band) on a second axis. Rows from ``pipeline.top_k_tradeoff``; ``others`` maps
+    the names of more first stages to their rows (e.g. the fine-tuned bi-encoder), drawn in other colours on
+    the same K (their latency is the same model's, so only ``rows``' is drawn). Introduced in ``04_evaluation``."""
     ks = [r["k"] for r in rows]
     fig, ax1 = plt.subplots(figsize=(6.5, 3.8))
-    ax1.plot(ks, [r[metric] for r in rows], "o-", color="tab:green", label=f"{metric}, reranked top-K")
-    ax1.plot(ks, [r["first_stage_recall@k"] for r in rows], "s--", color="tab:gray", label="first stage Recall@K (ceiling)")
+    ax1.plot(ks, [r[metric] for r in rows], "o-", color="tab:green", label=f"{metric}, {name} reranked top-K")
+    ax1.plot(ks, [r["first_stage_recall@k"] for r in rows], "s--", color="tab:gray", label=f"{name} Recall@K (ceiling)")
+    for (other, orows), color in zip((others or {}).items(), ("tab:red", "tab:orange", "tab:brown")):
+        if [r["k"] for r in orows] != ks:
+            raise ValueError(f"top_k_tradeoff: {other!r} was measured at K={[r['k'] for r in orows]}, the first rows at K={ks}")
+        ax1.plot(ks, [r[metric] for r in orows], "o-", color=color, label=f"{metric}, {other} reranked top-K")
+        ax1.plot(ks, [r["first_stage_recall@k"] for r in orows], "s--", color=color, alpha=0.5, label=f"{other} Recall@K (ceiling)")
     ax1.set_xscale("log")
     ax1.set_xticks(ks, [str(k) for k in ks])
     ax1.set_ylim(0, 1.02)
@@ -218,11 +225,16 @@ def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = ""):
 
 def learning_curve(rows: list[dict], baselines: Mapping[str, float] | None = None, title: str = ""):
     """Test NDCG@10 of the fine-tuned reranker against the number of training queries (rows from
-    ``recipes.learning_curve``), with each first stage alone as a dashed line. Introduced in ``04_evaluation``."""
+    ``recipes.learning_curve``), with each first stage alone as a dashed line; where every row also has
+    ``test NDCG@10 FT bi`` (the retriever fine-tuned on the same queries) and ``FT bi+CE`` (it, reranked), those
+    are drawn too. Introduced in ``04_evaluation``."""
     n = [r["train_queries"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for key, color in (("test NDCG@10 bi+CE", "tab:green"), ("test NDCG@10 BM25+CE", "tab:blue")):
-        ax.plot(n, [r[key] for r in rows], "o-", color=color, label=key.replace("test NDCG@10 ", "") + " (test)")
+    curves = (("test NDCG@10 bi+CE", "tab:green", "o-"), ("test NDCG@10 BM25+CE", "tab:blue", "o-"),
+              ("test NDCG@10 FT bi", "tab:red", "s-"), ("test NDCG@10 FT bi+CE", "tab:orange", "D-"))
+    for key, color, style in curves:  # the FT bi rows: the labels spent on the retriever (and on both)
+        if all(key in r for r in rows):
+            ax.plot(n, [r[key] for r in rows], style, color=color, label=key.replace("test NDCG@10 ", "") + " (test)")
     for (name, value), color in zip((baselines or {}).items(), ("tab:green", "tab:blue", "tab:gray")):
         ax.axhline(value, color=color, ls="--", alpha=0.6, label=f"{name} alone")
     secondary = ax.secondary_xaxis("top", functions=(lambda q: q * (rows[0]["labelled_pairs"] / rows[0]["train_queries"]),

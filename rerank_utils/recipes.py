@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .data import RetrievalDataset
 from .evaluation import EvalResult, PairedComparison, compare, evaluate_run
@@ -392,12 +392,17 @@ def learning_curve(
     base_model: str = "default",
     top_k: int = 20,
     device: str | None = None,
+    extra_first_stages: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[dict]:
     """The guide's "1000-5000 samples are enough", tested: train ``recipe`` on a seeded sample of each of
     ``sizes`` training queries and score each model by reranking the test queries' bi-encoder and BM25
     top-``top_k``. Rows ``{train_queries, labelled_pairs, val_best, test NDCG@10 bi+CE, test NDCG@10 BM25+CE,
     train_s}``; ``labelled_pairs`` (the guide's "samples") is queries x (1 positive + the recipe's negatives),
-    give or take the few queries with two positives. Introduced in notebook ``04_evaluation``."""
+    give or take the few queries with two positives. ``extra_first_stages[n]`` maps names to more first stages
+    (searchable over the test corpus) that the model trained on ``n`` queries also reranks, as
+    ``test NDCG@10 <name>+CE``: the retriever fine-tuned on the same queries
+    (:func:`rerank_utils.retriever_training.retriever_learning_curve`), so the curve shows the labels spent on
+    the retriever, on the reranker, and on both. Introduced in notebook ``04_evaluation``."""
     from dataclasses import replace
 
     test_runs = first_stages.runs(test.queries, top_k=top_k)
@@ -406,13 +411,16 @@ def learning_curve(
         n = min(int(n), len(train))
         r = replace(recipe, name=f"{recipe.name}-{n}q", train_queries=n)
         run = train_recipe(r, train, val, first_stages, Path(workdir) / f"{n}q", base_model, top_k=top_k, device=device)
-        ev = evaluate_reranker(run.model, test, test_runs, top_k=top_k, metrics=("ndcg@10",))
+        extra = dict((extra_first_stages or {}).get(n, {}))
+        runs = {**test_runs, **{name: fs.search(test.queries, top_k=top_k) for name, fs in extra.items()}}
+        ev = evaluate_reranker(run.model, test, runs, top_k=top_k, metrics=("ndcg@10",))
         rows.append({
             "train_queries": n,
             "labelled_pairs": n * (1 + r.mining.num_negatives),
             "val_best": run.result.best_metric,
             "test NDCG@10 bi+CE": ev.results["bi-encoder + reranker"].aggregate["ndcg@10"],
             "test NDCG@10 BM25+CE": ev.results["BM25 + reranker"].aggregate["ndcg@10"],
+            **{f"test NDCG@10 {name}+CE": ev.results[f"{name} + reranker"].aggregate["ndcg@10"] for name in extra},
             "train_s": run.result.train_seconds,
         })
     return rows

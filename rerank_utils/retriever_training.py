@@ -289,3 +289,39 @@ def strongest_verdict(results: dict, comparisons: dict, reranked: str, retriever
                f"fine-tuned retriever the reranker adds latency, not measurable quality")
     return (f"strongest row: {best} (NDCG@10 {results[best].aggregate[metric]:.3f}). {retriever} alone scores "
             f"{results[retriever].aggregate[metric]:.3f}; {reranked} {how}.")
+
+
+def retriever_learning_curve(
+    recipe: RetrieverRecipe,
+    sizes,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    test: RetrievalDataset,
+    workdir: str | Path,
+    base_model: str = "default",
+    sample_seed: int = 42,
+    top_k: int = 20,
+    device: str | None = None,
+) -> tuple[list[dict], dict[int, Any]]:
+    """The learning curve of the labels spent on the embedding model: fine-tune ``recipe`` on a seeded sample of
+    each of ``sizes`` training queries (``train.sample(n, seed=sample_seed)``: pass the reranker recipe's
+    ``mining.seed`` and the samples are the very queries :func:`rerank_utils.recipes.learning_curve` trains the
+    reranker on) and retrieve the test queries from the corpus with it. Returns the rows ``{train_queries,
+    val_best, best_epoch, test NDCG@10 FT bi, train_s}`` and each size's retriever as a
+    :class:`~rerank_utils.retrieval.DenseRetriever` over the test corpus, keyed by size, so the reranker trained
+    on the same queries can rerank its top-``top_k`` (``learning_curve(..., extra_first_stages=...)``).
+    Each size is saved under ``workdir/<n>q`` and reused when recipe, base model and data match.
+    Introduced in notebook ``04_evaluation``."""
+    from .evaluation import evaluate_run
+    from .retrieval import DenseRetriever
+
+    rows, retrievers = [], {}
+    for n in sizes:
+        n = min(int(n), len(train))
+        run = load_or_train_retriever(train.sample(n, seed=sample_seed), val, Path(workdir) / f"{n}q", recipe, base_model, device=device)
+        retriever = DenseRetriever(test.corpus, run.model)
+        result = evaluate_run(retriever.search(test.queries, top_k=top_k), test.qrels, ["ndcg@10"])
+        rows.append({"train_queries": n, "val_best": run.best_metric, "best_epoch": run.facts["best_epoch"],
+                     "test NDCG@10 FT bi": result.aggregate["ndcg@10"], "train_s": run.facts["train_seconds"]})
+        retrievers[n] = retriever
+    return rows, retrievers

@@ -138,12 +138,20 @@ def check_04_evaluation(r):
     assert ks == params["top_k_values"]
     recalls = [row["first_stage_recall@k"] for row in r["top_k_tradeoff"]]
     assert recalls == sorted(recalls) and all(row["p50_ms"] > 0 for row in r["top_k_tradeoff"])
-    assert [row["train_queries"] for row in r["learning_curve"]] == params["learning_curve_sizes"] + [28]
-    assert all(_unit(row["test NDCG@10 bi+CE"]) for row in r["learning_curve"])
-    # LlamaIndex (SentenceTransformerRerank and ours) ranks exactly as the package's own pipeline
+    ft_tradeoff = r["top_k_tradeoff_fine_tuned"]  # the same K for the fine-tuned retriever's top-K
+    assert [row["k"] for row in ft_tradeoff] == ks and all(_unit(row["ndcg@10"]) for row in ft_tradeoff)
+    assert abs(ft_tradeoff[ks.index(params["top_k"])]["ndcg@10"] - table["fine-tuned bi-encoder + fine-tuned"]["ndcg@10"]) < 1e-9
+    curve = r["learning_curve"]
+    assert [row["train_queries"] for row in curve] == params["learning_curve_sizes"] + [28]
+    for row in curve:  # labels on the reranker, on the retriever, on both
+        assert all(_unit(row[k]) for k in ("test NDCG@10 bi+CE", "test NDCG@10 FT bi", "test NDCG@10 FT bi+CE"))
+    assert curve[-1]["test NDCG@10 FT bi"] == table["fine-tuned bi-encoder"]["ndcg@10"]
+    # LlamaIndex (SentenceTransformerRerank, ours, and HuggingFaceEmbedding over the fine-tuned retriever's folder)
+    # ranks exactly as its twin among the package's own pipelines
+    assert set(r["llamaindex_twins"].values()) == {"bi-encoder + fine-tuned", "fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned"}
     assert set(r["llamaindex_agreement@10"].values()) == {1.0}
-    for row in r["llamaindex"].values():
-        assert abs(row["ndcg@10"] - table["bi-encoder + fine-tuned"]["ndcg@10"]) < 1e-9
+    for name, row in r["llamaindex"].items():
+        assert abs(row["ndcg@10"] - table[r["llamaindex_twins"][name]]["ndcg@10"]) < 1e-9
     assert len(r["query_engine_nodes"]) == 3 and r["published"]["architecture"] == "bridge"
     assert set(r["_figures"]) == {"test_intervals", "top_k_tradeoff", "learning_curve"}
 
@@ -161,6 +169,8 @@ def check_05_deployment(r):
     assert refusals == {"empty query": 422, "no texts": 422, "texts and passages both": 422, "too many documents": 413,
                         "not JSON": 422, "wrong API key": 401}
     assert all(v["error"] for v in r["refusals"].values())
+    # the pipeline's first stage is notebook 03's fine-tuned retriever, in the package and in LlamaIndex
+    assert r["first_stage"]["kind"] == "fine-tuned" and r["first_stage"]["model"].endswith("retriever")
     # LlamaIndex's CohereRerank over HTTP ranks exactly as the served model in process
     assert r["http_agreement@10"] == 1.0
     (local, http), = [tuple(r["http"].values())]

@@ -24,6 +24,7 @@ from rerank_utils.bridge import (
     learned_biases,
 )
 from rerank_utils.recipes import Recipe
+from rerank_utils.retrieval import DenseRetriever
 from rerank_utils.training import ListwiseSoftmaxLoss, TrainingConfig, fine_tune, training_rows
 
 PAIRS = [
@@ -372,10 +373,16 @@ def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path
     stages = FirstStages(train.corpus, bi_encoder)
     recipe = Recipe("lc", MiningConfig("random", num_negatives=3), TrainingConfig(loss="softmax", epochs=1, batch_size=4, max_length=64),
                     architecture="bridge")
-    rows = learning_curve(recipe, [4, 8, 50], train, val, test, stages, tmp_path, base_model=str(tiny_bert_dir), top_k=5, device="cpu")
+    # a further first stage for one size: the reranker trained on those 8 queries also reranks its top-5
+    extra = {8: {"FT bi": DenseRetriever(train.corpus, bi_encoder)}}
+    rows = learning_curve(recipe, [4, 8, 50], train, val, test, stages, tmp_path, base_model=str(tiny_bert_dir), top_k=5, device="cpu",
+                          extra_first_stages=extra)
     assert [r["train_queries"] for r in rows] == [4, 8, 10]  # 50 is capped at the 10 training queries
     assert [r["labelled_pairs"] for r in rows] == [16, 32, 40]
     assert all(0 <= r["test NDCG@10 bi+CE"] <= 1 and 0 <= r["test NDCG@10 BM25+CE"] <= 1 and r["train_s"] > 0 for r in rows)
+    # the same bi-encoder as the stages' dense first stage: reranking it gives the bi+CE figure exactly
+    assert rows[1]["test NDCG@10 FT bi+CE"] == pytest.approx(rows[1]["test NDCG@10 bi+CE"])
+    assert "test NDCG@10 FT bi+CE" not in rows[0] and "test NDCG@10 FT bi+CE" not in rows[2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["10q", "4q", "8q"]
 
 

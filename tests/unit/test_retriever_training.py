@@ -111,3 +111,24 @@ def test_an_unrelated_folder_is_never_overwritten(tiny_bert_dir, tmp_path):
     with pytest.raises(FileExistsError, match="holds no earlier fine-tuned retriever"):
         fine_tune_retriever(dataset(0), dataset(5), folder, RECIPE, base_model=str(tiny_bert_dir), device="cpu")
     assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_retriever_learning_curve_trains_each_size_on_the_reranker_curves_queries(tiny_bert_dir, tmp_path):
+    from rerank_utils.evaluation import evaluate_run
+    from rerank_utils.retriever_training import retriever_learning_curve
+
+    train = RetrievalDataset(corpus=dataset().corpus, queries={f"q{i}": f"what is {t.split()[-1]}" for i, t in enumerate(TEXTS)},
+                             qrels={f"q{i}": {f"d{i}": 1} for i in range(len(TEXTS))}, name="train")
+    val, test = dataset(5, "val"), dataset(2, "test")
+    rows, retrievers = retriever_learning_curve(RECIPE, [4, 50], train, val, test, tmp_path, base_model=str(tiny_bert_dir),
+                                                sample_seed=7, top_k=5, device="cpu")
+    assert [r["train_queries"] for r in rows] == [4, 10] and set(retrievers) == {4, 10}  # 50: capped at the 10 queries
+    facts4 = json.loads((tmp_path / "4q" / FACTS_FILE).read_text())
+    # the 4-query point is trained on train.sample(4, seed=7): the very queries the reranker's curve samples
+    assert facts4["data_fingerprint"] == data_fingerprint(train.sample(4, seed=7), val) and facts4["triples"] == 4
+    for row in rows:  # each row's figure is its own retriever's test NDCG@10
+        got = evaluate_run(retrievers[row["train_queries"]].search(test.queries, top_k=5), test.qrels, ["ndcg@10"])
+        assert row["test NDCG@10 FT bi"] == pytest.approx(got.aggregate["ndcg@10"]) and row["train_s"] > 0
+    again, _ = retriever_learning_curve(RECIPE, [4], train, val, test, tmp_path, base_model=str(tiny_bert_dir), sample_seed=7,
+                                        top_k=5, device="cpu")
+    assert again[0]["train_s"] == rows[0]["train_s"]  # reused from workdir/4q, not trained again

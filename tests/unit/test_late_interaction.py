@@ -1,0 +1,44 @@
+"""The late-interaction (MaxSim) reranker over an embedding model's token embeddings (rerank_utils.late_interaction)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from rerank_utils.late_interaction import MaxSimReranker
+from rerank_utils.reranking import rerank_run
+from rerank_utils.data import RetrievalDataset
+
+PAIRS = [("what is the tax law", "the tax law deduction"), ("what is the tax law", "a house roof cost"),
+         ("the roof water", "the roof water"), ("what is the tax law", "the tax law deduction")]
+
+
+def _mean_maxsim_by_hand(folder, query, passage):
+    tok, bert = AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
+
+    def tokens(text):
+        with torch.no_grad():
+            h = bert(**tok(text, return_tensors="pt")).last_hidden_state[0]
+        return torch.nn.functional.normalize(h, dim=-1)
+
+    sim = tokens(query) @ tokens(passage).T
+    return float(sim.max(dim=1).values.mean())
+
+
+def test_scores_are_mean_maxsim_over_the_models_token_embeddings(tiny_bert_dir):
+    reranker = MaxSimReranker.from_model(str(tiny_bert_dir), device="cpu")
+    scores = reranker.predict(PAIRS, batch_size=2)
+    want = [_mean_maxsim_by_hand(tiny_bert_dir, q, p) for q, p in PAIRS]
+    assert scores.shape == (4,) and np.allclose(scores, want, atol=1e-5)
+    assert scores[0] == pytest.approx(scores[3])  # the repeated pair: the same score, in the pairs' order
+    assert scores[2] == pytest.approx(1.0, abs=1e-5)  # the passage is the query: every token finds itself
+    assert reranker.predict([]).shape == (0,)
+
+
+def test_it_reranks_a_first_stage_run_like_a_cross_encoder(tiny_bert_dir):
+    ds = RetrievalDataset(corpus={"d0": "the tax law deduction", "d1": "a house roof cost", "d2": "the roof water"},
+                          queries={"q": "the roof water"}, qrels={"q": {"d2": 1}}, name="t")
+    run = rerank_run(MaxSimReranker.from_model(str(tiny_bert_dir), device="cpu"), ds, {"q": {"d0": 3.0, "d1": 2.0, "d2": 1.0}}, top_k=3)
+    assert max(run["q"], key=run["q"].get) == "d2"  # the passage that is the query comes first (its score is the maximum, 1)
