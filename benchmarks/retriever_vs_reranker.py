@@ -33,6 +33,7 @@ from rerank_utils.pipeline_config import load_config, recipe_for  # noqa: E402
 from rerank_utils.recipes import FirstStages, evaluate_rerankers, fusion_search, train_recipe  # noqa: E402
 from rerank_utils.reranking import fuse_with_first_stage  # noqa: E402
 from rerank_utils.retrieval import DenseRetriever  # noqa: E402
+from rerank_utils.split_seeds import interval_rows, markdown, seed_rows  # noqa: E402
 from rerank_utils.retriever_training import RetrieverRecipe, fine_tune_retriever  # noqa: E402
 from rerank_utils.mining import MiningConfig  # noqa: E402
 
@@ -89,7 +90,7 @@ def run_seed(seed: int, workdir: Path) -> dict:
     for label, model in rerankers.items():
         w, by_w = fusion_search(model, val, val_ft, top_k=TOP_K)
         fused = evaluate_run(fuse_with_first_stage(ev.runs[f"fine-tuned bi-encoder + {label}"], test_ft, w, top_k=TOP_K), test.qrels, ["ndcg@10"])
-        name = f"fine-tuned bi-encoder + {label}, fused (w={w})"
+        name = f"fine-tuned bi-encoder + {label}, fused"  # its weight, chosen on validation: out["fusion"]
         res[name] = fused
         out["fusion"][label] = {"weight": w, "val_by_weight": {str(k): round(v, 4) for k, v in by_w.items()}}
         out["test"][name] = {"ndcg@10": round(fused.aggregate["ndcg@10"], 4)}
@@ -109,16 +110,10 @@ def run_seed(seed: int, workdir: Path) -> dict:
 
 
 def table(done: dict) -> str:
-    seeds = sorted(done, key=int)
-    rows = sorted({k for s in seeds for k in done[s]["test"]}, key=lambda k: -done[seeds[0]]["test"].get(k, {}).get("ndcg@10", 0))
-    lines = ["| pipeline (test NDCG@10) | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
-    lines += [f"| {r} | " + " | ".join(f"{done[s]['test'].get(r, {}).get('ndcg@10', float('nan')):.3f}" for s in seeds) + " |" for r in rows]
-    lines += ["", "| paired difference [95 % CI] | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
-    for name in done[seeds[0]]["intervals"]:
-        cells = [done[s]["intervals"].get(name) for s in seeds]
-        mean = sum(c[0] for c in cells if c) / max(1, sum(1 for c in cells if c))
-        lines.append(f"| {name} | " + " | ".join("{:+.3f} [{:+.3f}, {:+.3f}]".format(*c) if c else "-" for c in cells) + f" | {mean:+.3f} |")
-    return "\n".join(lines)
+    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.split_seeds)."""
+    parts = ["test NDCG@10", markdown(seed_rows(done))]
+    parts += ["paired differences on test, 95 % intervals", markdown(interval_rows(done))]
+    return "\n\n".join(parts)
 
 
 def main() -> None:

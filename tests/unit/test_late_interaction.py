@@ -42,3 +42,24 @@ def test_it_reranks_a_first_stage_run_like_a_cross_encoder(tiny_bert_dir):
                           queries={"q": "the roof water"}, qrels={"q": {"d2": 1}}, name="t")
     run = rerank_run(MaxSimReranker.from_model(str(tiny_bert_dir), device="cpu"), ds, {"q": {"d0": 3.0, "d1": 2.0, "d2": 1.0}}, top_k=3)
     assert max(run["q"], key=run["q"].get) == "d2"  # the passage that is the query comes first (its score is the maximum, 1)
+
+
+def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_model(tiny_bert_dir, tmp_path):
+    from rerank_utils.evaluation import evaluate_run
+    from rerank_utils.late_interaction import fine_tune_late_interaction, maxsim_encoder
+    from tests.unit.test_retriever_training import TEXTS, dataset
+
+    train, val = dataset(0, "train"), dataset(5, "val")
+    val_run = {q: {f"d{i}": float(-i) for i in range(len(TEXTS))} for q in val.queries}  # every passage, in corpus order
+    negatives = {q: [f"d{(i + 1) % len(TEXTS)}"] for i, q in enumerate(train.queries)}
+    reranker, facts = fine_tune_late_interaction(train, val, val_run, tmp_path / "li", negatives, base_model=str(tiny_bert_dir),
+                                                 epochs=2, batch_size=4, max_length=32, top_k=10, device="cpu")
+    assert [r["epoch"] for r in facts["validation_by_epoch"]] == [1.0, 2.0] and facts["triples"] == 6
+    assert facts["best_validation_ndcg@10"] == max([facts["base_validation_ndcg@10"]] + [r["val ndcg@10"] for r in facts["validation_by_epoch"]])
+    # the returned model is the one kept: reranking validation with it gives the recorded best
+    got = evaluate_run(rerank_run(reranker, val, val_run, top_k=10), val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
+    assert got == pytest.approx(facts["best_validation_ndcg@10"], abs=1e-6)
+    from sentence_transformers import MultiVectorEncoder
+
+    reloaded = MaxSimReranker(MultiVectorEncoder(str(tmp_path / "li"), device="cpu"))
+    assert np.allclose(reloaded.predict(PAIRS), reranker.predict(PAIRS), atol=1e-5)

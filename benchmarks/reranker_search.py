@@ -1,0 +1,120 @@
+"""The search of issue 12: can any reranker add on top of the FINE-TUNED retriever? Validation picks, test reports.
+
+benchmarks/retriever_vs_reranker.py measured the bridge (from the base model and from the fine-tuned one) and
+its fusion with the fine-tuned retriever. This script measures the late-interaction direction on the same
+splits, every variant with its validation and test NDCG@10 and, on test, its paired-bootstrap 95 % interval
+against the fine-tuned retriever alone:
+
+  * MaxSim over the fine-tuned retriever's own token embeddings, untrained (rerank_utils.late_interaction);
+  * the same encoder trained as a late-interaction model (sentence-transformers' MultiVectorEncoderTrainer,
+    MultiVectorMultipleNegativesRankingLoss, negatives mined from the fine-tuned retriever's top-10, best epoch
+    on validation);
+  * each fused with the fine-tuned retriever's scores, the weight chosen on validation.
+
+The fine-tuned retriever of each seed is the one retriever_vs_reranker.py trains (same recipe, same folder:
+reused when it is there). Results: benchmarks/results/reranker_search.json, one entry per seed.
+
+    .venv/bin/python benchmarks/reranker_search.py --seeds 42 43 44      # about 6 min a seed on 2 cores
+    .venv/bin/python benchmarks/reranker_search.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rerank_utils.data import split_dataset  # noqa: E402
+from rerank_utils.datasets import build_dataset  # noqa: E402
+from rerank_utils.evaluation import compare, evaluate_run  # noqa: E402
+from rerank_utils.late_interaction import MaxSimReranker, fine_tune_late_interaction  # noqa: E402
+from rerank_utils.mining import MiningConfig, mine_negatives  # noqa: E402
+from rerank_utils.recipes import fusion_search  # noqa: E402
+from rerank_utils.reranking import fuse_with_first_stage, rerank_run  # noqa: E402
+from rerank_utils.retrieval import DenseRetriever  # noqa: E402
+from rerank_utils.split_seeds import interval_rows, markdown, seed_rows  # noqa: E402
+from rerank_utils.retriever_training import RetrieverRecipe, load_or_train_retriever  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "reranker_search.json"
+TOP_K = 20
+FT = "fine-tuned bi-encoder"
+
+
+def run_seed(seed: int, workdir: Path) -> dict:
+    splits = split_dataset(build_dataset("faq-en"), seed=seed)
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    out: dict = {"seed": seed, "sizes": {k: len(v) for k, v in splits.items()}, "val": {}, "test": {}, "intervals": {},
+                 "seconds": {}, "facts": {}}
+    recipe = RetrieverRecipe(MiningConfig("dense", num_negatives=1, range_max=10, seed=seed), seed=seed)  # retriever_vs_reranker's
+    retr = load_or_train_retriever(train, val, workdir / "retriever", recipe, base_model="default")
+    dense = DenseRetriever(train.corpus, retr.model)
+    val_run, test_run = dense.search(val.queries, top_k=TOP_K), dense.search(test.queries, top_k=TOP_K)
+    test_ft = evaluate_run(test_run, test.qrels, ["ndcg@10"])
+    out["val"][FT] = round(evaluate_run(val_run, val.qrels, ["ndcg@10"]).aggregate["ndcg@10"], 4)
+    out["test"][FT] = round(test_ft.aggregate["ndcg@10"], 4)
+
+    rerankers = {"MaxSim (untrained)": MaxSimReranker.from_model(retr.model_dir)}
+    mined = mine_negatives(train, MiningConfig("dense", num_negatives=3, range_max=10, seed=seed), retriever=dense)
+    t = time.perf_counter()
+    li, facts = fine_tune_late_interaction(train, val, val_run, workdir / "late_interaction", mined.negatives,
+                                           base_model=retr.model_dir, epochs=2, seed=seed)
+    out["seconds"]["late_interaction"] = round(time.perf_counter() - t, 1)
+    out["facts"]["late_interaction"] = {k: facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch", "triples")}
+    rerankers["late interaction (trained)"] = li
+
+    for label, model in rerankers.items():
+        name = f"{FT} + {label}"
+        t = time.perf_counter()
+        reranked = rerank_run(model, test, test_run, top_k=TOP_K)
+        out["seconds"][f"test {label} (ms/query, batched)"] = round(1000 * (time.perf_counter() - t) / len(test.queries), 1)
+        res = evaluate_run(reranked, test.qrels, ["ndcg@10"])
+        w, by_w = fusion_search(model, val, val_run, top_k=TOP_K)
+        out["val"][name] = round(by_w[1.0], 4)
+        out["test"][name] = round(res.aggregate["ndcg@10"], 4)
+        c = compare(test_ft, res, seed=seed)
+        out["intervals"][f"{name} vs {FT}"] = [round(c.diff, 4), round(c.low, 4), round(c.high, 4)]
+        fused_name = f"{name}, fused"  # its weight, chosen on validation: out["fusion"]
+        out.setdefault("fusion", {})[label] = {"weight": w, "val_by_weight": {str(k): round(v, 4) for k, v in by_w.items()}}
+        fused = evaluate_run(fuse_with_first_stage(reranked, test_run, w, top_k=TOP_K), test.qrels, ["ndcg@10"])
+        out["val"][fused_name] = round(by_w[w], 4)
+        out["test"][fused_name] = round(fused.aggregate["ndcg@10"], 4)
+        c = compare(test_ft, fused, seed=seed)
+        out["intervals"][f"{fused_name} vs {FT}"] = [round(c.diff, 4), round(c.low, 4), round(c.high, 4)]
+    return out
+
+
+def table(done: dict) -> str:
+    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.split_seeds)."""
+    parts = ["test NDCG@10", markdown(seed_rows(done))]
+    parts += ["validation NDCG@10 (what chooses)", markdown(seed_rows({s: {"test": d["val"]} for s, d in done.items()}))]
+    parts += ["paired differences on test, 95 % intervals", markdown(interval_rows(done))]
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[42])
+    ap.add_argument("--workdir", default="artifacts/bench/retriever_vs_reranker")
+    ap.add_argument("--force", action="store_true", help="run a seed again even if its result is saved")
+    ap.add_argument("--table", action="store_true", help="print the saved results' table only")
+    args = ap.parse_args()
+    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if not args.table:
+        for seed in args.seeds:
+            if str(seed) in done and not args.force:
+                print(f"seed {seed}: saved, skipped (--force runs it again)")
+                continue
+            done[str(seed)] = run_seed(seed, Path(args.workdir) / f"seed{seed}")
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(done, indent=1))
+            print(json.dumps(done[str(seed)]["intervals"], indent=1), flush=True)
+    if done:
+        print(table(done))
+
+
+if __name__ == "__main__":
+    main()
