@@ -9,12 +9,14 @@ against the fine-tuned retriever alone:
   * the same encoder trained as a late-interaction model (sentence-transformers' MultiVectorEncoderTrainer,
     MultiVectorMultipleNegativesRankingLoss, negatives mined from the fine-tuned retriever's top-10, best epoch
     on validation);
+  * the same, first trained one epoch on pseudo-queries cut from the corpus (rerank_utils.pseudo_queries: a
+    sentence as the query, its passage without it as the positive; no labels), then the labelled epochs;
   * each fused with the fine-tuned retriever's scores, the weight chosen on validation.
 
 The fine-tuned retriever of each seed is the one retriever_vs_reranker.py trains (same recipe, same folder:
 reused when it is there). Results: benchmarks/results/reranker_search.json, one entry per seed.
 
-    .venv/bin/python benchmarks/reranker_search.py --seeds 42 43 44      # about 6 min a seed on 2 cores
+    .venv/bin/python benchmarks/reranker_search.py --seeds 42 43 44      # about 10 min a seed on 2 cores
     .venv/bin/python benchmarks/reranker_search.py --table
 """
 
@@ -37,6 +39,7 @@ from rerank_utils.recipes import fusion_search  # noqa: E402
 from rerank_utils.reranking import fuse_with_first_stage, rerank_run  # noqa: E402
 from rerank_utils.retrieval import DenseRetriever  # noqa: E402
 from rerank_utils.split_seeds import interval_rows, markdown, seed_rows  # noqa: E402
+from rerank_utils.pseudo_queries import inverse_cloze, without_sources  # noqa: E402
 from rerank_utils.retriever_training import RetrieverRecipe, load_or_train_retriever  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "reranker_search.json"
@@ -65,6 +68,19 @@ def run_seed(seed: int, workdir: Path) -> dict:
     out["seconds"]["late_interaction"] = round(time.perf_counter() - t, 1)
     out["facts"]["late_interaction"] = {k: facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch", "triples")}
     rerankers["late interaction (trained)"] = li
+
+    # pseudo-queries first (inverse cloze over the whole corpus, no labels), then the same labelled epochs
+    ict = inverse_cloze(train.corpus, seed=seed)
+    ict_mined = mine_negatives(ict, MiningConfig("dense", num_negatives=1, range_max=10, seed=seed), retriever=DenseRetriever(ict.corpus, retr.model))
+    t = time.perf_counter()
+    pre, pre_facts = fine_tune_late_interaction(ict, val, val_run, workdir / "late_interaction_ict", without_sources(ict, ict_mined.negatives),
+                                                base_model=retr.model_dir, epochs=1, seed=seed)
+    li_ict, ict_facts = fine_tune_late_interaction(train, val, val_run, workdir / "late_interaction_ict_then_labels", mined.negatives,
+                                                   base_model=pre, epochs=2, seed=seed)
+    out["seconds"]["late_interaction_ict"] = round(time.perf_counter() - t, 1)
+    out["facts"]["pseudo-queries"] = {"queries": len(ict), **{k: pre_facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch")}}
+    out["facts"]["late_interaction_ict"] = {k: ict_facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch")}
+    rerankers["late interaction (pseudo-queries, then labels)"] = li_ict
 
     for label, model in rerankers.items():
         name = f"{FT} + {label}"

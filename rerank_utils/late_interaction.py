@@ -87,7 +87,7 @@ def fine_tune_late_interaction(
     val_run: dict,
     output_dir: str | Path,
     negatives: dict[str, list[str]],
-    base_model: str | Path = "default",
+    base_model: "str | Path | MaxSimReranker" = "default",
     epochs: int = 2,
     learning_rate: float = 5e-5,
     batch_size: int = 32,
@@ -97,7 +97,8 @@ def fine_tune_late_interaction(
     seed: int = 42,
     device: str | None = None,
 ) -> tuple[MaxSimReranker, dict]:
-    """Train :func:`maxsim_encoder` over ``base_model`` (e.g. the fine-tuned retriever) as a late-interaction
+    """Train :func:`maxsim_encoder` over ``base_model`` (e.g. the fine-tuned retriever's folder, or a
+    :class:`MaxSimReranker` trained before, e.g. on pseudo-queries, whose encoder is then trained on) as a late-interaction
     model: sentence-transformers' ``MultiVectorEncoderTrainer`` with its multi-vector
     ``MultiVectorMultipleNegativesRankingLoss`` (mean MaxSim in [-1, 1], so ``scale`` 20 as for cosine) over (query,
     positive, mined ``negatives``) triples; after each epoch, NDCG@10 of reranking ``val_run``'s top-``top_k``;
@@ -113,7 +114,10 @@ def fine_tune_late_interaction(
 
     from .retriever_training import training_triples
 
-    encoder = maxsim_encoder(base_model, max_length=max_length, device=device)
+    import copy
+
+    encoder = base_model.encoder if isinstance(base_model, MaxSimReranker) else maxsim_encoder(base_model, max_length=max_length, device=device)
+    untrained = copy.deepcopy(encoder)  # kept when no epoch beats it
     validation = _RerankValidation(val, val_run, top_k)
     base_val = validation(encoder)[validation.primary_metric]
     triples = training_triples(train, negatives)
@@ -134,9 +138,9 @@ def fine_tune_late_interaction(
     per_epoch = [{"epoch": h["epoch"], "val ndcg@10": h[metric]} for h in trainer.state.log_history if metric in h]
     best = max(per_epoch, key=lambda r: r["val ndcg@10"])
     if best["val ndcg@10"] < base_val:
-        encoder, best = maxsim_encoder(base_model, max_length=max_length, device=device), {"epoch": 0.0, "val ndcg@10": base_val}
+        encoder, best = untrained, {"epoch": 0.0, "val ndcg@10": base_val}
     encoder.save(str(output_dir))
-    facts = {"base_model": str(base_model), "base_validation_ndcg@10": base_val, "validation_by_epoch": per_epoch,
+    facts = {"base_model": "a MaxSimReranker" if isinstance(base_model, MaxSimReranker) else str(base_model), "base_validation_ndcg@10": base_val, "validation_by_epoch": per_epoch,
              "best_epoch": best["epoch"], "best_validation_ndcg@10": best["val ndcg@10"], "triples": len(triples["anchor"]),
              "train_seconds": seconds, "scale": scale, "learning_rate": learning_rate, "epochs": epochs}
     return MaxSimReranker(encoder), facts

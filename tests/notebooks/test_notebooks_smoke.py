@@ -130,6 +130,12 @@ def check_04_evaluation(r):
     best = max(pipelines, key=lambda n: table[n]["ndcg@10"])
     assert r["retriever_verdict"].startswith(f"strongest row: {best} (NDCG@10 {table[best]['ndcg@10']:.3f})")
     assert r["retriever_dir"].endswith("retriever")
+    # the 2x2 over the split seeds the benchmark committed: every seed's figure and the mean over them
+    seeds = r["split_seeds"]
+    ft = seeds["ndcg@10"]["fine-tuned bi-encoder"]
+    assert ft["seeds"] >= 3 and ft["mean"] == pytest.approx(sum(v for k, v in ft.items() if k.startswith("seed ")) / ft["seeds"])
+    gain = seeds["intervals"]["fine-tuned bi-encoder + bridge from fine-tuned vs fine-tuned bi-encoder"]
+    assert gain["above zero"] + gain["contain zero"] + gain["below zero"] == gain["seeds"] == ft["seeds"]
     c = r["comparisons"]["bi-encoder + fine-tuned vs bi-encoder"]
     assert c["low"] <= c["diff"] <= c["high"] and c["wins"] + c["losses"] <= 8
     assert set(r["guide_claim"]) == set(r["comparisons"])

@@ -63,3 +63,21 @@ def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_mo
 
     reloaded = MaxSimReranker(MultiVectorEncoder(str(tmp_path / "li"), device="cpu"))
     assert np.allclose(reloaded.predict(PAIRS), reranker.predict(PAIRS), atol=1e-5)
+
+
+def test_training_continues_from_a_trained_reranker_and_never_hands_back_a_worse_one(tiny_bert_dir, tmp_path):
+    from rerank_utils.late_interaction import fine_tune_late_interaction
+    from tests.unit.test_retriever_training import TEXTS, dataset
+
+    train, val = dataset(0, "train"), dataset(5, "val")
+    val_run = {q: {f"d{i}": float(-i) for i in range(len(TEXTS))} for q in val.queries}
+    negatives = {q: [f"d{(i + 1) % len(TEXTS)}"] for i, q in enumerate(train.queries)}
+    first = MaxSimReranker.from_model(str(tiny_bert_dir), max_length=32, device="cpu")
+    before = first.predict(PAIRS)
+    second, facts = fine_tune_late_interaction(train, val, val_run, tmp_path / "again", negatives, base_model=first,
+                                               epochs=1, batch_size=4, top_k=10, device="cpu")
+    assert facts["base_model"] == "a MaxSimReranker" and facts["best_validation_ndcg@10"] >= facts["base_validation_ndcg@10"]
+    if facts["best_epoch"] == 0.0:  # kept the starting model: exactly its scores
+        assert np.allclose(second.predict(PAIRS), before, atol=1e-6)
+    else:
+        assert not np.allclose(second.predict(PAIRS), before, atol=1e-6)
