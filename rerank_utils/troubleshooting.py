@@ -1,6 +1,7 @@
 """The guide's FAQ (section 15) as small experiments: measure a cause instead of guessing it.
 
-* **No gain after fine-tuning.** :func:`flip_labels` injects label noise at an exact rate;
+* **No gain after fine-tuning.** First :func:`retriever_first`: is the fine-tuned retriever (notebook 03) already
+  as good as the reranker over it? Then :func:`flip_labels` injects label noise at an exact rate;
   :class:`FaqExperiments` trains small variants of one recipe (label noise, fewer training queries, another
   learning rate, more epochs with and without early stopping) through the package's own
   :func:`rerank_utils.training.fine_tune` and scores each the same way: the best validation NDCG@10 against the
@@ -45,6 +46,7 @@ __all__ = [
     "activation_megabytes",
     "gradient_accumulation_check",
     "top_k_advice",
+    "retriever_first",
 ]
 
 
@@ -467,3 +469,35 @@ def top_k_advice(rows: Sequence[dict], metric: str = "ndcg@10"):
     table["extra p50 ms"] = table["p50_ms"].diff()
     table[f"{metric} per extra 100 ms"] = 100 * table[f"{metric} gained"] / table["extra p50 ms"]
     return table
+
+
+# ------------------------------------------------------------------------------ the retriever first
+TWO_BY_TWO = ("BM25", "bi-encoder", "bi-encoder + fine-tuned", "fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned")
+
+
+def retriever_first(records: dict, metric: str = "ndcg@10"):
+    """The first answer to "no gain after fine-tuning?" (issue 12): is the fine-tuned *retriever* already as
+    good? From notebook 04's records (``table`` and ``comparisons``), the 2x2 rows with quality and latency, and
+    one plain sentence: serve the fine-tuned retriever alone unless the reranker over it has a paired interval
+    above zero. Returns ``(table, advice)``; a record without the 2x2 (04 run before issue 12) is an error that
+    says to rerun 04."""
+    import pandas as pd
+
+    table, comparisons = records.get("table", {}), records.get("comparisons", {})
+    missing = [row for row in TWO_BY_TWO if row not in table]
+    key = "fine-tuned bi-encoder + fine-tuned vs fine-tuned bi-encoder"
+    if missing or key not in comparisons:
+        raise ValueError(f"notebook 04's records lack {missing or [key]}: rerun 04_evaluation (after 03_fine_tuning) on this profile")
+    frame = pd.DataFrame({row: {metric: table[row][metric], "p50 ms": table[row]["p50 ms"]} for row in TWO_BY_TWO}).T
+    c = comparisons[key]
+    ft, both = table["fine-tuned bi-encoder"], table["fine-tuned bi-encoder + fine-tuned"]
+    cost = f"{both['p50 ms'] / ft['p50 ms']:.0f}x the latency per query" if ft["p50 ms"] else "more latency per query"
+    if c["low"] > 0:
+        advice = (f"The reranker pays over the fine-tuned retriever: {c['diff']:+.3f} {metric} [{c['low']:+.3f}, {c['high']:+.3f}] "
+                  f"for {cost}. Keep both.")
+    else:
+        advice = (f"The fine-tuned retriever alone scores {ft[metric]:.3f}; the reranker over it changes {metric} by "
+                  f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] for {cost}. Serve the fine-tuned retriever alone, "
+                  f"or look for what would make a reranker pay: a pretrained reranker, more labels, longer passages. "
+                  f"The causes below are why a reranker did not gain over the first stage it reorders.")
+    return frame, advice

@@ -227,6 +227,10 @@ def check_11_chinese_reranker(r):
 def check_12_troubleshooting(r):
     params = SMOKE.parameters_for("12_troubleshooting")
     assert _unit(r["first_stage_val_ndcg@10"]) and _unit(r["first_stage_test_ndcg@10"])
+    # the first answer to "no gain": notebook 04's 2x2, read back, with the advice on the fine-tuned retriever
+    first = r["retriever_first"]
+    assert set(first["table"]) >= {"fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned"}
+    assert first["advice"].startswith(("The fine-tuned retriever alone scores", "The reranker pays over the fine-tuned retriever"))
     noise, queries, rates = r["label_noise"], r["train_queries"], r["learning_rate"]
     assert [row["label_noise"] for row in noise] == params["label_noise_levels"]
     for row in noise:  # exactly the share asked for: one list per training query, round(share x lists) made wrong

@@ -184,3 +184,27 @@ def test_faq_experiments_train_each_variant_once(tiny_bert_dir, tmp_path):
         assert long[f"{label} 95% CI low"] <= long[f"{label} change vs first stage"] <= long[f"{label} 95% CI high"]
         assert long[f"{label} NDCG@10"] == pytest.approx(ex.first_stage_test + long[f"{label} change vs first stage"])
     assert not list(tmp_path.iterdir())  # the variants' folders are deleted once scored
+
+
+# --------------------------------------------------------------------------------- the retriever first
+def _records_04(low, diff, high):
+    rows = {"BM25": (0.5, 0.2), "bi-encoder": (0.73, 10.0), "bi-encoder + fine-tuned": (0.79, 310.0),
+            "fine-tuned bi-encoder": (0.81, 10.0), "fine-tuned bi-encoder + fine-tuned": (0.81 + diff, 300.0)}
+    return {"table": {k: {"ndcg@10": n, "p50 ms": ms} for k, (n, ms) in rows.items()},
+            "comparisons": {"fine-tuned bi-encoder + fine-tuned vs fine-tuned bi-encoder": {"low": low, "diff": diff, "high": high}}}
+
+
+def test_retriever_first_says_serve_the_retriever_unless_the_reranker_pays_over_it():
+    from rerank_utils.troubleshooting import retriever_first
+
+    table, advice = retriever_first(_records_04(-0.04, -0.006, 0.03))
+    assert list(table.index)[-2:] == ["fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned"]
+    assert table.loc["fine-tuned bi-encoder", "p50 ms"] == 10.0
+    assert advice.startswith("The fine-tuned retriever alone scores 0.810") and "-0.006 [-0.040, +0.030] for 30x" in advice
+    assert "Serve the fine-tuned retriever alone" in advice
+    _, pays = retriever_first(_records_04(0.01, 0.03, 0.05))
+    assert pays.startswith("The reranker pays over the fine-tuned retriever: +0.030") and pays.endswith("Keep both.")
+    old = _records_04(0, 0, 0)
+    del old["table"]["fine-tuned bi-encoder"]
+    with pytest.raises(ValueError, match=r"lack \['fine-tuned bi-encoder'\]: rerun 04_evaluation"):
+        retriever_first(old)
