@@ -848,12 +848,18 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     ev = evaluate_rerankers(rerankers, ds, runs, top_k=top_k, seed=cfg["seed"])
     table, comparisons = ev.table(), comparison_frame(ev.comparisons)
     claim = guide_claim({k: c for k, c in ev.comparisons.items() if k.count(" + ") == 1})
+    verdicts = {}  # issue 12: each reranker judged against the strongest row, the fine-tuned retriever included
+    if retriever is not None:
+        from .retriever_training import strongest_verdict
+
+        verdicts = {label: strongest_verdict(ev.results, ev.comparisons, f"fine-tuned bi-encoder + {label}") for label in rerankers}
     out_path = Path(output) if output else artifacts_dir(cfg.name, "pipeline") / f"evaluate_{split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "config": cfg.source, "name": cfg.name, "split": split, "queries": len(ds), "top_k": top_k, "models": paths,
         "retriever": None if retriever is None else str(retriever),
         "table": table.to_dict(orient="index"), "comparisons": {k: vars(c) for k, c in ev.comparisons.items()}, "guide_claim": claim,
+        "verdicts": verdicts,
     }
     out_path.write_text(json.dumps(result, indent=1, default=_json_default), encoding="utf-8")
     import pandas as pd
@@ -866,6 +872,8 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
         log(comparisons.infer_objects().round(3).to_string())
     for name, verdict in claim.items():
         log(f"{name}: {verdict}")
+    for label, verdict in verdicts.items():
+        log(f"\nagainst the strongest first stage ({label}): {verdict}")
     log(f"wrote {out_path}")
     return result
 

@@ -386,6 +386,10 @@ def test_finetune_retriever_then_evaluate_it_as_a_first_stage(tiny_config, _arti
     assert list(result["table"]) == ["BM25", "bi-encoder", "fine-tuned bi-encoder", "BM25 + reranker", "bi-encoder + reranker",
                                      "fine-tuned bi-encoder + reranker"]
     assert result["comparisons"]["fine-tuned bi-encoder + reranker vs fine-tuned bi-encoder"]["n_queries"] == 7
+    # the verdict against the strongest row, printed and saved
+    best = max(result["table"], key=lambda n: result["table"][n]["ndcg@10"])
+    assert result["verdicts"]["reranker"].startswith(f"strongest row: {best} (NDCG@10 {result['table'][best]['ndcg@10']:.3f})")
+    assert "against the strongest first stage (reranker): strongest row:" in capsys.readouterr().out
     assert cli.main(["evaluate", *cfg, "--retriever", str(art / "models" / "standard")]) == 1  # not a retriever
     assert "holds no fine-tuned retriever" in capsys.readouterr().err
     assert cli.main(["prepare", *cfg, "--set", "seed=7", "--rebuild"]) == 0  # a new split: the retriever's data is stale
