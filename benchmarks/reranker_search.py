@@ -22,8 +22,6 @@ reused when it is there). Results: benchmarks/results/reranker_search.json, one 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -38,7 +36,7 @@ from rerank_utils.mining import MiningConfig, mine_negatives  # noqa: E402
 from rerank_utils.recipes import fusion_search  # noqa: E402
 from rerank_utils.reranking import fuse_with_first_stage, rerank_run  # noqa: E402
 from rerank_utils.retrieval import DenseRetriever  # noqa: E402
-from rerank_utils.split_seeds import interval_rows, markdown, seed_rows  # noqa: E402
+from rerank_utils.split_seeds import interval_rows, markdown, seed_benchmark_main, seed_rows  # noqa: E402
 from rerank_utils.pseudo_queries import inverse_cloze, without_sources  # noqa: E402
 from rerank_utils.retriever_training import RetrieverRecipe, load_or_train_retriever  # noqa: E402
 
@@ -112,24 +110,7 @@ def table(done: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="*", default=[42])
-    ap.add_argument("--workdir", default="artifacts/bench/retriever_vs_reranker")
-    ap.add_argument("--force", action="store_true", help="run a seed again even if its result is saved")
-    ap.add_argument("--table", action="store_true", help="print the saved results' table only")
-    args = ap.parse_args()
-    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    if not args.table:
-        for seed in args.seeds:
-            if str(seed) in done and not args.force:
-                print(f"seed {seed}: saved, skipped (--force runs it again)")
-                continue
-            done[str(seed)] = run_seed(seed, Path(args.workdir) / f"seed{seed}")
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(done, indent=1))
-            print(json.dumps(done[str(seed)]["intervals"], indent=1), flush=True)
-    if done:
-        print(table(done))
+    seed_benchmark_main(__doc__, OUT, run_seed, table, workdir="artifacts/bench/retriever_vs_reranker")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ Results go to benchmarks/results/retriever_vs_reranker.json (one entry per seed,
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from rerank_utils.pipeline_config import load_config, recipe_for  # noqa: E402
 from rerank_utils.recipes import FirstStages, evaluate_rerankers, fusion_search, train_recipe  # noqa: E402
 from rerank_utils.reranking import fuse_with_first_stage  # noqa: E402
 from rerank_utils.retrieval import DenseRetriever  # noqa: E402
-from rerank_utils.split_seeds import interval_rows, markdown, seed_rows  # noqa: E402
+from rerank_utils.split_seeds import interval_rows, markdown, seed_benchmark_main, seed_rows  # noqa: E402
 from rerank_utils.retriever_training import RetrieverRecipe, fine_tune_retriever  # noqa: E402
 from rerank_utils.mining import MiningConfig  # noqa: E402
 
@@ -117,24 +115,7 @@ def table(done: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="*", default=[42])
-    ap.add_argument("--workdir", default="artifacts/bench/retriever_vs_reranker")
-    ap.add_argument("--force", action="store_true", help="run a seed again even if its result is saved")
-    ap.add_argument("--table", action="store_true", help="print the saved results' table only")
-    args = ap.parse_args()
-    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    if not args.table:
-        for seed in args.seeds:
-            if str(seed) in done and not args.force:
-                print(f"seed {seed}: saved, skipped (--force runs it again)")
-                continue
-            done[str(seed)] = run_seed(seed, Path(args.workdir) / f"seed{seed}")
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(done, indent=1))
-            print(json.dumps(done[str(seed)]["intervals"], indent=1), flush=True)
-    if done:
-        print(table(done))
+    seed_benchmark_main(__doc__, OUT, run_seed, table, workdir="artifacts/bench/retriever_vs_reranker")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from .config import repo_root
 
@@ -83,3 +84,31 @@ def markdown(rows: list[dict], digits: int = 3) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(c, r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def seed_benchmark_main(description: str, out: Path, run_seed: Callable[[int, Path], dict], table: Callable[[dict], str],
+                        workdir: str, argv: list[str] | None = None) -> dict:
+    """The command line of a benchmark that runs per split seed (``--seeds``, ``--workdir``, ``--force``,
+    ``--table``): each seed's ``run_seed(seed, workdir/seed<n>)`` is saved into ``out`` as soon as it ends, kept
+    across runs, and skipped when saved unless ``--force``; the saved seeds' ``table`` is printed last."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[42])
+    ap.add_argument("--workdir", default=workdir)
+    ap.add_argument("--force", action="store_true", help="run a seed again even if its result is saved")
+    ap.add_argument("--table", action="store_true", help="print the saved results' table only")
+    args = ap.parse_args(argv)
+    done = load_seed_results(out) if Path(out).is_file() else {}
+    if not args.table:
+        for seed in args.seeds:
+            if str(seed) in done and not args.force:
+                print(f"seed {seed}: saved, skipped (--force runs it again)")
+                continue
+            done[str(seed)] = run_seed(seed, Path(args.workdir) / f"seed{seed}")
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(done, indent=1), encoding="utf-8")
+            print(json.dumps(done[str(seed)]["intervals"], indent=1), flush=True)
+    if done:
+        print(table(done))
+    return done

@@ -44,3 +44,25 @@ def test_missing_or_malformed_results_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(ValueError, match="seed 42 has no 'intervals'"):
         load_seed_results(bad)
     assert load_seed_results()  # the repository's committed results load
+
+
+def test_the_seed_benchmark_command_saves_each_seed_and_skips_saved_ones(tmp_path, capsys):
+    from rerank_utils.split_seeds import seed_benchmark_main
+
+    out, ran = tmp_path / "r.json", []
+
+    def run_seed(seed, workdir):
+        ran.append((seed, workdir.name))
+        return {"test": {"x": 0.5 + seed / 100}, "intervals": {"x vs y": [0.01, -0.01, 0.03]}}
+
+    def table(done):
+        return f"{len(done)} seeds"
+
+    seed_benchmark_main("d", out, run_seed, table, str(tmp_path / "w"), ["--seeds", "1", "2"])
+    assert ran == [(1, "seed1"), (2, "seed2")] and set(json.loads(out.read_text())) == {"1", "2"}
+    seed_benchmark_main("d", out, run_seed, table, str(tmp_path / "w"), ["--seeds", "2", "3"])
+    assert ran[2:] == [(3, "seed3")] and "seed 2: saved, skipped" in capsys.readouterr().out
+    seed_benchmark_main("d", out, run_seed, table, str(tmp_path / "w"), ["--seeds", "2", "--force"])
+    assert ran[3:] == [(2, "seed2")]
+    seed_benchmark_main("d", out, run_seed, table, str(tmp_path / "w"), ["--table"])
+    assert len(ran) == 4 and capsys.readouterr().out.strip().endswith("3 seeds")
