@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from .config import DEFAULT_PROFILE, PROFILES, artifacts_dir, get_profile, repo_root, resolve_path
+from .recipe_values import PARAMETER_NAMES, recipe_from_values
+from .recipes import ARCHITECTURES
 
 # Allowed values, as the package defines them (tests/unit/test_cli_pipeline.py checks these copies: importing
 # rerank_utils.training, .mining or .bridge here would make `rerank-utils --help` load torch).
@@ -40,7 +42,6 @@ LOSSES = ("bce", "mnrl", "lambda", "listnet", "softmax")  # rerank_utils.trainin
 NEGATIVE_STRATEGIES = ("random", "bm25", "dense", "mixed")  # rerank_utils.mining.STRATEGIES
 HARD_SOURCES = ("dense", "bm25")  # rerank_utils.mining.HARD_SOURCES
 BIAS_MODES = ("shared", "layer", "head")  # rerank_utils.bridge.BIAS_MODES
-ARCHITECTURES = ("standard", "bridge")  # rerank_utils.recipes.ARCHITECTURES
 NAMED_SOURCES = ("faq-en", "faq-sv", "faq", "qasper")  # rerank_utils.datasets.build_dataset's named sources
 SPLITS = ("train", "val", "test")
 
@@ -139,15 +140,9 @@ def _recipe_keys(section: str, names: dict[str, str]) -> list[Key]:
     return [Key(f"finetune.{section}.{k}", source=(NB03, p), **spec[k]) for k, p in names.items()]
 
 
-_STANDARD = {k: k for k in ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source", "relative_margin", "epochs",
-                            "learning_rate", "batch_size", "max_length", "warmup_ratio", "weight_decay", "early_stopping_patience")}
-_BRIDGE = {
-    "loss": "bridge_loss", "negatives": "negatives", "num_negatives": "num_negatives", "hard_fraction": "bridge_hard_fraction",
-    "hard_source": "hard_source", "relative_margin": "relative_margin", "epochs": "bridge_epochs",
-    "learning_rate": "bridge_learning_rate", "bias_learning_rate": "bridge_bias_learning_rate", "batch_size": "batch_size",
-    "max_length": "bridge_max_length", "warmup_ratio": "warmup_ratio", "early_stopping_patience": "early_stopping_patience",
-    "bias_mode": "bridge_bias_mode", "bias_start": "bridge_bias_start",
-}
+_STANDARD = PARAMETER_NAMES[(NB03, "standard")]  # config key -> notebook 03's parameter
+_BRIDGE = PARAMETER_NAMES[(NB03, "bridge")]
+
 
 #: Every key a config may hold, in the order configs are written.
 SCHEMA: tuple[Key, ...] = (
@@ -577,27 +572,13 @@ def write_examples(folder: str | Path | None = None) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------- steps
 def recipe_for(cfg: PipelineConfig, architecture: str | None = None):
-    """The :class:`~rerank_utils.recipes.Recipe` of ``architecture`` (default: ``finetune.architecture``),
-    built exactly as notebook 03_fine_tuning builds it, so a model 03 trained with the same values is reused."""
-    from .mining import MiningConfig
-    from .recipes import Recipe
-    from .training import TrainingConfig
-
+    """The :class:`~rerank_utils.recipes.Recipe` of ``architecture`` (default: ``finetune.architecture``) from the
+    config's ``finetune.<architecture>`` values, by the function notebook 03 calls too
+    (:func:`rerank_utils.recipe_values.recipe_from_values`), so a model 03 trained with the same values is reused."""
     arch = architecture or cfg["finetune.architecture"]
     if arch not in ARCHITECTURES:
         raise ConfigError(f"architecture={arch!r}: choose one of {', '.join(ARCHITECTURES)}")
-    r, seed = cfg.data["finetune"][arch], cfg["seed"]
-    mining = MiningConfig(strategy=r["negatives"], num_negatives=r["num_negatives"], hard_fraction=r["hard_fraction"],
-                          hard_source=r["hard_source"], relative_margin=r["relative_margin"], seed=seed)
-    if arch == "standard":
-        training = TrainingConfig(loss=r["loss"], epochs=r["epochs"], learning_rate=r["learning_rate"], batch_size=r["batch_size"],
-                                  max_length=r["max_length"], warmup_ratio=r["warmup_ratio"], weight_decay=r["weight_decay"],
-                                  early_stopping_patience=r["early_stopping_patience"], seed=seed)
-        return Recipe("standard", mining, training)
-    training = TrainingConfig(loss=r["loss"], epochs=r["epochs"], learning_rate=r["learning_rate"],
-                              bridge_learning_rate=r["bias_learning_rate"], batch_size=r["batch_size"], max_length=r["max_length"],
-                              warmup_ratio=r["warmup_ratio"], early_stopping_patience=r["early_stopping_patience"], seed=seed)
-    return Recipe("bridge", mining, training, architecture="bridge", bridge={"bias_mode": r["bias_mode"], "bias_start": r["bias_start"]})
+    return recipe_from_values(arch, cfg.data["finetune"][arch], cfg["seed"])
 
 
 def base_model_for(cfg: PipelineConfig, architecture: str) -> str:

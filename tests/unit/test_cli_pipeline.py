@@ -50,39 +50,6 @@ def test_profile_config_mirrors_the_notebook_parameters():
             assert (nb, param) in mirrored or param in pc.NOTEBOOK_ONLY.get(nb, {}), f"{nb}.{param} has no config key"
 
 
-@pytest.mark.parametrize("profile", list(PROFILES))
-def test_recipes_are_the_ones_notebook_03_builds(profile):
-    """Built as notebook 03's cells build them, so `finetune` reuses a model 03 trained and vice versa."""
-    from rerank_utils.mining import MiningConfig
-    from rerank_utils.recipes import Recipe
-    from rerank_utils.training import TrainingConfig
-
-    p = PROFILES[profile].parameters_for(pc.NB03)
-    seed = p["seed"]
-    standard = Recipe(
-        "standard",
-        MiningConfig(strategy=p["negatives"], num_negatives=p["num_negatives"], hard_fraction=p["hard_fraction"],
-                     hard_source=p["hard_source"], relative_margin=p["relative_margin"], seed=seed),
-        TrainingConfig(loss=p["loss"], epochs=p["epochs"], learning_rate=p["learning_rate"], batch_size=p["batch_size"],
-                       max_length=p["max_length"], warmup_ratio=p["warmup_ratio"], weight_decay=p["weight_decay"],
-                       early_stopping_patience=p["early_stopping_patience"], seed=seed),
-    )
-    bridge = Recipe(
-        "bridge",
-        MiningConfig(strategy=p["negatives"], num_negatives=p["num_negatives"], hard_fraction=p["bridge_hard_fraction"],
-                     hard_source=p["hard_source"], relative_margin=p["relative_margin"], seed=seed),
-        TrainingConfig(loss=p["bridge_loss"], epochs=p["bridge_epochs"], learning_rate=p["bridge_learning_rate"],
-                       bridge_learning_rate=p["bridge_bias_learning_rate"], batch_size=p["batch_size"],
-                       max_length=p["bridge_max_length"], warmup_ratio=p["warmup_ratio"],
-                       early_stopping_patience=p["early_stopping_patience"], seed=seed),
-        architecture="bridge", bridge={"bias_mode": p["bridge_bias_mode"], "bias_start": p["bridge_bias_start"]},
-    )
-    cfg = pc.load_config(profile=profile)
-    assert pc.recipe_for(cfg, "standard").to_dict() == standard.to_dict()
-    assert pc.recipe_for(cfg, "bridge").to_dict() == bridge.to_dict()
-    assert pc.recipe_for(cfg).architecture == p["default_reranker"]
-
-
 def test_allowed_values_are_the_packages():
     from rerank_utils import bridge, datasets, mining, recipes, training
 

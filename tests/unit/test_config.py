@@ -46,17 +46,3 @@ def test_resolve_path_finds_repo_relative_files(monkeypatch, tmp_path):
     assert config.resolve_path("pyproject.toml") == config.repo_root() / "pyproject.toml"
 
 
-def test_notebook_14_reuses_the_bridge_notebook_03_trains():
-    """14 reuses 03's bridge only when the recipes are identical: the two parameter sets must agree."""
-    pairs = {
-        "loss": "bridge_loss", "hard_fraction": "bridge_hard_fraction", "epochs": "bridge_epochs",
-        "learning_rate": "bridge_learning_rate", "bridge_learning_rate": "bridge_bias_learning_rate",
-        "max_length": "bridge_max_length", "bias_mode": "bridge_bias_mode", "bias_start": "bridge_bias_start",
-        "negatives": "negatives", "num_negatives": "num_negatives", "hard_source": "hard_source",
-        "relative_margin": "relative_margin", "batch_size": "batch_size", "warmup_ratio": "warmup_ratio",
-        "early_stopping_patience": "early_stopping_patience", "top_k": "top_k",
-    }
-    for prof in config.PROFILES.values():
-        p03, p14 = prof.parameters_for("03_fine_tuning"), prof.parameters_for("14_bridge_reranker")
-        for k14, k03 in pairs.items():
-            assert p14[k14] == p03[k03], (prof.name, k14, k03)
