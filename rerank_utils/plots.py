@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-import matplotlib
-
-matplotlib.use(matplotlib.get_backend())  # keep the caller's backend; papermill runs set MPLBACKEND=Agg
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # the caller's backend; papermill runs set MPLBACKEND=Agg
 
 
 def latency_vs_k(rows: list[dict], bi_encoder_query_s: float | None = None, title: str = ""):

@@ -25,6 +25,7 @@ from rerank_utils.bridge import (
 )
 from rerank_utils.recipes import Recipe
 from rerank_utils.retrieval import DenseRetriever
+from tests.extras import dev_extra
 from rerank_utils.training import ListwiseSoftmaxLoss, TrainingConfig, fine_tune, training_rows
 
 PAIRS = [
@@ -255,7 +256,7 @@ def test_onnx_export_scores_like_pytorch(tiny_bert_dir, tmp_path):
     with pytest.raises(ValueError, match="runtime='tensorrt'"):
         OnnxBridgeReranker(tmp_path / "onnx", runtime="tensorrt")
     # OpenVINO reads the same export, fp32 and int8, and orders like PyTorch
-    pytest.importorskip("openvino")
+    dev_extra("openvino")
     on_ov = OnnxBridgeReranker(tmp_path / "onnx", runtime="openvino").predict(pairs, batch_size=7)
     assert np.allclose(ours, on_ov, atol=1e-3)  # scores near 20 (scale x cosine); OpenVINO differs in the 5th digit
     on_ov_int8 = OnnxBridgeReranker(tmp_path / "onnx", file_name=q.name, runtime="openvino").predict(pairs)

@@ -22,6 +22,7 @@ from rerank_utils.evaluation import (
     rank,
     recall_at_k,
 )
+from tests.extras import dev_extra
 
 ALL_FUNCS = [hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k, precision_at_k, average_precision]
 CUT_FUNCS = [hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k, precision_at_k]
@@ -395,7 +396,7 @@ def test_random_collection_has_ties_and_short_runs(random_collection):
 
 
 def test_agreement_with_trec_eval(random_collection):
-    ir_measures = pytest.importorskip("ir_measures")
+    ir_measures = dev_extra("ir_measures")
     run, qrels = random_collection
     measures = {
         "ndcg@10": ir_measures.nDCG @ 10,
@@ -432,7 +433,7 @@ def test_agreement_with_trec_eval(random_collection):
 
 def test_agreement_with_ir_measures_default_rr_without_ties():
     """ir_measures' default RR@k (msmarco provider) agrees with us when no scores tie."""
-    ir_measures = pytest.importorskip("ir_measures")
+    ir_measures = dev_extra("ir_measures")
     run, qrels = _random_collection(seed=7, n_queries=200)
     rng = random.Random(0)
     # distinct scores: a random permutation of 0..n-1 per query
@@ -448,7 +449,7 @@ def test_ir_measures_default_rr_breaks_ties_the_other_way():
     """Documents a known difference: ir_measures computes RR@k with its msmarco provider, which sorts
     ties by doc id ASCENDING; trec_eval (and we) sort them descending. If this test starts failing,
     ir_measures changed and the note in the module docstring should be updated."""
-    ir_measures = pytest.importorskip("ir_measures")
+    ir_measures = dev_extra("ir_measures")
     qrels = {"q": {"a": 1}}
     run = {"q": {"a": 1.0, "b": 1.0}}
     default = next(iter(ir_measures.iter_calc([ir_measures.RR @ 10], qrels, run))).value

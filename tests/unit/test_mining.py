@@ -19,6 +19,7 @@ from rerank_utils.mining import (
     negatives_to_triples,
 )
 from rerank_utils.retrieval import BM25Retriever, DenseRetriever
+from tests.extras import dev_extra
 
 _WORD = re.compile(r"[\u4e00-\u9fff]|\w+")
 
@@ -459,7 +460,7 @@ def test_score_distribution_figure(ds, enc):
 
 
 def test_dense_mining_with_the_faiss_backend_matches_exact(ds, enc):
-    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    dev_extra("faiss")
     exact = mine_negatives(ds, MiningConfig(strategy="dense", num_negatives=3), model=enc)
     with_faiss = mine_negatives(ds, MiningConfig(strategy="dense", num_negatives=3, dense_backend="faiss"), model=enc)
     assert with_faiss.report.counts == exact.report.counts

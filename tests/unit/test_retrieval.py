@@ -17,6 +17,7 @@ from rerank_utils.retrieval import (
     first_stage_run,
     tokenize,
 )
+from tests.extras import dev_extra
 
 EN_CORPUS = {
     "cat": "The cat sat on the mat and purred at the kitten.",
@@ -338,7 +339,7 @@ class RandomVectors:
 
 
 def test_faiss_flat_backend_equals_exact_search():
-    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    dev_extra("faiss")
     enc = RandomVectors()
     corpus = {f"d{i}": f"doc {i}" for i in range(300)}
     queries = {f"q{i}": f"query {i}" for i in range(40)}
@@ -350,7 +351,7 @@ def test_faiss_flat_backend_equals_exact_search():
 
 
 def test_faiss_hnsw_backend_recalls_the_exact_neighbours():
-    pytest.importorskip("faiss", reason="faiss-cpu is in the dev extra; install it to test the FAISS backend")
+    dev_extra("faiss")
     enc = RandomVectors(dim=32, seed=1)
     corpus = {f"d{i}": f"doc {i}" for i in range(2000)}
     queries = {f"q{i}": f"query {i}" for i in range(50)}

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-pytest.importorskip("fastapi")
+from tests.extras import dev_extra
+
+dev_extra("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 

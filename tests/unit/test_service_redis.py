@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-redis = pytest.importorskip("redis")
-pytest.importorskip("fastapi")
+from tests.extras import dev_extra
+
+redis = dev_extra("redis")
+dev_extra("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 

@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+from tests.extras import dev_extra
+
+dev_extra("fastapi")
+uvicorn = dev_extra("uvicorn")
+httpx = dev_extra("httpx")
 
 from rerank_utils.bridge import build_bridge_reranker  # noqa: E402
 from rerank_utils.service import BackgroundServer, MicroBatcher, load_service, load_test  # noqa: E402
@@ -46,7 +48,7 @@ def test_rerank_over_http_matches_the_model(server):
 
 
 def test_llamaindex_cohere_client_works_unchanged(server):
-    cohere = pytest.importorskip("llama_index.postprocessor.cohere_rerank")
+    cohere = dev_extra("llama_index.postprocessor.cohere_rerank")
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
     url, _, model = server
