@@ -325,3 +325,36 @@ def retriever_learning_curve(
                      "test NDCG@10 FT bi": result.aggregate["ndcg@10"], "train_s": run.facts["train_seconds"]})
         retrievers[n] = retriever
     return rows, retrievers
+
+
+def labels_learning_curve(
+    reranker_recipe,
+    retriever_recipe: RetrieverRecipe,
+    sizes,
+    train: RetrievalDataset,
+    val: RetrievalDataset,
+    test: RetrievalDataset,
+    first_stages,
+    workdir: str | Path,
+    base_model: str = "default",
+    retriever_base_model: str = "default",
+    top_k: int = 20,
+    device: str | None = None,
+) -> list[dict]:
+    """Notebook 04's learning curve of the labels spent on the reranker, on the retriever, and on both: for each
+    size, the reranker recipe trained by :func:`rerank_utils.recipes.learning_curve` (``bi+CE``, ``BM25+CE``),
+    the retriever fine-tuned on the very same sampled queries (``FT bi``, :func:`retriever_learning_curve`) and
+    that retriever's top-``top_k`` reranked by that reranker (``FT bi+CE``). Models are saved under
+    ``workdir/reranker/<n>q`` and ``workdir/retriever/<n>q`` and reused."""
+    from .recipes import learning_curve
+
+    retriever_rows, retrievers = retriever_learning_curve(
+        retriever_recipe, sizes, train, val, test, Path(workdir) / "retriever", base_model=retriever_base_model,
+        sample_seed=reranker_recipe.mining.seed, top_k=top_k, device=device)
+    rows = learning_curve(reranker_recipe, sizes, train, val, test, first_stages, Path(workdir) / "reranker", base_model=base_model,
+                          top_k=top_k, device=device, extra_first_stages={n: {"FT bi": r} for n, r in retrievers.items()})
+    for row, retriever_row in zip(rows, retriever_rows):  # the same sample of training queries on both models
+        if row["train_queries"] != retriever_row["train_queries"]:
+            raise RuntimeError(f"labels_learning_curve: sizes out of step ({row['train_queries']} vs {retriever_row['train_queries']})")
+        row["test NDCG@10 FT bi"], row["retriever_train_s"] = retriever_row["test NDCG@10 FT bi"], retriever_row["train_s"]
+    return rows

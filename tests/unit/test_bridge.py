@@ -456,3 +456,24 @@ def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
     assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
     with pytest.raises(ValueError, match="no models given"):
         compare_backends({}, ds, first)
+
+
+def test_labels_learning_curve_trains_both_models_on_the_same_queries(tiny_bert_dir, bi_encoder, tmp_path):
+    from rerank_utils.mining import MiningConfig
+    from rerank_utils.recipes import FirstStages
+    from rerank_utils.retriever_training import RetrieverRecipe, data_fingerprint, labels_learning_curve
+    from tests.unit.test_training import toy_ds
+
+    train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
+    recipe = Recipe("lc", MiningConfig("random", num_negatives=3, seed=5), TrainingConfig(loss="softmax", epochs=1, batch_size=4, max_length=64),
+                    architecture="bridge")
+    retriever_recipe = RetrieverRecipe(MiningConfig("random", num_negatives=1), epochs=1, batch_size=4, max_length=32)
+    rows = labels_learning_curve(recipe, retriever_recipe, [4], train, val, test, FirstStages(train.corpus, bi_encoder), tmp_path,
+                                 base_model=str(tiny_bert_dir), retriever_base_model=str(tiny_bert_dir), top_k=5, device="cpu")
+    (row,) = rows
+    assert row["train_queries"] == 4 and row["retriever_train_s"] > 0
+    assert all(0 <= row[k] <= 1 for k in ("test NDCG@10 bi+CE", "test NDCG@10 FT bi", "test NDCG@10 FT bi+CE"))
+    # the retriever was trained on the reranker's own sample of 4 queries (the recipe's mining seed)
+    facts = json.loads((tmp_path / "retriever" / "4q" / "training.json").read_text())
+    assert facts["data_fingerprint"] == data_fingerprint(train.sample(4, seed=5), val)
+    assert (tmp_path / "reranker" / "4q").is_dir()
