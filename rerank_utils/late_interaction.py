@@ -16,24 +16,33 @@ with a cross-encoder (``rerank_run``, ``fusion_search``, :class:`~rerank_utils.p
 
 from __future__ import annotations
 
+import copy
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from datasets import Dataset
+from sentence_transformers import MultiVectorEncoder
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+from sentence_transformers.base.modules import Normalize, Transformer
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
+from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
 
+from .evaluation import evaluate_run
 from .models import resolve_model
+from .reranking import rerank_run
+from .retriever_training import training_triples
 
 
 def maxsim_encoder(model: str | Path = "default", max_length: int = 256, device: str | None = None):
     """A ``MultiVectorEncoder`` over ``model``'s transformer (a sentence-transformers folder such as the
     fine-tuned retriever, or ``"default"``): its token embeddings, L2-normalised, padding masked, scored by
     mean MaxSim."""
-    from sentence_transformers import MultiVectorEncoder
-    from sentence_transformers.base.modules import Normalize, Transformer
-    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
-
     path = resolve_model(str(model))
     modules = [Transformer(path, max_seq_length=max_length), MultiVectorMask(), Normalize(module_input_name="token_embeddings")]
     return MultiVectorEncoder(modules=modules, device=device, similarity_fn_name="meanmaxsim")
@@ -74,9 +83,6 @@ class _RerankValidation(BaseEvaluator):
         self.primary_metric = f"{name}_ndcg@10"
 
     def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
-        from .evaluation import evaluate_run
-        from .reranking import rerank_run
-
         run = rerank_run(MaxSimReranker(model), self.val, self.val_run, top_k=self.top_k)
         return {self.primary_metric: evaluate_run(run, self.val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]}
 
@@ -104,18 +110,6 @@ def fine_tune_late_interaction(
     positive, mined ``negatives``) triples; after each epoch, NDCG@10 of reranking ``val_run``'s top-``top_k``;
     the best epoch is kept, or the untrained encoder (epoch 0) when no epoch beats it. Saves the model to
     ``output_dir``; returns the reranker and the facts (per-epoch validation, the epoch kept, seconds)."""
-    import tempfile
-    import time
-
-    from datasets import Dataset
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
-    from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
-
-    from .retriever_training import training_triples
-
-    import copy
-
     encoder = base_model.encoder if isinstance(base_model, MaxSimReranker) else maxsim_encoder(base_model, max_length=max_length, device=device)
     untrained = copy.deepcopy(encoder)  # kept when no epoch beats it
     validation = _RerankValidation(val, val_run, top_k)

@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from .data import RetrievalDataset
+from .evaluation import evaluate_run
 from .mining import MiningConfig, mine_negatives
+from .recipes import learning_curve
+from .retrieval import DenseRetriever
 
 FACTS_FILE = "training.json"
 #: the metric the best epoch is chosen on (InformationRetrievalEvaluator's key for cosine NDCG@10)
@@ -172,7 +175,6 @@ def fine_tune_retriever(
     from sentence_transformers.training_args import BatchSamplers
 
     from .models import load_bi_encoder
-    from .retrieval import DenseRetriever
 
     recipe = (recipe or RetrieverRecipe()).validate()
     output_dir = Path(output_dir)
@@ -312,9 +314,6 @@ def retriever_learning_curve(
     on the same queries can rerank its top-``top_k`` (``learning_curve(..., extra_first_stages=...)``).
     Each size is saved under ``workdir/<n>q`` and reused when recipe, base model and data match.
     Introduced in notebook ``04_evaluation``."""
-    from .evaluation import evaluate_run
-    from .retrieval import DenseRetriever
-
     rows, retrievers = [], {}
     for n in sizes:
         n = min(int(n), len(train))
@@ -346,8 +345,6 @@ def labels_learning_curve(
     the retriever fine-tuned on the very same sampled queries (``FT bi``, :func:`retriever_learning_curve`) and
     that retriever's top-``top_k`` reranked by that reranker (``FT bi+CE``). Models are saved under
     ``workdir/reranker/<n>q`` and ``workdir/retriever/<n>q`` and reused."""
-    from .recipes import learning_curve
-
     retriever_rows, retrievers = retriever_learning_curve(
         retriever_recipe, sizes, train, val, test, Path(workdir) / "retriever", base_model=retriever_base_model,
         sample_seed=reranker_recipe.mining.seed, top_k=top_k, device=device)
