@@ -42,13 +42,13 @@ def child(kind: str, batch: int, latency_queries: int) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
 
-    from rerank_utils.artifacts import prepare_splits
-    from rerank_utils.bridge import OnnxBridgeReranker
-    from rerank_utils.config import artifacts_dir
-    from rerank_utils.evaluation import evaluate_run
-    from rerank_utils.models import load_bi_encoder, load_cross_encoder
-    from rerank_utils.reranking import rerank_run
-    from rerank_utils.retrieval import DenseRetriever
+    from rerank_utils.data.saved_splits import prepare_splits
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
+    from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+    from rerank_utils.paths import artifacts_dir
+    from rerank_utils.retrieval.dense import DenseRetriever
+    from rerank_utils.retrieval.reranking import rerank_run
 
     splits = prepare_splits("cpu", "faq-en", seed=42)
     test = splits["test"]
@@ -82,9 +82,10 @@ def child(kind: str, batch: int, latency_queries: int) -> dict:
 
 
 def prepare_onnx() -> None:
-    from rerank_utils.bridge import export_onnx, is_bridge, quantize_onnx
-    from rerank_utils.config import artifacts_dir
-    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.models.bridge import is_bridge
+    from rerank_utils.models.export import export_onnx, quantize_onnx
+    from rerank_utils.models.loading import load_cross_encoder
+    from rerank_utils.paths import artifacts_dir
 
     model = load_cross_encoder(str(artifacts_dir("cpu", "models", "reranker", create=False)), device="cpu")
     if not is_bridge(model):

@@ -3,7 +3,7 @@
 No model: a fake encoder returns precomputed random unit vectors, looked up by the text's id
 ("doc 123", "query 45"). Each query is a noisy copy of its positive document (cosine about 0.78), so
 the margins behave as with a real retriever. The whole dense path of
-:func:`rerank_utils.mining.mine_negatives` runs (DenseRetriever.search in chunks, positive scores,
+:func:`rerank_utils.training.mining.mine_negatives` runs (DenseRetriever.search in chunks, positive scores,
 margins, random top-ups), and the script reports wall time, peak memory (tracemalloc for Python and
 numpy allocations, ``ru_maxrss`` for the process) and the size a full queries x docs float32 matrix
 would have needed.
@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rerank_utils.data import RetrievalDataset  # noqa: E402
-from rerank_utils.mining import MiningConfig, mine_negatives  # noqa: E402
+from rerank_utils.data.records import RetrievalDataset  # noqa: E402
+from rerank_utils.training.mining import MiningConfig, mine_negatives  # noqa: E402
 
 
 class LookupEncoder:

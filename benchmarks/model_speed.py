@@ -43,9 +43,9 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from rerank_utils.datasets import load_faq
-    from rerank_utils.models import load_bi_encoder, load_cross_encoder
-    from rerank_utils.retrieval import DenseRetriever
+    from rerank_utils.data.faq import load_faq
+    from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
+    from rerank_utils.retrieval.dense import DenseRetriever
 
     faq = load_faq("en")
     qids = list(faq.queries)[: args.queries]

@@ -23,12 +23,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rerank_utils.artifacts import prepare_splits  # noqa: E402
-from rerank_utils.bridge import bridge_summary  # noqa: E402
-from rerank_utils.mining import MiningConfig  # noqa: E402
-from rerank_utils.models import load_bi_encoder  # noqa: E402
-from rerank_utils.recipes import FirstStages, Recipe, evaluate_reranker, train_recipe  # noqa: E402
-from rerank_utils.training import TrainingConfig  # noqa: E402
+from rerank_utils.data.saved_splits import prepare_splits  # noqa: E402
+from rerank_utils.evaluation.reports import evaluate_reranker  # noqa: E402
+from rerank_utils.models.bridge import bridge_summary  # noqa: E402
+from rerank_utils.models.loading import load_bi_encoder  # noqa: E402
+from rerank_utils.training.arguments import TrainingConfig  # noqa: E402
+from rerank_utils.training.mining import MiningConfig  # noqa: E402
+from rerank_utils.training.recipes import FirstStages, Recipe, train_recipe
 
 OUT = Path(__file__).parent / "results" / "recipe_search.json"
 

@@ -23,17 +23,25 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rerank_utils.data import split_dataset  # noqa: E402
-from rerank_utils.datasets import build_dataset  # noqa: E402
-from rerank_utils.evaluation import compare, evaluate_run  # noqa: E402
-from rerank_utils.models import load_bi_encoder  # noqa: E402
-from rerank_utils.pipeline_config import load_config, recipe_for  # noqa: E402
-from rerank_utils.recipes import FirstStages, evaluate_rerankers, fusion_search, train_recipe  # noqa: E402
-from rerank_utils.reranking import fuse_with_first_stage  # noqa: E402
-from rerank_utils.retrieval import DenseRetriever  # noqa: E402
-from rerank_utils.split_seeds import interval_rows, markdown, seed_benchmark_main, seed_rows  # noqa: E402
-from rerank_utils.retriever_training import RetrieverRecipe, fine_tune_retriever  # noqa: E402
-from rerank_utils.mining import MiningConfig  # noqa: E402
+from rerank_utils.cli.config_files import load_config
+from rerank_utils.cli.steps import recipe_for  # noqa: E402
+from rerank_utils.data.sources import build_dataset  # noqa: E402
+from rerank_utils.data.splits import split_dataset  # noqa: E402
+from rerank_utils.evaluation.metrics import evaluate_run  # noqa: E402
+from rerank_utils.evaluation.reports import evaluate_rerankers, fusion_search  # noqa: E402
+from rerank_utils.evaluation.significance import compare
+from rerank_utils.evaluation.split_seeds import (  # noqa: E402
+    interval_rows,
+    markdown,
+    seed_benchmark_main,
+    seed_rows,
+)
+from rerank_utils.models.loading import load_bi_encoder  # noqa: E402
+from rerank_utils.retrieval.dense import DenseRetriever  # noqa: E402
+from rerank_utils.retrieval.reranking import fuse_with_first_stage  # noqa: E402
+from rerank_utils.training.mining import MiningConfig  # noqa: E402
+from rerank_utils.training.recipes import FirstStages, train_recipe
+from rerank_utils.training.retriever import RetrieverRecipe, fine_tune_retriever  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "retriever_vs_reranker.json"
 TOP_K = 20

@@ -35,12 +35,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
 
-    from rerank_utils.artifacts import prepare_splits
-    from rerank_utils.bridge import export_onnx, quantize_onnx
-    from rerank_utils.config import artifacts_dir
-    from rerank_utils.models import load_bi_encoder, load_cross_encoder
-    from rerank_utils.retrieval import DenseRetriever
-    from rerank_utils.service import BackgroundServer, free_port, load_service, load_test, rerank_bodies
+    from rerank_utils.data.saved_splits import prepare_splits
+    from rerank_utils.models.export import export_onnx, quantize_onnx
+    from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
+    from rerank_utils.paths import artifacts_dir
+    from rerank_utils.retrieval.dense import DenseRetriever
+    from rerank_utils.serving.app import load_service
+    from rerank_utils.serving.background import BackgroundServer, free_port
+    from rerank_utils.serving.load_client import load_test, rerank_bodies
 
     model_dir = artifacts_dir("cpu", "models", "reranker", create=False)
     test = prepare_splits("cpu", "faq-en", seed=42)["test"]
@@ -87,7 +89,7 @@ def main() -> None:
             redis_proc.wait(timeout=10)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"requests": args.requests, "concurrency": args.concurrency, "top_k": args.top_k, "results": results}, indent=1))
-    print(f"\n| variant | requests | errors | req/s | pairs/s requested | p50 ms | p95 ms | pairs through the model | forward passes | cache hit rate |")
+    print("\n| variant | requests | errors | req/s | pairs/s requested | p50 ms | p95 ms | pairs through the model | forward passes | cache hit rate |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['requests']} | {r['errors']} | {r['throughput_rps']:.1f} | {r['pairs_requested_per_s']:.0f} | {r['p50_ms']:.0f} | "

@@ -25,9 +25,9 @@ VARIANTS = {
 
 
 def rows_for_benchmark(n: int) -> list[dict]:
-    from rerank_utils.artifacts import prepare_splits
-    from rerank_utils.mining import MiningConfig, mine_negatives
-    from rerank_utils.training import training_rows
+    from rerank_utils.data.saved_splits import prepare_splits
+    from rerank_utils.training.mining import MiningConfig, mine_negatives
+    from rerank_utils.training.samples import training_rows
 
     train = prepare_splits("cpu", "faq-en", seed=42)["train"]
     mined = mine_negatives(train, MiningConfig("random", num_negatives=4, seed=42))
@@ -39,7 +39,8 @@ def child(kind: str, n: int) -> dict:
     rows = rows_for_benchmark(n)
     t0 = time.perf_counter()
     if kind == "ours":
-        from rerank_utils.training import TrainingConfig, fine_tune
+        from rerank_utils.training.arguments import TrainingConfig
+        from rerank_utils.training.trainer import fine_tune
 
         r = fine_tune("default", rows, "/tmp/training_speed/ours", TrainingConfig(epochs=1, batch_size=16, max_length=128),
                       device="cpu", show_progress=False)
@@ -48,7 +49,7 @@ def child(kind: str, n: int) -> dict:
         from sentence_transformers import InputExample
         from torch.utils.data import DataLoader
 
-        from rerank_utils.models import load_cross_encoder
+        from rerank_utils.models.loading import load_cross_encoder
 
         model = load_cross_encoder("default", device="cpu")  # max_length None: the model's 512
         examples = [InputExample(texts=[r["query"], r["passage"]], label=r["label"]) for r in rows]

@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import pytest
 
-from rerank_utils.config import COMMON_PARAMETERS, PROFILES
+from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(glob.glob(str(ROOT / "notebooks" / "*.ipynb")))

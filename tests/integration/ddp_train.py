@@ -10,8 +10,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from rerank_utils.data import RetrievalDataset  # noqa: E402
-from rerank_utils.training import TrainingConfig, fine_tune, reranking_samples, training_rows  # noqa: E402
+from rerank_utils.data.records import RetrievalDataset  # noqa: E402
+from rerank_utils.training.arguments import TrainingConfig
+from rerank_utils.training.samples import reranking_samples, training_rows  # noqa: E402
+from rerank_utils.training.trainer import fine_tune
 
 WORDS = "building permit law contract cost tax house roof water deduction".split()
 
@@ -26,7 +28,7 @@ def main(base: str, out: str, architecture: str = "standard") -> None:
     samples = reranking_samples(ds, {q: {d: 1.0 for d in corpus} for q in queries}, top_k=5)
     config = TrainingConfig(loss="bce", epochs=1, batch_size=4, learning_rate=1e-4, max_length=32, early_stopping_patience=None, seed=7)
     if architecture == "bridge":
-        from rerank_utils.bridge import build_bridge_reranker
+        from rerank_utils.models.bridge import build_bridge_reranker
 
         base = build_bridge_reranker(base, bias_start=-4.0, max_seq_length=32)
     result = fine_tune(base, rows, out, config, val_samples=samples, device="cpu", show_progress=False)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from rerank_utils.bridge import build_bridge_reranker, is_bridge
-from rerank_utils.datasets import load_faq
-from rerank_utils.models import load_bi_encoder
-from rerank_utils.retrieval import DenseRetriever
+from rerank_utils.data.faq import load_faq
+from rerank_utils.models.bridge import build_bridge_reranker, is_bridge
+from rerank_utils.models.loading import load_bi_encoder
+from rerank_utils.retrieval.dense import DenseRetriever
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_saved_bridge_in_llamaindex_matches_the_package(faq_pairs, tmp_path):
     from llama_index.core.postprocessor import SentenceTransformerRerank
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.models.loading import load_cross_encoder
 
     ds, run, _ = faq_pairs
     ce = build_bridge_reranker("default", bias_mode="head", bias_start=-2.0)  # partly open: not the bi-encoder order

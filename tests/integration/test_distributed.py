@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rerank_utils.service import free_port
+from rerank_utils.serving.background import free_port
 
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 

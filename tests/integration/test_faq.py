@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from rerank_utils.datasets import FAQ_ATTRIBUTION, build_dataset, load_faq
+from rerank_utils.data.faq import FAQ_ATTRIBUTION, load_faq
+from rerank_utils.data.sources import build_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.datasets import load_faq
-from rerank_utils.evaluation import evaluate_run, run_agreement
-from rerank_utils.llamaindex import build_vector_index, retrieve_run
-from rerank_utils.models import load_bi_encoder
-from rerank_utils.retrieval import DenseRetriever
+from rerank_utils.data.faq import load_faq
+from rerank_utils.evaluation.metrics import evaluate_run, run_agreement
+from rerank_utils.integrations.llamaindex import build_vector_index, retrieve_run
+from rerank_utils.models.loading import load_bi_encoder
+from rerank_utils.retrieval.dense import DenseRetriever
 
 pytestmark = pytest.mark.integration
 

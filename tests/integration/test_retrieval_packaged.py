@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rerank_utils.evaluation import rank
-from rerank_utils.retrieval import DenseRetriever
+from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.retrieval.queries import rank
 
 pytestmark = pytest.mark.integration
 

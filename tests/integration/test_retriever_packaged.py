@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.datasets import load_faq
-from rerank_utils.evaluation import run_agreement
-from rerank_utils.llamaindex import build_vector_index, local_embedding, retrieve_run
-from rerank_utils.mining import MiningConfig
-from rerank_utils.retrieval import DenseRetriever
-from rerank_utils.retriever_training import VAL_METRIC, RetrieverRecipe, _ir_evaluator, fine_tune_retriever
+from rerank_utils.data.faq import load_faq
+from rerank_utils.evaluation.metrics import run_agreement
+from rerank_utils.integrations.llamaindex import (
+    build_vector_index,
+    local_embedding,
+    retrieve_run,
+)
+from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.training.mining import MiningConfig
+from rerank_utils.training.retriever import (
+    VAL_METRIC,
+    RetrieverRecipe,
+    _ir_evaluator,
+    fine_tune_retriever,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +35,7 @@ def test_packaged_model_fine_tuned_as_retriever_serves_the_package_and_llamainde
     assert f["best_epoch"] in (0.0, 1.0) and f["triples"] >= 48
     assert 0.5 < f["base_validation_ndcg@10"] < 1.0  # the packaged model, really: it retrieves FAQ answers well
     # the saved folder scores validation as recorded
-    from rerank_utils.models import load_bi_encoder
+    from rerank_utils.models.loading import load_bi_encoder
 
     saved = load_bi_encoder(str(run.model_dir), device="cpu")
     assert _ir_evaluator(val, 16)(saved)[VAL_METRIC] == pytest.approx(f["best_validation_ndcg@10"], abs=1e-4)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.config import resolve_path
-from rerank_utils.data import read_triples
-from rerank_utils.datasets import build_dataset
-from rerank_utils.evaluation import evaluate_run
-from rerank_utils.retrieval import BM25Retriever, detect_lang, tokenize
+from rerank_utils.data.sources import build_dataset
+from rerank_utils.data.triples import read_triples
+from rerank_utils.evaluation.metrics import evaluate_run
+from rerank_utils.paths import resolve_path
+from rerank_utils.retrieval.bm25 import BM25Retriever
+from rerank_utils.retrieval.tokenize import detect_lang, tokenize
 
 pytestmark = pytest.mark.integration
 SAMPLE = "data/zh_legal_sample.jsonl"

@@ -10,8 +10,10 @@ import math
 
 import pytest
 
-from rerank_utils.config import PROFILES, notebooks_dir
-from rerank_utils.notebooks import discover_notebooks, read_records, run_notebook, run_notebooks
+from rerank_utils.paths import notebooks_dir
+from rerank_utils.tutorial.profiles import PROFILES
+from rerank_utils.tutorial.records import read_records
+from rerank_utils.tutorial.runner import discover_notebooks, run_notebook, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200)]
 NOTEBOOKS = [p.stem for p in discover_notebooks()]

@@ -10,23 +10,26 @@ import numpy as np
 import pytest
 import torch
 
-from rerank_utils.bridge import (
+from rerank_utils.models.bridge import (
     BridgeEncoder,
-    OnnxBridgeReranker,
     attention_mask_example,
     bridge_summary,
     build_bridge_reranker,
     encode_pairs,
-    export_onnx,
     fit_lengths,
     is_bridge,
     is_bridge_folder,
     learned_biases,
 )
-from rerank_utils.recipes import Recipe
-from rerank_utils.retrieval import DenseRetriever
+from rerank_utils.models.export import export_onnx
+from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.training.arguments import TrainingConfig
+from rerank_utils.training.losses import ListwiseSoftmaxLoss
+from rerank_utils.training.recipes import Recipe
+from rerank_utils.training.samples import training_rows
+from rerank_utils.training.trainer import fine_tune
 from tests.extras import dev_extra
-from rerank_utils.training import ListwiseSoftmaxLoss, TrainingConfig, fine_tune, training_rows
 
 PAIRS = [
     ("what is the building permit", "the building permit law of the house"),
@@ -147,7 +150,7 @@ def test_save_load_round_trip(tiny_bert_dir, tmp_path):
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
     from sentence_transformers import CrossEncoder
 
-    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.models.loading import load_cross_encoder
 
     ce = build_bridge_reranker(str(tiny_bert_dir), bias_mode="head", bias_start=-3.0, max_seq_length=96)
     with torch.no_grad():
@@ -243,7 +246,7 @@ def test_onnx_export_scores_like_pytorch(tiny_bert_dir, tmp_path):
         idx = [i for i, p in enumerate(pairs) if p[0] == q]
         assert list(np.argsort(-ours[idx])) == list(np.argsort(-theirs[idx]))
     # int8 dynamic quantisation: a quarter of the size, scores close to fp32 on this tiny model
-    from rerank_utils.bridge import quantize_onnx
+    from rerank_utils.models.export import quantize_onnx
 
     q = quantize_onnx(tmp_path / "onnx")
     assert q.name == "model_qint8.onnx" and q.stat().st_size < path.stat().st_size
@@ -289,8 +292,8 @@ def test_training_resumes_from_a_bridge_checkpoint(tiny_bert_dir, tmp_path):
 
 
 def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_path):
-    from rerank_utils.models import load_cross_encoder
-    from rerank_utils.training import reranking_samples
+    from rerank_utils.models.loading import load_cross_encoder
+    from rerank_utils.training.samples import reranking_samples
     from tests.unit.test_training import negs, toy_ds
 
     ds = toy_ds(12)
@@ -309,9 +312,14 @@ def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_pat
 
 def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_path):
     from llama_index.core.postprocessor import SentenceTransformerRerank
-    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import (
+        MetadataMode,
+        NodeWithScore,
+        QueryBundle,
+        TextNode,
+    )
 
-    from rerank_utils.llamaindex import cross_encoder_reranker
+    from rerank_utils.integrations.llamaindex import cross_encoder_reranker
 
     ce = build_bridge_reranker(str(tiny_bert_dir), bias_mode="head", bias_start=-1.0, max_seq_length=96)
     ce.save_pretrained(str(tmp_path / "bridge"))
@@ -347,8 +355,8 @@ def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_pa
 def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tmp_path):
     from dataclasses import replace
 
-    from rerank_utils.mining import MiningConfig
-    from rerank_utils.recipes import FirstStages, load_or_train_recipe
+    from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.training.recipes import FirstStages, load_or_train_recipe
     from tests.unit.test_training import toy_ds
 
     train, val = toy_ds(8, seed=1), toy_ds(4, seed=2)
@@ -366,8 +374,9 @@ def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tm
 
 
 def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path):
-    from rerank_utils.mining import MiningConfig
-    from rerank_utils.recipes import FirstStages, learning_curve
+    from rerank_utils.training.experiments import learning_curve
+    from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.training.recipes import FirstStages
     from tests.unit.test_training import toy_ds
 
     train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
@@ -388,7 +397,7 @@ def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path
 
 
 def test_recipe_round_trips_through_a_dict():
-    from rerank_utils.mining import MiningConfig
+    from rerank_utils.training.mining import MiningConfig
 
     r = Recipe("b", MiningConfig("mixed", num_negatives=7, hard_fraction=0.57), TrainingConfig(loss="softmax", learning_rate=5e-5),
                train_queries=50, architecture="bridge", bridge={"bias_start": -6.0})
@@ -401,7 +410,7 @@ def test_recipe_round_trips_through_a_dict():
 def test_the_bridges_refusals_name_the_problem(tiny_bert_dir, tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
-    from rerank_utils.bridge import quantize_onnx
+    from rerank_utils.models.export import quantize_onnx
 
     tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
     bert = AutoModel.from_pretrained(str(tiny_bert_dir))
@@ -432,8 +441,8 @@ def test_training_refuses_bad_bridge_settings_and_labels(tiny_bert_dir):
 
 
 def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
-    from rerank_utils.data import RetrievalDataset
-    from rerank_utils.latency import compare_backends
+    from rerank_utils.data.records import RetrievalDataset
+    from rerank_utils.evaluation.latency import compare_backends
 
     ce = build_bridge_reranker(str(tiny_bert_dir), bias_start=-2.0, max_seq_length=64)
     export_onnx(ce, tmp_path / "onnx")
@@ -446,8 +455,8 @@ def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
     assert rows[1]["same_order"] == 1.0 and rows[1]["max_abs_diff"] < 1e-3 and all(r["pairs_per_s"] > 0 for r in rows)
     assert "ndcg@10" not in rows[0] and "p50_ms" not in rows[0]
     # with qrels and latency queries: NDCG@10 per backend, its change from the reference, p50 <= p95
-    from rerank_utils.evaluation import evaluate_run
-    from rerank_utils.reranking import rerank_run
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.retrieval.reranking import rerank_run
 
     rows = compare_backends({"PyTorch": ce, "ONNX": OnnxBridgeReranker(tmp_path / "onnx")}, ds, first, top_k=4, qrels=ds.qrels, latency_queries=3)
     expected = evaluate_run(rerank_run(ce, ds, first, top_k=4), ds.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
@@ -459,9 +468,10 @@ def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
 
 
 def test_labels_learning_curve_trains_both_models_on_the_same_queries(tiny_bert_dir, bi_encoder, tmp_path):
-    from rerank_utils.mining import MiningConfig
-    from rerank_utils.recipes import FirstStages
-    from rerank_utils.retriever_training import RetrieverRecipe, data_fingerprint, labels_learning_curve
+    from rerank_utils.training.experiments import labels_learning_curve
+    from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.training.recipes import FirstStages
+    from rerank_utils.training.retriever import RetrieverRecipe, data_fingerprint
     from tests.unit.test_training import toy_ds
 
     train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.case_study import (faq_as_qasper_papers, rows_from_triples, sample_papers, split_papers, within_group_runs,
-                                     within_paper_first_stages,
-                                     write_qasper_jsonl)
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.datasets import load_faq, load_qasper_papers, qasper_to_dataset, qasper_to_triples
-from rerank_utils.retrieval import BM25Retriever
+from rerank_utils.data.faq import load_faq
+from rerank_utils.data.qasper import (
+    load_qasper_papers,
+    qasper_to_dataset,
+    qasper_to_triples,
+)
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.retrieval.bm25 import BM25Retriever
+from rerank_utils.tutorial.case_study import (
+    faq_as_qasper_papers,
+    rows_from_triples,
+    sample_papers,
+    split_papers,
+    within_group_runs,
+    within_paper_first_stages,
+    write_qasper_jsonl,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +94,7 @@ def test_rows_from_triples_for_pointwise_and_listwise_losses():
 
 
 def test_within_paper_first_stages_and_a_query_without_its_paper(papers, tiny_bert_dir):
-    from rerank_utils.models import load_bi_encoder
+    from rerank_utils.models.loading import load_bi_encoder
 
     ds = qasper_to_dataset(papers[:3])
     runs = within_paper_first_stages(ds, load_bi_encoder(str(tiny_bert_dir), device="cpu"), top_k=3)
@@ -96,9 +107,9 @@ def test_within_paper_first_stages_and_a_query_without_its_paper(papers, tiny_be
 
 
 def test_recipe_start_model_is_loaded_for_both_architectures(tiny_bert_dir):
-    from rerank_utils.bridge import is_bridge
-    from rerank_utils.recipes import Recipe
-    from rerank_utils.training import TrainingConfig
+    from rerank_utils.models.bridge import is_bridge
+    from rerank_utils.training.arguments import TrainingConfig
+    from rerank_utils.training.recipes import Recipe
 
     standard = Recipe("s", training=TrainingConfig(max_length=48)).start_model(str(tiny_bert_dir), device="cpu")
     assert not is_bridge(standard) and standard.max_length == 48 and standard.predict([("q", "d")]).shape == (1,)

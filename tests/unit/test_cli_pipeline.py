@@ -12,9 +12,37 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rerank_utils import cli
-from rerank_utils import pipeline_config as pc
-from rerank_utils.config import PROFILES, repo_root
+from rerank_utils.cli.config_files import (
+    README_BEGIN,
+    README_END,
+    config_yaml,
+    load_config,
+    reference_markdown,
+)
+from rerank_utils.cli.errors import ConfigError
+from rerank_utils.cli.main import _build_parser, main
+from rerank_utils.cli.schema import (
+    BIAS_MODES,
+    HARD_SOURCES,
+    LOSSES,
+    NAMED_SOURCES,
+    NB01,
+    NB03,
+    NEGATIVE_STRATEGIES,
+    NOTEBOOK_ONLY,
+    SCHEMA,
+    _get,
+    profile_config,
+)
+from rerank_utils.cli.steps import recipe_for
+from rerank_utils.data import sources as sources_module
+from rerank_utils.models import bridge as bridge_module
+from rerank_utils.paths import repo_root
+from rerank_utils.training import arguments as training_arguments
+from rerank_utils.training import mining as mining_module
+from rerank_utils.training import recipes as recipes_module
+from rerank_utils.training.recipes import ARCHITECTURES
+from rerank_utils.tutorial.profiles import PROFILES
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -25,56 +53,54 @@ def test_config_files_equal_the_profiles(profile):
     path = CONFIGS / f"{profile}.yaml"
     regenerate = "regenerate configs/ with: python -m rerank_utils.pipeline_config"
     assert path.is_file(), regenerate
-    assert yaml.safe_load(path.read_text(encoding="utf-8")) == pc.profile_config(profile), regenerate
-    assert path.read_text(encoding="utf-8") == pc.config_yaml(profile), regenerate  # the comments too
-    assert pc.load_config(path).data == pc.profile_config(profile)  # valid as written, nothing changed by loading
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == profile_config(profile), regenerate
+    assert path.read_text(encoding="utf-8") == config_yaml(profile), regenerate  # the comments too
+    assert load_config(path).data == profile_config(profile)  # valid as written, nothing changed by loading
 
 
 def test_profile_config_mirrors_the_notebook_parameters():
     """Every key's value is its notebook parameter's, and every parameter of notebooks 01 and 03 has a key
     (or is listed in NOTEBOOK_ONLY with the reason), so a new recipe knob cannot be forgotten."""
     for name, prof in PROFILES.items():
-        cfg = pc.profile_config(name)
-        for key in pc.SCHEMA:
+        cfg = profile_config(name)
+        for key in SCHEMA:
             kind, *param = key.source
-            value = pc._get(cfg, key.path)
+            value = _get(cfg, key.path)
             if kind in ("profile", "name"):
                 assert value == name
             elif kind == "common":
                 assert value == prof.common[param[0]], (name, key.path)
             else:
                 assert value == prof.parameters_for(kind)[param[0]], (name, key.path)
-    mirrored = {(k.source[0], k.source[1]) for k in pc.SCHEMA if len(k.source) == 2 and k.source[0] != "common"}
-    for nb in (pc.NB01, pc.NB03):
+    mirrored = {(k.source[0], k.source[1]) for k in SCHEMA if len(k.source) == 2 and k.source[0] != "common"}
+    for nb in (NB01, NB03):
         for param in PROFILES["cpu"].notebooks[nb]:
-            assert (nb, param) in mirrored or param in pc.NOTEBOOK_ONLY.get(nb, {}), f"{nb}.{param} has no config key"
+            assert (nb, param) in mirrored or param in NOTEBOOK_ONLY.get(nb, {}), f"{nb}.{param} has no config key"
 
 
 def test_allowed_values_are_the_packages():
-    from rerank_utils import bridge, datasets, mining, recipes, training
-
-    assert pc.LOSSES == training.LOSSES
-    assert pc.NEGATIVE_STRATEGIES == mining.STRATEGIES and pc.HARD_SOURCES == mining.HARD_SOURCES
-    assert pc.BIAS_MODES == bridge.BIAS_MODES and pc.ARCHITECTURES == recipes.ARCHITECTURES
+    assert LOSSES == training_arguments.LOSSES
+    assert NEGATIVE_STRATEGIES == mining_module.STRATEGIES and HARD_SOURCES == mining_module.HARD_SOURCES
+    assert BIAS_MODES == bridge_module.BIAS_MODES and ARCHITECTURES == recipes_module.ARCHITECTURES
     import inspect
 
-    source = inspect.getsource(datasets.build_dataset)
-    for name in pc.NAMED_SOURCES:
+    source = inspect.getsource(sources_module.build_dataset)
+    for name in NAMED_SOURCES:
         assert f'"{name}"' in source, name
 
 
 def test_readme_key_table_is_generated_from_the_schema():
     text = (CONFIGS / "README.md").read_text(encoding="utf-8")
-    start = text.index(pc.README_BEGIN) + len(pc.README_BEGIN)
-    assert text[start: text.index(pc.README_END)] == "\n" + pc.reference_markdown(), "run: python -m rerank_utils.pipeline_config"
-    for key in pc.SCHEMA:
+    start = text.index(README_BEGIN) + len(README_BEGIN)
+    assert text[start: text.index(README_END)] == "\n" + reference_markdown(), "run: python -m rerank_utils.pipeline_config"
+    for key in SCHEMA:
         assert f"| `{key.path}` |" in text
 
 
 def test_the_team_example_is_valid():
-    cfg = pc.load_config(CONFIGS / "team-example.yaml")
+    cfg = load_config(CONFIGS / "team-example.yaml")
     assert cfg.profile == "smoke" and cfg.name == "team-example" and cfg["data_source"] == "faq-sv"
-    assert cfg["finetune.bridge.loss"] == PROFILES["smoke"].parameters_for(pc.NB03)["bridge_loss"]  # from the profile
+    assert cfg["finetune.bridge.loss"] == PROFILES["smoke"].parameters_for(NB03)["bridge_loss"]  # from the profile
 
 
 # ---------------------------------------------------------------------------------------- validation
@@ -88,8 +114,8 @@ def test_a_short_team_config_takes_the_rest_from_its_profile(tmp_path):
     write(tmp_path / "data" / "my.jsonl", '{"query": "q", "passage": "p", "score": 1}\n')
     path = write(tmp_path / "team.yaml", "profile: smoke\nname: team\ndata_source: data/my.jsonl\n"
                                          "finetune:\n  standard:\n    learning_rate: 1e-4   # YAML 1.1 reads this as a string\n")
-    cfg = pc.load_config(path, overrides=["finetune.bridge.epochs=5", "max_queries=null"])
-    expected = pc.profile_config("smoke")
+    cfg = load_config(path, overrides=["finetune.bridge.epochs=5", "max_queries=null"])
+    expected = profile_config("smoke")
     expected.update(name="team", data_source=str(tmp_path / "data" / "my.jsonl"), max_queries=None)  # found from the file's folder
     expected["finetune"]["standard"]["learning_rate"] = 1e-4
     expected["finetune"]["bridge"]["epochs"] = 5
@@ -97,9 +123,9 @@ def test_a_short_team_config_takes_the_rest_from_its_profile(tmp_path):
     (tmp_path / "my-model").mkdir()
     write(tmp_path / "my-model" / "config.json", "{}")
     path = write(tmp_path / "models.yaml", "profile: zh\nreranker_model: my-model\n")  # a folder beside the file
-    cfg = pc.load_config(path)
+    cfg = load_config(path)
     assert cfg["reranker_model"] == str(tmp_path / "my-model") and cfg["embedding_model"] == "BAAI/bge-small-zh-v1.5"  # a hub id
-    assert pc.load_config(write(tmp_path / "empty.yaml", "")).data == pc.profile_config("cpu")  # no profile: cpu
+    assert load_config(write(tmp_path / "empty.yaml", "")).data == profile_config("cpu")  # no profile: cpu
 
 
 def test_bad_values_name_the_file_the_key_the_value_and_what_is_allowed(tmp_path):
@@ -122,8 +148,8 @@ embedding_model: ./no-such-model
 evaluate: 3
 export: {quantize: maybe}
 """)
-    with pytest.raises(pc.ConfigError) as err:
-        pc.load_config(path)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
     msg = str(err.value)
     assert msg.startswith(f"{path}: 13 problems:")
     for expected in (
@@ -143,7 +169,7 @@ export: {quantize: maybe}
     ):
         assert expected in msg, expected
     # the command line: exit status 2 and the same message
-    assert cli.main(["check-config", "--config", str(path)]) == 2
+    assert main(["check-config", "--config", str(path)]) == 2
 
 
 def test_broken_files_and_bad_overrides(tmp_path, capsys):
@@ -155,35 +181,35 @@ def test_broken_files_and_bad_overrides(tmp_path, capsys):
     }
     for name, (text, expected) in cases.items():
         path = write(tmp_path / name, text)
-        with pytest.raises(pc.ConfigError, match="^" + str(path).replace("\\", "\\\\")) as err:
-            pc.load_config(path)
+        with pytest.raises(ConfigError, match="^" + str(path).replace("\\", "\\\\")) as err:
+            load_config(path)
         assert expected in str(err.value), name
-    with pytest.raises(pc.ConfigError, match="config file .*missing.yaml not found"):
-        pc.load_config(tmp_path / "missing.yaml")
-    with pytest.raises(pc.ConfigError, match=r"--set epochs: unknown key; did you mean finetune.standard.epochs or finetune.bridge.epochs\?"):
-        pc.load_config(profile="cpu", overrides=["epochs=1"])
-    with pytest.raises(pc.ConfigError, match="expected KEY=VALUE"):
-        pc.load_config(profile="cpu", overrides=["finetune.bridge.epochs"])
-    with pytest.raises(pc.ConfigError, match="profile cpu: --set finetune.top_k: 0 is out of range; expected an integer >= 1"):
-        pc.load_config(profile="cpu", overrides=["finetune.top_k=0"])
-    assert cli.main(["check-config", "--profile", "cpu", "--set", "finetune.bridge.los=x"]) == 2
+    with pytest.raises(ConfigError, match="config file .*missing.yaml not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"--set epochs: unknown key; did you mean finetune.standard.epochs or finetune.bridge.epochs\?"):
+        load_config(profile="cpu", overrides=["epochs=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(profile="cpu", overrides=["finetune.bridge.epochs"])
+    with pytest.raises(ConfigError, match="profile cpu: --set finetune.top_k: 0 is out of range; expected an integer >= 1"):
+        load_config(profile="cpu", overrides=["finetune.top_k=0"])
+    assert main(["check-config", "--profile", "cpu", "--set", "finetune.bridge.los=x"]) == 2
     assert "did you mean finetune.bridge.loss?" in capsys.readouterr().err
 
 
 def test_init_config_writes_a_config_that_loads(tmp_path, capsys):
     out = tmp_path / "gpu.yaml"
-    assert cli.main(["init-config", "--profile", "gpu", "--output", str(out)]) == 0
-    assert pc.load_config(out).data == pc.profile_config("gpu")
-    assert cli.main(["init-config", "--profile", "gpu", "--output", str(out)]) == 1  # no silent overwrite
+    assert main(["init-config", "--profile", "gpu", "--output", str(out)]) == 0
+    assert load_config(out).data == profile_config("gpu")
+    assert main(["init-config", "--profile", "gpu", "--output", str(out)]) == 1  # no silent overwrite
     assert "--force" in capsys.readouterr().err
-    assert cli.main(["config", "--profile", "smoke", "--minimal", "--output", str(out), "--force"]) == 0
+    assert main(["config", "--profile", "smoke", "--minimal", "--output", str(out), "--force"]) == 0
     short = yaml.safe_load(out.read_text())
     assert set(short) == {"profile", "name", "data_source", "embedding_model", "reranker_model"} and short["name"] == "my-reranker"
-    assert pc.load_config(out).data == {**pc.profile_config("smoke"), "name": "my-reranker"}
+    assert load_config(out).data == {**profile_config("smoke"), "name": "my-reranker"}
     capsys.readouterr()
-    assert cli.main(["init-config", "--profile", "zh"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out) == pc.profile_config("zh")
-    assert cli.main(["check-config", "--profile", "smoke", "--set", "seed=7"]) == 0
+    assert main(["init-config", "--profile", "zh"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == profile_config("zh")
+    assert main(["check-config", "--profile", "smoke", "--set", "seed=7"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["seed"] == 7
 
 
@@ -208,13 +234,13 @@ OPTIONS = {
 @pytest.mark.parametrize("command", list(OPTIONS))
 def test_help_of_every_command_lists_its_options_and_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.main([command, "--help"])
+        main([command, "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith(f"usage: rerank-utils {command}") and "examples:\n  rerank-utils " in text
     for option in OPTIONS[command]:
         assert option in text, option
-    sub = next(a for a in cli._build_parser()._actions if a.dest == "command").choices[command]
+    sub = next(a for a in _build_parser()._actions if a.dest == "command").choices[command]
     documented = {s for a in sub._actions for s in (a.option_strings or [a.dest])} - {"-h", "--help", "help"}
     assert documented == set(OPTIONS[command]), "update OPTIONS (and the README) when an option changes"
     assert all(a.help for a in sub._actions), "every option has a help text"
@@ -271,32 +297,32 @@ evaluate:
 
 
 def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, capsys):
-    from rerank_utils.artifacts import published_reranker
+    from rerank_utils.models.published import published_reranker
 
     cfg = ["--config", str(tiny_config)]
     art = _artifacts_in_tmp / "tiny"
 
-    assert cli.main(["prepare", *cfg]) == 0
+    assert main(["prepare", *cfg]) == 0
     out = capsys.readouterr().out
     assert "(built): train 25, val 4, test 7 queries; 72 documents" in out and "leak-free" in out and "yes" in out
     assert (art / "data" / "splits" / "split_meta.json").is_file()
-    assert cli.main(["prepare", *cfg]) == 0 and "(reused)" in capsys.readouterr().out
+    assert main(["prepare", *cfg]) == 0 and "(reused)" in capsys.readouterr().out
 
-    assert cli.main(["mine", *cfg]) == 0
+    assert main(["mine", *cfg]) == 0
     triples = [json.loads(x) for x in (art / "mined" / "bridge.jsonl").read_text().splitlines()]
     assert sum(t["score"] == 0 for t in triples) == 25 * 3 and sum(t["score"] == 1 for t in triples) == 25
     report = json.loads((art / "mined" / "bridge_report.json").read_text())
     assert report["negatives"] == 75 and report["mining"]["strategy"] == "mixed"
 
-    assert cli.main(["finetune", *cfg]) == 0
+    assert main(["finetune", *cfg]) == 0
     out = capsys.readouterr().out
     assert "trained in" in out and "best validation NDCG@10" in out and "published as" in out
     facts = json.loads((art / "models" / "bridge" / "training.json").read_text())
-    assert facts["recipe"] == pc.recipe_for(pc.load_config(tiny_config)).to_dict()
+    assert facts["recipe"] == recipe_for(load_config(tiny_config)).to_dict()
     assert published_reranker("tiny")["architecture"] == "bridge"
-    assert cli.main(["finetune", *cfg]) == 0 and "reused the model saved with this recipe" in capsys.readouterr().out
+    assert main(["finetune", *cfg]) == 0 and "reused the model saved with this recipe" in capsys.readouterr().out
 
-    assert cli.main(["evaluate", *cfg]) == 0
+    assert main(["evaluate", *cfg]) == 0
     out = capsys.readouterr().out
     assert "7 test queries" in out and "95 % intervals" in out
     result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
@@ -304,7 +330,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]
     assert comparison["n_queries"] == 7 and comparison["low"] <= comparison["diff"] <= comparison["high"]
 
-    assert cli.main(["export", *cfg]) == 0
+    assert main(["export", *cfg]) == 0
     out = capsys.readouterr().out
     onnx = art / "models" / "reranker_onnx"
     assert (onnx / "model.onnx").is_file() and (onnx / "model_qint8.onnx").is_file() and "serve it: rerank-utils serve" in out
@@ -312,21 +338,21 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert diff < 1e-3  # the fp32 export scores as PyTorch does
 
     # a standard cross-encoder: trained beside the bridge, compared with it, and refused by export with the reason
-    assert cli.main(["finetune", *cfg, "--architecture", "standard", "--no-publish"]) == 0
+    assert main(["finetune", *cfg, "--architecture", "standard", "--no-publish"]) == 0
     assert published_reranker("tiny")["architecture"] == "bridge"
     capsys.readouterr()
     std, bridge = art / "models" / "standard", art / "models" / "bridge"
-    assert cli.main(["evaluate", *cfg, "--model", str(std), "--model", str(bridge), "--split", "val"]) == 0
+    assert main(["evaluate", *cfg, "--model", str(std), "--model", str(bridge), "--split", "val"]) == 0
     result = json.loads((art / "pipeline" / "evaluate_val.json").read_text())
     assert "bi-encoder + bridge vs bi-encoder + standard" in result["comparisons"]
-    assert cli.main(["export", *cfg, "--model", str(std)]) == 1
+    assert main(["export", *cfg, "--model", str(std)]) == 1
     err = capsys.readouterr().err
     assert "is a standard cross-encoder" in err and "optimum-onnx requires transformers<4.58" in err
 
     # other split values: never a silent replacement, and a model trained on another split is not evaluated
-    assert cli.main(["mine", *cfg, "--set", "seed=7"]) == 1
+    assert main(["mine", *cfg, "--set", "seed=7"]) == 1
     assert "holds a split made from other values (seed: 42 there, 7 here)" in capsys.readouterr().err
-    assert cli.main(["evaluate", *cfg, "--set", "seed=7"]) == 1
+    assert main(["evaluate", *cfg, "--set", "seed=7"]) == 1
     assert "was trained on another split" in capsys.readouterr().err
 
 
@@ -335,20 +361,20 @@ def test_finetune_retriever_then_evaluate_it_as_a_first_stage(tiny_config, _arti
     cfg = ["--config", str(tiny_config), "--set", "name=tiny-retriever"]
     art = _artifacts_in_tmp / "tiny-retriever"
     small = ["--epochs", "2", "--batch-size", "4", "--max-length", "32"]
-    assert cli.main(["finetune-retriever", *cfg, *small]) == 0
+    assert main(["finetune-retriever", *cfg, *small]) == 0
     out = capsys.readouterr().out
     assert "trained in" in out and "validation NDCG@10 (retrieval from the whole corpus): base" in out and "kept epoch" in out
     folder = art / "models" / "retriever"
     facts = json.loads((folder / "training.json").read_text())
     assert facts["kind"] == "retriever" and len(facts["validation_by_epoch"]) == 2 and (folder / "README.md").is_file()
-    assert cli.main(["finetune-retriever", *cfg, *small]) == 0
+    assert main(["finetune-retriever", *cfg, *small]) == 0
     assert "reused the retriever saved with this recipe and data" in capsys.readouterr().out
-    assert cli.main(["finetune-retriever", *cfg, *small, "--epochs", "1"]) == 0  # another recipe: trained again
+    assert main(["finetune-retriever", *cfg, *small, "--epochs", "1"]) == 0  # another recipe: trained again
     assert "trained in" in capsys.readouterr().out
 
-    assert cli.main(["finetune", *cfg, "--architecture", "standard"]) == 0
+    assert main(["finetune", *cfg, "--architecture", "standard"]) == 0
     capsys.readouterr()
-    assert cli.main(["evaluate", *cfg, "--retriever", str(folder)]) == 0
+    assert main(["evaluate", *cfg, "--retriever", str(folder)]) == 0
     result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
     assert list(result["table"]) == ["BM25", "bi-encoder", "fine-tuned bi-encoder", "BM25 + reranker", "bi-encoder + reranker",
                                      "fine-tuned bi-encoder + reranker"]
@@ -357,19 +383,19 @@ def test_finetune_retriever_then_evaluate_it_as_a_first_stage(tiny_config, _arti
     best = max(result["table"], key=lambda n: result["table"][n]["ndcg@10"])
     assert result["verdicts"]["reranker"].startswith(f"strongest row: {best} (NDCG@10 {result['table'][best]['ndcg@10']:.3f})")
     assert "against the strongest first stage (reranker): strongest row:" in capsys.readouterr().out
-    assert cli.main(["evaluate", *cfg, "--retriever", str(art / "models" / "standard")]) == 1  # not a retriever
+    assert main(["evaluate", *cfg, "--retriever", str(art / "models" / "standard")]) == 1  # not a retriever
     assert "holds no fine-tuned retriever" in capsys.readouterr().err
-    assert cli.main(["prepare", *cfg, "--set", "seed=7", "--rebuild"]) == 0  # a new split: the retriever's data is stale
+    assert main(["prepare", *cfg, "--set", "seed=7", "--rebuild"]) == 0  # a new split: the retriever's data is stale
     new_ce = art / "models" / "standard-seed7"
-    assert cli.main(["finetune", *cfg, "--set", "seed=7", "--architecture", "standard", "--no-publish", "--output", str(new_ce)]) == 0
+    assert main(["finetune", *cfg, "--set", "seed=7", "--architecture", "standard", "--no-publish", "--output", str(new_ce)]) == 0
     capsys.readouterr()
-    assert cli.main(["evaluate", *cfg, "--set", "seed=7", "--retriever", str(folder), "--model", str(new_ce)]) == 1
+    assert main(["evaluate", *cfg, "--set", "seed=7", "--retriever", str(folder), "--model", str(new_ce)]) == 1
     assert "was trained on other data than this config's split" in capsys.readouterr().err
 
 
 def test_serve_needs_a_model(tmp_path, capsys):
-    assert cli.main(["serve"]) == 2
+    assert main(["serve"]) == 2
     assert "serve needs MODEL_DIR or --config" in capsys.readouterr().err
     path = write(tmp_path / "c.yaml", "profile: smoke\nname: nothing-trained\n")
-    assert cli.main(["serve", "--config", str(path)]) == 1
+    assert main(["serve", "--config", str(path)]) == 1
     assert "does not exist" in capsys.readouterr().err

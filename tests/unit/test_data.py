@@ -9,33 +9,32 @@ import math
 
 import pytest
 
-from rerank_utils.data import (
-    MODES,
-    REASONS,
-    DataValidationError,
-    LeakageError,
-    LeakageReport,
-    Problem,
-    RetrievalDataset,
-    ValidationReport,
-    assert_no_leakage,
-    check_leakage,
+from rerank_utils.data.beir import read_beir, write_beir
+from rerank_utils.data.convert import (
     dataset_to_grouped,
     dataset_to_triples,
     grouped_to_triples,
-    read_beir,
-    read_grouped,
-    read_triples,
-    split_dataset,
-    split_triples,
     triples_to_dataset,
     triples_to_grouped,
-    validate_grouped,
-    validate_triples,
-    write_beir,
-    write_grouped,
-    write_triples,
 )
+from rerank_utils.data.grouped import read_grouped, validate_grouped, write_grouped
+from rerank_utils.data.records import (
+    MODES,
+    REASONS,
+    DataValidationError,
+    Problem,
+    RetrievalDataset,
+    ValidationReport,
+)
+from rerank_utils.data.splits import (
+    LeakageError,
+    LeakageReport,
+    assert_no_leakage,
+    check_leakage,
+    split_dataset,
+    split_triples,
+)
+from rerank_utils.data.triples import read_triples, validate_triples, write_triples
 
 TRIPLES = [
     {"query": "what is a bygglov?", "passage": "A building permit.", "score": 1.0},

@@ -13,8 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from rerank_utils import datasets as rd
-from rerank_utils.data import DataValidationError, RetrievalDataset
+from rerank_utils.data import qasper as qasper_module
+from rerank_utils.data import sources as sources_module
+from rerank_utils.data.hub import HubDatasetUnavailable, _hub_reachable
+from rerank_utils.data.msmarco import load_msmarco_dataset, load_msmarco_triples
+from rerank_utils.data.qasper import (
+    load_qasper_papers,
+    qasper_to_dataset,
+    qasper_to_triples,
+)
+from rerank_utils.data.records import DataValidationError, RetrievalDataset
+from rerank_utils.data.sources import build_dataset, load_beir_folder, load_triples_file
+from rerank_utils.data.triples import read_triples, validate_triples
 
 REPO = Path(__file__).resolve().parents[2]
 ZH_SAMPLE = REPO / "data" / "zh_legal_sample.jsonl"
@@ -167,7 +177,7 @@ def qasper_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded_papers(qasper_dirs):
-    return rd.load_qasper_papers(split="train", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
+    return load_qasper_papers(split="train", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,24 +205,24 @@ def test_load_qasper_parquet_folder_keeps_schema(qasper_dirs, loaded_papers):
 
 
 def test_load_qasper_picks_the_split(qasper_dirs):
-    val = rd.load_qasper_papers(split="validation", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
+    val = load_qasper_papers(split="validation", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
     assert [p["id"] for p in val] == ["2002.00009"]
     with pytest.raises(FileNotFoundError, match="test"):
-        rd.load_qasper_papers(split="test", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
+        load_qasper_papers(split="test", source=qasper_dirs["root"] / "parquet", cache_dir=qasper_dirs["cache"])
     with pytest.raises(ValueError, match="split"):
-        rd.load_qasper_papers(split="dev-set", source=qasper_dirs["root"] / "parquet")
+        load_qasper_papers(split="dev-set", source=qasper_dirs["root"] / "parquet")
 
 
 def test_load_qasper_jsonl_folder_and_file(qasper_dirs):
-    folder = rd.load_qasper_papers(source=qasper_dirs["root"] / "jsonl", cache_dir=qasper_dirs["cache"])
-    single = rd.load_qasper_papers(source=qasper_dirs["root"] / "jsonl" / "papers.jsonl", cache_dir=qasper_dirs["cache"])
+    folder = load_qasper_papers(source=qasper_dirs["root"] / "jsonl", cache_dir=qasper_dirs["cache"])
+    single = load_qasper_papers(source=qasper_dirs["root"] / "jsonl" / "papers.jsonl", cache_dir=qasper_dirs["cache"])
     assert _summary(folder) == _summary(single) == _summary(qasper_dirs["papers"])
 
 
 def test_load_qasper_original_release_json(qasper_dirs):
-    train = rd.load_qasper_papers(split="train", source=qasper_dirs["root"] / "release")
+    train = load_qasper_papers(split="train", source=qasper_dirs["root"] / "release")
     assert _summary(train) == _summary(qasper_dirs["papers"])
-    dev = rd.load_qasper_papers(split="validation", source=qasper_dirs["root"] / "release")
+    dev = load_qasper_papers(split="validation", source=qasper_dirs["root"] / "release")
     assert [p["id"] for p in dev] == ["2002.00009"]
 
 
@@ -226,20 +236,20 @@ def test_load_qasper_list_of_struct_parquet(qasper_dirs, tmp_path):
     for r in rows:
         r.pop("figures_and_tables")
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "train.parquet")
-    papers = rd.load_qasper_papers(source=tmp_path / "train.parquet", cache_dir=tmp_path / "cache")
+    papers = load_qasper_papers(source=tmp_path / "train.parquet", cache_dir=tmp_path / "cache")
     assert _summary(papers) == _summary(qasper_dirs["papers"])
 
 
 def test_missing_local_source_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
-        rd.load_qasper_papers(source=str(tmp_path / "nowhere" / "qasper.parquet"))
+        load_qasper_papers(source=str(tmp_path / "nowhere" / "qasper.parquet"))
 
 
 def test_hub_id_offline_fails_fast_with_guidance(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
-    with pytest.raises(rd.HubDatasetUnavailable) as info:
-        rd.load_qasper_papers(split="train")
+    with pytest.raises(HubDatasetUnavailable) as info:
+        load_qasper_papers(split="train")
     assert time.monotonic() - start < 5
     message = str(info.value)
     assert "gpu" in message and "source=" in message and "allenai/qasper" in message
@@ -251,16 +261,15 @@ def test_hub_id_unreachable_fails_fast(monkeypatch):
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    assert rd._hub_reachable(timeout=1) is False
+    assert _hub_reachable(timeout=1) is False
     start = time.monotonic()
-    with pytest.raises(rd.HubDatasetUnavailable, match="cannot be reached"):
-        rd.load_qasper_papers(split="validation", source="allenai/qasper", hub_timeout=1)
+    with pytest.raises(HubDatasetUnavailable, match="cannot be reached"):
+        load_qasper_papers(split="validation", source="allenai/qasper", hub_timeout=1)
     assert time.monotonic() - start < 5
 
 
 def test_hub_route_asks_for_the_parquet_conversion(monkeypatch, qasper_dirs):
     """With the hub reachable, the hub id goes to load_dataset on refs/convert/parquet, config qasper."""
-    import datasets
 
     calls = []
 
@@ -268,33 +277,33 @@ def test_hub_route_asks_for_the_parquet_conversion(monkeypatch, qasper_dirs):
         calls.append((path, kwargs))
         return [copy.deepcopy(p) for p in qasper_dirs["papers"]]
 
-    monkeypatch.setattr(rd, "_hub_reachable", lambda timeout=3.0: True)
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    papers = rd.load_qasper_papers(split="validation")
+    monkeypatch.setattr(qasper_module, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(qasper_module, "load_dataset", fake_load_dataset)
+    papers = load_qasper_papers(split="validation")
     assert [p["id"] for p in papers] == ["2001.00001", "2001.00002", "2001.00003"]
     path, kwargs = calls[0]
     assert path == "allenai/qasper"
     assert kwargs["revision"] == "refs/convert/parquet"
     assert kwargs["data_files"] == {"validation": "qasper/validation/*.parquet"}
     assert kwargs["split"] == "validation"
-    rd.load_qasper_papers(split="test", config="other", data_files={"test": "x/*.parquet"}, cache_dir="/tmp/c")
+    load_qasper_papers(split="test", config="other", data_files={"test": "x/*.parquet"}, cache_dir="/tmp/c")
     assert calls[1][1]["data_files"] == {"test": "x/*.parquet"} and calls[1][1]["cache_dir"] == "/tmp/c"
-    rd.load_qasper_papers(split="train", source="someone/qasper-mirror", revision="main")
+    load_qasper_papers(split="train", source="someone/qasper-mirror", revision="main")
     assert calls[2][0] == "someone/qasper-mirror" and calls[2][1]["data_files"] is None
 
     def lost_connection(path, **kwargs):
         raise ConnectionError("Couldn't reach 'allenai/qasper' on the Hub (ConnectError)")
 
-    monkeypatch.setattr(datasets, "load_dataset", lost_connection)
-    with pytest.raises(rd.HubDatasetUnavailable, match="source="):
-        rd.load_qasper_papers()
+    monkeypatch.setattr(qasper_module, "load_dataset", lost_connection)
+    with pytest.raises(HubDatasetUnavailable, match="source="):
+        load_qasper_papers()
 
 
 def test_hub_reachable_respects_datasets_offline(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     start = time.monotonic()
-    assert rd._hub_reachable() is False
+    assert _hub_reachable() is False
     assert time.monotonic() - start < 0.5
 
 
@@ -311,7 +320,7 @@ def _by_query(records):
 
 
 def test_qasper_triples_positives_are_exactly_the_evidence(loaded_papers):
-    records, stats = rd.qasper_to_triples(loaded_papers)
+    records, stats = qasper_to_triples(loaded_papers)
     assert stats == EXPECTED_STATS
     assert all(set(r) == {"query", "passage", "score", "paper_id"} for r in records)
     groups = _by_query(records)
@@ -324,7 +333,7 @@ def test_qasper_triples_positives_are_exactly_the_evidence(loaded_papers):
 
 
 def test_qasper_negatives_same_paper_never_evidence(loaded_papers):
-    records, _ = rd.qasper_to_triples(loaded_papers, negatives_per_positive=3)
+    records, _ = qasper_to_triples(loaded_papers, negatives_per_positive=3)
     paragraphs_of = {
         p["id"]: {t for ps in p["full_text"]["paragraphs"] for t in ps} for p in loaded_papers
     }
@@ -345,34 +354,33 @@ def test_qasper_negatives_same_paper_never_evidence(loaded_papers):
 
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_qasper_negative_ratio(loaded_papers, k):
-    records, stats = rd.qasper_to_triples(loaded_papers, negatives_per_positive=k)
+    records, stats = qasper_to_triples(loaded_papers, negatives_per_positive=k)
     for query, g in _by_query(records).items():
         assert len(g["neg"]) == min(k * len(g["pos"]), CANDIDATES[query])
     assert stats["n_negatives"] == sum(min(k * len(EVIDENCE[q]), CANDIDATES[q]) for q in EVIDENCE)
     with pytest.raises(ValueError):
-        rd.qasper_to_triples(loaded_papers, negatives_per_positive=-1)
+        qasper_to_triples(loaded_papers, negatives_per_positive=-1)
 
 
 def test_qasper_triples_deterministic_and_seeded(loaded_papers):
-    first, s1 = rd.qasper_to_triples(loaded_papers, negatives_per_positive=1, seed=7)
-    again, s2 = rd.qasper_to_triples(copy.deepcopy(loaded_papers), negatives_per_positive=1, seed=7)
+    first, s1 = qasper_to_triples(loaded_papers, negatives_per_positive=1, seed=7)
+    again, s2 = qasper_to_triples(copy.deepcopy(loaded_papers), negatives_per_positive=1, seed=7)
     assert first == again and s1 == s2
-    others = [rd.qasper_to_triples(loaded_papers, negatives_per_positive=1, seed=s)[0] for s in range(8)]
+    others = [qasper_to_triples(loaded_papers, negatives_per_positive=1, seed=s)[0] for s in range(8)]
     assert any(o != first for o in others)
     # a paper's triples do not depend on which other papers are in the list
-    alone, _ = rd.qasper_to_triples(loaded_papers[1:2], negatives_per_positive=1, seed=7)
+    alone, _ = qasper_to_triples(loaded_papers[1:2], negatives_per_positive=1, seed=7)
     assert alone == [r for r in first if r["paper_id"] == "2001.00002"]
 
 
 def test_qasper_min_paragraph_chars(loaded_papers):
-    records, _ = rd.qasper_to_triples(loaded_papers, min_paragraph_chars=10_000)
+    records, _ = qasper_to_triples(loaded_papers, min_paragraph_chars=10_000)
     assert all(r["score"] == 1 for r in records)  # no paragraph is long enough to be a negative
 
 
 def test_qasper_triples_validate_as_guide_format(loaded_papers):
-    import rerank_utils.data as data  # the package itself: never skipped
-    records, _ = rd.qasper_to_triples(loaded_papers)
-    kept, _report = data.validate_triples(records, source="qasper", mode="strict", allowed_extra_fields=("paper_id",))
+    records, _ = qasper_to_triples(loaded_papers)
+    kept, _report = validate_triples(records, source="qasper", mode="strict", allowed_extra_fields=("paper_id",))
     assert len(kept) == len(records)
 
 
@@ -382,7 +390,7 @@ def test_qasper_triples_validate_as_guide_format(loaded_papers):
 
 
 def test_qasper_dataset_qrels_point_at_evidence(loaded_papers):
-    ds = rd.qasper_to_dataset(loaded_papers)
+    ds = qasper_to_dataset(loaded_papers)
     assert isinstance(ds, RetrievalDataset) and ds.name == "qasper"
     assert len(ds.corpus) == 11 + 5 + 4  # every non-empty paragraph, short ones included
     assert ds.corpus["2001.00001/2/3"] == "See Table 1."
@@ -415,7 +423,7 @@ def test_msmarco_triples(tmp_path):
         "define rerank\treranking reorders candidates\treranking reorders candidates by price\n",
         encoding="utf-8",
     )
-    records = rd.load_msmarco_triples(path)
+    records = load_msmarco_triples(path)
     assert records == [
         {"query": "what is a cat", "passage": "a cat is a small feline", "score": 1},
         {"query": "what is a cat", "passage": "dogs bark", "score": 0},
@@ -423,14 +431,14 @@ def test_msmarco_triples(tmp_path):
         {"query": "define rerank", "passage": "reranking reorders candidates", "score": 1},
         {"query": "define rerank", "passage": "reranking reorders candidates by price", "score": 0},
     ]
-    assert len(rd.load_msmarco_triples(path, limit=1)) == 2
+    assert len(load_msmarco_triples(path, limit=1)) == 2
 
 
 def test_msmarco_triples_bad_lines_named(tmp_path):
     path = tmp_path / "triples.tsv"
     path.write_text("q1\tp1\tn1\nq2\tonly two fields\nq3\t\tn3\n", encoding="utf-8")
     with pytest.raises(DataValidationError) as info:
-        rd.load_msmarco_triples(path)
+        load_msmarco_triples(path)
     assert [(p.location, p.reason) for p in info.value.problems] == [("line 2", "invalid_row"), ("line 3", "empty_text")]
     message = str(info.value)
     assert "triples.tsv" in message and "line 2" in message and "line 3" in message
@@ -443,7 +451,7 @@ def test_msmarco_triples_gzip(tmp_path):
     path = tmp_path / "triples.tsv.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write("q\tpos\tneg\n")
-    assert [r["score"] for r in rd.load_msmarco_triples(path)] == [1, 0]
+    assert [r["score"] for r in load_msmarco_triples(path)] == [1, 0]
 
 
 def _msmarco_files(tmp_path, qrels_text):
@@ -460,23 +468,23 @@ def _msmarco_files(tmp_path, qrels_text):
 
 def test_msmarco_dataset(tmp_path):
     files = _msmarco_files(tmp_path, "100\t0\t1\t1\n101 0 2 1\n")
-    ds = rd.load_msmarco_dataset(*files)
+    ds = load_msmarco_dataset(*files)
     assert isinstance(ds, RetrievalDataset)
     assert len(ds.corpus) == 3
     assert ds.queries == {"100": "what do rerankers do", "101": "capital of france"}
     assert ds.qrels == {"100": {"1": 1.0}, "101": {"2": 1.0}}
     assert ds.positives("101") == ["2"]
-    limited = rd.load_msmarco_dataset(*files, limit_queries=1)
+    limited = load_msmarco_dataset(*files, limit_queries=1)
     assert list(limited.queries) == ["100"] and len(limited.corpus) == 3
     # the dispatcher finds the three files in a folder
-    via = rd.build_dataset(tmp_path, split="dev.small")
+    via = build_dataset(tmp_path, split="dev.small")
     assert via.qrels == ds.qrels
 
 
 def test_msmarco_unknown_ids_named(tmp_path):
     files = _msmarco_files(tmp_path, "100 0 1 1\n101 0 99 1\n555 0 1 1\n")
     with pytest.raises(DataValidationError) as info:
-        rd.load_msmarco_dataset(*files)
+        load_msmarco_dataset(*files)
     assert [(Path(p.source).name, p.location, p.reason) for p in info.value.problems] == [
         ("qrels.dev.small.tsv", "line 2", "unknown_doc_id"),
         ("qrels.dev.small.tsv", "line 3", "unknown_query_id"),
@@ -491,7 +499,7 @@ def test_msmarco_bad_collection_line(tmp_path):
     files = _msmarco_files(tmp_path, "100 0 1 1\n")
     files[0].write_text("0\tok\nno tab here\n0\tdup id\n", encoding="utf-8")
     with pytest.raises(ValueError) as info:
-        rd.load_msmarco_dataset(*files)
+        load_msmarco_dataset(*files)
     assert "collection.tsv" in str(info.value) and "line 2" in str(info.value) and "line 3" in str(info.value)
 
 
@@ -502,14 +510,14 @@ def test_msmarco_bad_collection_line(tmp_path):
 
 def test_build_dataset_faq_routes(monkeypatch):
     calls = []
-    monkeypatch.setattr(rd, "load_faq", lambda lang="en": calls.append(lang) or RetrievalDataset({}, {}, {}, name=lang))
+    monkeypatch.setattr(sources_module, "load_faq", lambda lang="en": calls.append(lang) or RetrievalDataset({}, {}, {}, name=lang))
     for source in ("faq", "FAQ-en", "faq-sv"):
-        rd.build_dataset(source)
+        build_dataset(source)
     assert calls == ["en", "en", "sv"]
 
 
 def test_build_dataset_qasper_local(qasper_dirs):
-    ds = rd.build_dataset("qasper", split="train", qasper_source=qasper_dirs["root"] / "parquet",
+    ds = build_dataset("qasper", split="train", qasper_source=qasper_dirs["root"] / "parquet",
                           cache_dir=qasper_dirs["cache"])
     assert set(ds.queries) == {"qA1", "qB1", "qB2", "qC1"} and ds.name == "qasper-train"
     assert {m["paper_id"] for m in ds.query_meta.values()} == {"2001.00001", "2001.00002", "2001.00003"}
@@ -517,39 +525,31 @@ def test_build_dataset_qasper_local(qasper_dirs):
 
 def test_build_dataset_qasper_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(rd.HubDatasetUnavailable, match="gpu"):
-        rd.build_dataset("qasper")
+    with pytest.raises(HubDatasetUnavailable, match="gpu"):
+        build_dataset("qasper")
 
 
 def test_build_dataset_unknown_source(tmp_path):
     with pytest.raises(ValueError) as info:
-        rd.build_dataset("no-such-source")
+        build_dataset("no-such-source")
     assert "faq" in str(info.value) and "qasper" in str(info.value) and "corpus.jsonl" in str(info.value)
     with pytest.raises(ValueError):
-        rd.build_dataset(tmp_path)  # an empty folder is no dataset
+        build_dataset(tmp_path)  # an empty folder is no dataset
     with pytest.raises(FileNotFoundError):
-        rd.build_dataset(tmp_path / "missing.jsonl")
+        build_dataset(tmp_path / "missing.jsonl")
 
 
 def test_build_dataset_msmarco_triples_file(tmp_path):
     path = tmp_path / "triples.tsv"
     path.write_text("q\tpos\tneg\n", encoding="utf-8")
-    ds = rd.build_dataset(path)
+    ds = build_dataset(path)
     (qid,) = ds.queries
     assert ds.queries[qid] == "q" and ds.name == "triples"
     assert [ds.corpus[d] for d in ds.positives(qid)] == ["pos"]
     assert {ds.corpus[d]: g for d, g in ds.qrels[qid].items()} == {"pos": 1.0, "neg": 0.0}
 
 
-def _needs(name):
-    import rerank_utils.data as data  # the package itself: a missing function fails, never skips
-
-    assert hasattr(data, name), f"rerank_utils.data.{name} is missing"
-    return data
-
-
 def test_build_dataset_beir_folder(tmp_path):
-    _needs("read_beir")
     (tmp_path / "corpus.jsonl").write_text(
         json.dumps({"_id": "d1", "title": "T", "text": "first doc"}) + "\n"
         + json.dumps({"_id": "d2", "title": "", "text": "second doc"}) + "\n",
@@ -558,10 +558,10 @@ def test_build_dataset_beir_folder(tmp_path):
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "which doc"}) + "\n", encoding="utf-8")
     (tmp_path / "qrels").mkdir()
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n", encoding="utf-8")
-    ds = rd.build_dataset(tmp_path)
+    ds = build_dataset(tmp_path)
     assert isinstance(ds, RetrievalDataset)
     assert ds.positives("q1") == ["d2"] and len(ds.corpus) == 2
-    direct, _report = rd.load_beir_folder(tmp_path)
+    direct, _report = load_beir_folder(tmp_path)
     assert direct.qrels == ds.qrels
 
 
@@ -571,8 +571,7 @@ def test_build_dataset_beir_folder(tmp_path):
 
 
 def test_zh_sample_is_valid_guide_format():
-    data = _needs("read_triples")
-    records, _report = data.read_triples(ZH_SAMPLE, mode="strict", require_positive=True)
+    records, _report = read_triples(ZH_SAMPLE, mode="strict", require_positive=True)
     raw = [json.loads(line) for line in ZH_SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(records) == len(raw)
     assert 40 <= len(raw) <= 60
@@ -586,14 +585,13 @@ def test_zh_sample_is_valid_guide_format():
     assert all(CJK.search(r["query"]) and CJK.search(r["passage"]) for r in raw)
     assert {"query": "什么是证券法？", "score": 1} == {k: v for k, v in raw[0].items() if k != "passage"}
     # the wrapper returns the same
-    again, _ = rd.load_triples_file(ZH_SAMPLE)
+    again, _ = load_triples_file(ZH_SAMPLE)
     assert again == records
 
 
 def test_zh_sample_builds_a_dataset_from_any_directory(monkeypatch, tmp_path):
-    _needs("read_triples")
     monkeypatch.chdir(tmp_path)  # as from notebooks/: the path resolves against the repository root
-    ds = rd.build_dataset("data/zh_legal_sample.jsonl")
+    ds = build_dataset("data/zh_legal_sample.jsonl")
     assert len(ds.queries) == 16 and ds.name == "zh_legal_sample"
     assert all(len(ds.positives(q)) == 1 for q in ds.queries)
     assert all(2 <= sum(g == 0 for g in ds.qrels[q].values()) <= 3 for q in ds.queries)

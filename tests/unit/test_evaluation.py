@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from rerank_utils.evaluation import (
+from rerank_utils.evaluation.metrics import (
     DEFAULT_METRICS,
     EvalResult,
     average_precision,
@@ -19,9 +19,9 @@ from rerank_utils.evaluation import (
     ndcg_at_k,
     parse_metric,
     precision_at_k,
-    rank,
     recall_at_k,
 )
+from rerank_utils.retrieval.queries import rank
 from tests.extras import dev_extra
 
 ALL_FUNCS = [hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k, precision_at_k, average_precision]
@@ -459,7 +459,7 @@ def test_ir_measures_default_rr_breaks_ties_the_other_way():
 
 
 def test_run_agreement_counts_identical_top_k_order():
-    from rerank_utils.evaluation import run_agreement
+    from rerank_utils.evaluation.metrics import run_agreement
 
     a = {"q1": ["d1", "d2", "d3"], "q2": {"d1": 0.9, "d2": 0.5}, "q3": ["d1"]}
     b = {"q1": ["d1", "d2", "d9"], "q2": {"d2": 0.5, "d1": 0.9}}  # q1 differs at rank 3, q3 missing
@@ -471,7 +471,7 @@ def test_run_agreement_counts_identical_top_k_order():
 
 # ----------------------------------------------------------------------------- paired comparisons
 def test_identical_systems_give_an_interval_covering_zero():
-    from rerank_utils.evaluation import paired_comparison
+    from rerank_utils.evaluation.significance import paired_comparison
 
     rng = np.random.default_rng(1)
     a = {f"q{i}": float(v) for i, v in enumerate(rng.random(80))}
@@ -480,7 +480,7 @@ def test_identical_systems_give_an_interval_covering_zero():
 
 
 def test_a_dominating_system_gives_an_interval_above_zero():
-    from rerank_utils.evaluation import paired_comparison
+    from rerank_utils.evaluation.significance import paired_comparison
 
     rng = np.random.default_rng(2)
     a = {f"q{i}": float(v) for i, v in enumerate(rng.random(100) * 0.5)}
@@ -490,7 +490,7 @@ def test_a_dominating_system_gives_an_interval_above_zero():
 
 
 def test_noise_differences_are_not_significant_and_bootstrap_is_seeded():
-    from rerank_utils.evaluation import paired_comparison
+    from rerank_utils.evaluation.significance import paired_comparison
 
     rng = np.random.default_rng(3)
     a = {f"q{i}": float(v) for i, v in enumerate(rng.random(60))}
@@ -501,14 +501,15 @@ def test_noise_differences_are_not_significant_and_bootstrap_is_seeded():
 
 
 def test_paired_comparison_needs_the_same_queries():
-    from rerank_utils.evaluation import paired_comparison
+    from rerank_utils.evaluation.significance import paired_comparison
 
     with pytest.raises(ValueError, match="1 only in a, 0 only in b"):
         paired_comparison({"q1": 0.5, "q2": 0.1}, {"q1": 0.4})
 
 
 def test_compare_two_eval_results():
-    from rerank_utils.evaluation import compare, evaluate_run
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.evaluation.significance import compare
 
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}}
     worse = evaluate_run({"q1": ["x", "d1"], "q2": ["x", "d2"], "q3": ["d3"]}, qrels, ["ndcg@10"])
@@ -519,7 +520,7 @@ def test_compare_two_eval_results():
 
 
 def test_paired_comparison_with_no_usable_query():
-    from rerank_utils.evaluation import paired_comparison
+    from rerank_utils.evaluation.significance import paired_comparison
 
     with pytest.raises(ValueError, match="no query with a value on both sides"):
         paired_comparison({"q1": float("nan")}, {"q1": 0.5})

@@ -13,24 +13,25 @@ import zlib
 import numpy as np
 import pytest
 
-from rerank_utils.data import DataValidationError, RetrievalDataset
-from rerank_utils.datasets import build_dataset, load_triples_file
-from rerank_utils.labelling import (
+from rerank_utils.data.records import DataValidationError, RetrievalDataset
+from rerank_utils.data.sources import build_dataset, load_triples_file
+from rerank_utils.labelling.candidates import (
     Candidate,
-    Labeller,
-    LabelStore,
-    auto_label,
-    delete_labels,
     hardest_first,
-    label_curve,
-    labelling_comparison,
     load_texts,
     propose_candidates,
+)
+from rerank_utils.labelling.labeller import Labeller
+from rerank_utils.labelling.simulation import (
+    auto_label,
+    label_curve,
+    labelling_comparison,
     qrels_judge,
     simulate_labelling,
-    skips_path_for,
 )
-from rerank_utils.retrieval import BM25Retriever, DenseRetriever
+from rerank_utils.labelling.store import LabelStore, delete_labels, skips_path_for
+from rerank_utils.retrieval.bm25 import BM25Retriever
+from rerank_utils.retrieval.dense import DenseRetriever
 
 CORPUS = {
     "permit": "A building permit (bygglov) is granted by the municipality's building committee.",
@@ -104,10 +105,10 @@ def test_bm25_candidates_follow_the_first_stage_ranking(candidates):
 
 
 def test_dense_candidates_load_the_bi_encoder_by_name(monkeypatch):
-    import rerank_utils.models as models
+    import rerank_utils.labelling.candidates as candidates_module
 
     loaded = []
-    monkeypatch.setattr(models, "load_bi_encoder", lambda name="default", device=None: loaded.append((name, device)) or FakeEncoder())
+    monkeypatch.setattr(candidates_module, "load_bi_encoder", lambda name="default", device=None: loaded.append((name, device)) or FakeEncoder())
     cands = propose_candidates(QUERIES, CORPUS, "dense", top_k=2, model="default", device="cpu")
     assert loaded == [("default", "cpu")]
     assert len(cands) == 2 * len(QUERIES)  # dense search returns exactly top_k per query
@@ -209,7 +210,8 @@ def test_labels_survive_a_kernel_that_dies(tmp_path, candidates):
     script = textwrap.dedent(
         f"""
         import os
-        from rerank_utils.labelling import Labeller, propose_candidates
+        from rerank_utils.labelling.labeller import Labeller
+        from rerank_utils.labelling.candidates import propose_candidates
         corpus, queries = {CORPUS!r}, {QUERIES!r}
         lab = Labeller(propose_candidates(queries, corpus, "bm25", top_k=4), {str(path)!r})
         lab.relevant(); lab.not_relevant(); lab.skip(); lab.not_relevant()
@@ -468,7 +470,7 @@ def test_labelling_comparison_spends_the_same_budget_on_each_first_stage(tmp_pat
         assert row["share of queries"] == pytest.approx(row["queries with a relevant passage"] / 3)
         assert len(curves[name]) == 6
     assert (tmp_path / "compare_BM25.jsonl").is_file()
-    from rerank_utils.plots import label_curves
+    from rerank_utils.tutorial.plots import label_curves
 
     fig = label_curves(curves, n_queries=3)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2

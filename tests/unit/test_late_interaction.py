@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from rerank_utils.late_interaction import MaxSimReranker
-from rerank_utils.reranking import rerank_run
-from rerank_utils.data import RetrievalDataset
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.models.late_interaction import MaxSimReranker
+from rerank_utils.retrieval.reranking import rerank_run
 
 PAIRS = [("what is the tax law", "the tax law deduction"), ("what is the tax law", "a house roof cost"),
          ("the roof water", "the roof water"), ("what is the tax law", "the tax law deduction")]
@@ -45,8 +45,8 @@ def test_it_reranks_a_first_stage_run_like_a_cross_encoder(tiny_bert_dir):
 
 
 def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_model(tiny_bert_dir, tmp_path):
-    from rerank_utils.evaluation import evaluate_run
-    from rerank_utils.late_interaction import fine_tune_late_interaction, maxsim_encoder
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.training.late_interaction import fine_tune_late_interaction
     from tests.unit.test_retriever_training import TEXTS, dataset
 
     train, val = dataset(0, "train"), dataset(5, "val")
@@ -66,7 +66,7 @@ def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_mo
 
 
 def test_training_continues_from_a_trained_reranker_and_never_hands_back_a_worse_one(tiny_bert_dir, tmp_path):
-    from rerank_utils.late_interaction import fine_tune_late_interaction
+    from rerank_utils.training.late_interaction import fine_tune_late_interaction
     from tests.unit.test_retriever_training import TEXTS, dataset
 
     train, val = dataset(0, "train"), dataset(5, "val")

@@ -11,14 +11,15 @@ import zlib
 import numpy as np
 import pytest
 
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.mining import (
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.retrieval.bm25 import BM25Retriever
+from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.training.mining import (
     MiningConfig,
     MiningReport,
     mine_negatives,
     negatives_to_triples,
 )
-from rerank_utils.retrieval import BM25Retriever, DenseRetriever
 from tests.extras import dev_extra
 
 _WORD = re.compile(r"[\u4e00-\u9fff]|\w+")
@@ -351,7 +352,7 @@ def test_deterministic_and_seed_sensitive(ds, enc, strategy):
 
 
 def test_model_loaded_only_when_dense_needed(ds, enc, monkeypatch):
-    import rerank_utils.models as models
+    import rerank_utils.training.mining as mining_module
 
     loaded = []
 
@@ -359,7 +360,7 @@ def test_model_loaded_only_when_dense_needed(ds, enc, monkeypatch):
         loaded.append(name)
         return enc
 
-    monkeypatch.setattr(models, "load_bi_encoder", fake_load)
+    monkeypatch.setattr(mining_module, "load_bi_encoder", fake_load)
     mine_negatives(ds, MiningConfig(strategy="random"))
     mine_negatives(ds, MiningConfig(strategy="bm25"))
     mine_negatives(ds, MiningConfig(strategy="mixed", hard_source="bm25"))
@@ -415,7 +416,7 @@ def test_triples_and_training_rows(ds, enc):
     assert all(set(t) == {"query", "passage", "score"} for t in triples)
     assert sum(t["score"] == 1.0 for t in triples) == n_pos
 
-    from rerank_utils.training import training_rows
+    from rerank_utils.training.samples import training_rows
 
     pairs = training_rows(ds, result.negatives, "bce")
     assert len(pairs) == len(triples)
@@ -452,7 +453,7 @@ def test_report_summary_and_examples(ds, enc):
 def test_score_distribution_figure(ds, enc):
     from matplotlib.figure import Figure
 
-    from rerank_utils.plots import mining_score_distributions
+    from rerank_utils.tutorial.plots import mining_score_distributions
 
     result = mine_negatives(ds, MiningConfig(strategy="dense"), model=enc)
     assert isinstance(mining_score_distributions(result.report), Figure)

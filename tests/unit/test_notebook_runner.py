@@ -7,15 +7,19 @@ import json
 import nbformat
 import pytest
 
-from rerank_utils import cli
-from rerank_utils.config import COMMON_PARAMETERS, PROFILES
-from rerank_utils.notebooks import (
+from rerank_utils.cli.main import main
+from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
+from rerank_utils.tutorial.records import (
+    Recorder,
+    read_records,
+    record,
+    start_recording,
+)
+from rerank_utils.tutorial.runner import (
     NotebookParameterError,
     NotebookRunError,
-    Recorder,
     check_parameters,
     discover_notebooks,
-    read_records,
     run_notebooks,
     select_notebooks,
     write_report,
@@ -32,7 +36,7 @@ def make_notebook(path, body: str, params: str = COMMON, tag: bool = True):
     nb.cells = [
         nbformat.v4.new_markdown_cell("# test"),
         pcell,
-        nbformat.v4.new_code_cell("from rerank_utils.notebooks import start_recording, record\n"
+        nbformat.v4.new_code_cell("from rerank_utils.tutorial.records import start_recording, record\n"
                                   f"rec = start_recording({path.stem!r}, profile)"),
         nbformat.v4.new_code_cell(body),
     ]
@@ -63,7 +67,7 @@ def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp):
     make_notebook(nb_dir / "00_first.ipynb", "import os\nrecord('cwd', os.getcwd())\nrecord('max_queries', max_queries)\n"
                   "import numpy as np\nrecord('ndcg', np.float32(0.5))")
     make_notebook(nb_dir / "01_second.ipynb",
-                  "from rerank_utils.notebooks import read_records\nprev = read_records(profile, '00_first')\n"
+                  "from rerank_utils.tutorial.records import read_records\nprev = read_records(profile, '00_first')\n"
                   "record('saw_previous', prev['ndcg'])\n"
                   "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(); ax.plot([1, 2])\nrec.figure(fig, 'line')")
     messages = []
@@ -109,7 +113,7 @@ def test_failing_notebook_stops_the_run_naming_notebook_cell_and_error(nb_dir, _
     assert "cell starts with: x = 1" in msg
     assert not (_artifacts_in_tmp / "smoke" / "metrics" / "01_never.json").exists()
     # the command line exits non-zero with the same message
-    assert cli.main(["run-notebooks", "--profile", "smoke", "--notebooks-dir", str(nb_dir)]) == 1
+    assert main(["run-notebooks", "--profile", "smoke", "--notebooks-dir", str(nb_dir)]) == 1
     assert "00_fails.ipynb failed in cell" in capsys.readouterr().err
 
 
@@ -124,13 +128,13 @@ def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
 
 
 def test_record_needs_a_started_recorder_and_a_name(_artifacts_in_tmp, monkeypatch):
-    from rerank_utils import notebooks
+    from rerank_utils.tutorial import records as records_module
 
-    monkeypatch.setattr(notebooks, "_CURRENT", None)
+    monkeypatch.setattr(records_module, "_CURRENT", None)
     with pytest.raises(RuntimeError, match="record\\(\\) before start_recording"):
-        notebooks.record("x", 1)
-    rec = notebooks.start_recording("00_y", "smoke")
+        record("x", 1)
+    rec = start_recording("00_y", "smoke")
     with pytest.raises(ValueError, match="non-empty string"):
         rec.record("", 1)
-    notebooks.record("x", 1)
+    record("x", 1)
     assert read_records("smoke", "00_y") == {"x": 1}

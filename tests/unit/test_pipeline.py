@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from rerank_utils.evaluation import evaluate_run
-from rerank_utils.pipeline import LlamaIndexPipeline, Pipeline, evaluate
+from rerank_utils.evaluation.metrics import evaluate_run
+from rerank_utils.evaluation.pipelines import Pipeline, evaluate_pipeline
+from rerank_utils.integrations.llamaindex import LlamaIndexPipeline
 
 
 class FixedRetriever:
@@ -63,8 +64,8 @@ def test_evaluate_matches_evaluate_run_and_times_every_query():
     queries = {"q1": "one", "q2": "two", "q3": "three"}
     qrels = {"q1": {"b": 1}, "q2": {"d": 1}, "q3": {"a": 1}, "q9": {"a": 1}}
     fs = FixedRetriever(["a", "c", "b", "e", "d"], per_query={"one": ["a", "c", "b", "e"], "two": ["e", "d", "a"]})
-    base = evaluate(Pipeline("fs", fs, CORPUS, top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
-    reranked = evaluate(Pipeline("fs + gold", fs, CORPUS, reranker=GoldScorer(), top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
+    base = evaluate_pipeline(Pipeline("fs", fs, CORPUS, top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
+    reranked = evaluate_pipeline(Pipeline("fs + gold", fs, CORPUS, reranker=GoldScorer(), top_k=5), queries, qrels, metrics=("ndcg@10", "hit@1"))
     assert set(base.seconds) == set(queries) and all(s > 0 for s in base.seconds.values())
     assert base.result.aggregate == evaluate_run(base.run, {q: qrels[q] for q in queries}, ("ndcg@10", "hit@1")).aggregate
     assert base.result.n_evaluated == 3  # q9 is not one of the queries run
@@ -73,7 +74,7 @@ def test_evaluate_matches_evaluate_run_and_times_every_query():
     row = reranked.row()
     assert list(row) == ["ndcg@10", "hit@1", "p50 ms", "p95 ms"] and 0 < row["p50 ms"] <= row["p95 ms"]
     with pytest.raises(ValueError, match="no queries"):
-        evaluate(Pipeline("fs", fs, CORPUS), {}, qrels)
+        evaluate_pipeline(Pipeline("fs", fs, CORPUS), {}, qrels)
 
 
 def test_llamaindex_pipeline_keeps_the_stage_order_through_ties():
@@ -90,14 +91,14 @@ def test_llamaindex_pipeline_keeps_the_stage_order_through_ties():
 
     out = LlamaIndexPipeline("li", Retriever(), [Reverse()]).search("q")
     assert list(out) == ["e", "a", "c"]
-    from rerank_utils.evaluation import rank
+    from rerank_utils.retrieval.queries import rank
 
     assert rank(out) == ["e", "a", "c"]  # equal scores, yet the stage's order survives evaluation
     assert all(math.isclose(v, 0.5, abs_tol=1e-6) for v in out.values())
 
 
 def _ds():
-    from rerank_utils.data import RetrievalDataset
+    from rerank_utils.data.records import RetrievalDataset
 
     corpus = {f"d{i}": ("gold " if i % 10 == 0 else "") + f"passage {i}" for i in range(30)}
     queries = {f"q{j}": f"question {j}" for j in range(3)}
@@ -106,7 +107,7 @@ def _ds():
 
 
 def test_top_k_tradeoff_rows():
-    from rerank_utils.pipeline import top_k_tradeoff
+    from rerank_utils.evaluation.pipelines import top_k_tradeoff
 
     ds = _ds()
     # the gold passage of query j sits at rank 3 + 4 j of the first stage
@@ -124,8 +125,8 @@ def test_top_k_tradeoff_rows():
 
 
 def test_worst_queries_names_the_damage():
-    from rerank_utils.evaluation import evaluate_run
-    from rerank_utils.pipeline import worst_queries
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.evaluation.pipelines import worst_queries
 
     ds = _ds()
     before = {"q0": ["d0", "d1"], "q1": ["d2", "d10"], "q2": ["d20"]}
@@ -143,7 +144,7 @@ def test_no_llm_query_engine_runs_offline(monkeypatch):
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.core.schema import TextNode
 
-    from rerank_utils.pipeline import no_llm_query_engine
+    from rerank_utils.integrations.llamaindex import no_llm_query_engine
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     nodes = [TextNode(id_=f"d{i}", text=f"passage {i}") for i in range(6)]

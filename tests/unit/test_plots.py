@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pytest
 
-from rerank_utils import plots
+from rerank_utils.tutorial import plots
 
 
 def _rows(ndcg, recall):

@@ -8,9 +8,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rerank_utils import pipeline_config as pc
-from rerank_utils.config import PROFILES
-from rerank_utils.recipe_values import RECIPE_KEYS, recipe_from_parameters, recipe_from_values
+from rerank_utils.cli.config_files import load_config
+from rerank_utils.cli.steps import recipe_for
+from rerank_utils.training.recipe_values import (
+    RECIPE_KEYS,
+    recipe_from_parameters,
+    recipe_from_values,
+)
+from rerank_utils.tutorial.profiles import PROFILES
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -27,10 +32,10 @@ def parameters_of(notebook: str, profile: str) -> dict:
 
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_notebook_03_builds_the_recipes_the_cli_builds(profile):
-    params, cfg = parameters_of("03_fine_tuning", profile), pc.load_config(profile=profile)
+    params, cfg = parameters_of("03_fine_tuning", profile), load_config(profile=profile)
     for arch in ("standard", "bridge"):
-        assert recipe_from_parameters(params, "03_fine_tuning", arch) == pc.recipe_for(cfg, arch), (profile, arch)
-    assert pc.recipe_for(cfg).architecture == params["default_reranker"]
+        assert recipe_from_parameters(params, "03_fine_tuning", arch) == recipe_for(cfg, arch), (profile, arch)
+    assert recipe_for(cfg).architecture == params["default_reranker"]
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -45,7 +50,7 @@ def test_the_cpu_defaults_of_the_cell_are_the_cpu_profile():
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     namespace: dict = {}
     exec(cell.source, namespace)  # noqa: S102
-    assert recipe_from_parameters(namespace, "03_fine_tuning", "bridge") == pc.recipe_for(pc.load_config(profile="cpu"), "bridge")
+    assert recipe_from_parameters(namespace, "03_fine_tuning", "bridge") == recipe_for(load_config(profile="cpu"), "bridge")
 
 
 def test_values_build_each_architectures_recipe_and_wrong_keys_are_named():

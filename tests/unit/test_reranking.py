@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.reranking import candidates, rerank_run, zscore_fusion
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.retrieval.reranking import candidates, rerank_run, zscore_fusion
 
 
 class LengthScorer:
@@ -47,7 +47,7 @@ class OracleScorer:
 
 
 def test_evaluate_rerankers_one_table_with_pairwise_intervals():
-    from rerank_utils.recipes import evaluate_rerankers
+    from rerank_utils.evaluation.reports import evaluate_rerankers
 
     n = 30
     corpus = {f"g{i}": f"gold {i}" for i in range(n)} | {f"x{i}": "x" * (20 + i) for i in range(n)}
@@ -70,8 +70,8 @@ def test_evaluate_rerankers_one_table_with_pairwise_intervals():
 
 
 def test_guide_claim_states_the_relative_change_and_the_verdict():
-    from rerank_utils.evaluation import PairedComparison
-    from rerank_utils.recipes import guide_claim
+    from rerank_utils.evaluation.reports import guide_claim
+    from rerank_utils.evaluation.significance import PairedComparison
 
     def pc(a, b, low, high):
         return PairedComparison("ndcg@10", a, b, b - a, low, high, 0.01, 10, 5, 3, 2)

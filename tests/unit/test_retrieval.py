@@ -8,15 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.evaluation import evaluate_run, rank
-from rerank_utils.retrieval import (
-    BM25Retriever,
-    DenseRetriever,
-    detect_lang,
-    first_stage_run,
-    tokenize,
-)
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.evaluation.metrics import evaluate_run
+from rerank_utils.retrieval.bm25 import BM25Retriever
+from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.retrieval.queries import first_stage_run, rank
+from rerank_utils.retrieval.tokenize import detect_lang, tokenize
 from tests.extras import dev_extra
 
 EN_CORPUS = {
@@ -69,7 +66,7 @@ def test_tokenize_auto_and_detect_lang():
 
 def test_jieba_loading_message_is_silenced():
     # in a fresh interpreter, jieba's first use would print "Building prefix dict ..." to stderr
-    code = "from rerank_utils.retrieval import tokenize; print(tokenize(['什么是证券法'], lang='zh'))"
+    code = "from rerank_utils.retrieval.tokenize import tokenize; print(tokenize(['什么是证券法'], lang='zh'))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "证券法" in proc.stdout

@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.mining import MiningConfig
-from rerank_utils.retriever_training import (
-    FACTS_FILE, RetrieverRecipe, data_fingerprint, fine_tune_retriever, load_or_train_retriever, saved_retriever_matches, strongest_verdict,
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.evaluation.reports import strongest_verdict
+from rerank_utils.training.mining import MiningConfig
+from rerank_utils.training.retriever import (
+    FACTS_FILE,
+    RetrieverRecipe,
+    data_fingerprint,
+    fine_tune_retriever,
+    load_or_train_retriever,
+    saved_retriever_matches,
     training_triples,
 )
 
@@ -71,8 +77,8 @@ def test_fine_tune_validates_each_epoch_keeps_the_best_and_is_reused_only_on_the
     assert (out / "README.md").is_file()  # the model card
     assert (out / "modules.json").is_file()  # a plain sentence-transformers folder
     # the saved model is the best epoch's: re-scoring it on validation gives the recorded best
-    from rerank_utils.retriever_training import _ir_evaluator, VAL_METRIC
-    from rerank_utils.models import load_bi_encoder
+    from rerank_utils.models.loading import load_bi_encoder
+    from rerank_utils.training.retriever import VAL_METRIC, _ir_evaluator
 
     reloaded = load_bi_encoder(str(out), device="cpu")
     assert _ir_evaluator(val, 4)(reloaded)[VAL_METRIC] == pytest.approx(facts["best_validation_ndcg@10"], abs=1e-6)
@@ -89,7 +95,8 @@ def test_fine_tune_validates_each_epoch_keeps_the_best_and_is_reused_only_on_the
 
 
 def test_strongest_verdict_names_the_best_row_and_the_interval():
-    from rerank_utils.evaluation import EvalResult, compare
+    from rerank_utils.evaluation.metrics import EvalResult
+    from rerank_utils.evaluation.significance import compare
 
     def result(values):
         return EvalResult(("ndcg@10",), {"ndcg@10": sum(values) / len(values)}, {f"q{i}": {"ndcg@10": v} for i, v in enumerate(values)}, len(values))
@@ -114,8 +121,8 @@ def test_an_unrelated_folder_is_never_overwritten(tiny_bert_dir, tmp_path):
 
 
 def test_retriever_learning_curve_trains_each_size_on_the_reranker_curves_queries(tiny_bert_dir, tmp_path):
-    from rerank_utils.evaluation import evaluate_run
-    from rerank_utils.retriever_training import retriever_learning_curve
+    from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.training.experiments import retriever_learning_curve
 
     train = RetrievalDataset(corpus=dataset().corpus, queries={f"q{i}": f"what is {t.split()[-1]}" for i, t in enumerate(TEXTS)},
                              qrels={f"q{i}": {f"d{i}": 1} for i in range(len(TEXTS))}, name="train")

@@ -12,7 +12,8 @@ dev_extra("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from rerank_utils.service import RerankService, ScoreCache, create_app  # noqa: E402
+from rerank_utils.serving.app import RerankService, create_app
+from rerank_utils.serving.cache import ScoreCache  # noqa: E402
 
 
 class WordScorer:
@@ -140,8 +141,8 @@ def test_raw_scorer_gives_logits_of_any_cross_encoder(tiny_bert_dir):
     import numpy as np
     import torch
 
-    from rerank_utils.models import load_cross_encoder
-    from rerank_utils.service import RawScorer
+    from rerank_utils.models.loading import load_cross_encoder
+    from rerank_utils.serving.batching import RawScorer
 
     ce = load_cross_encoder(str(tiny_bert_dir))  # sigmoid activation by default
     pairs = [("roof", "the roof"), ("tax", "a house")]
@@ -151,9 +152,10 @@ def test_raw_scorer_gives_logits_of_any_cross_encoder(tiny_bert_dir):
 
 
 def test_service_setup_refusals(tmp_path, capsys):
-    from rerank_utils.cli import main
-    from rerank_utils.llamaindex import cross_encoder_reranker
-    from rerank_utils.service import MicroBatcher, load_service
+    from rerank_utils.cli.main import main
+    from rerank_utils.integrations.llamaindex import cross_encoder_reranker
+    from rerank_utils.serving.app import load_service
+    from rerank_utils.serving.batching import MicroBatcher
 
     with pytest.raises(ValueError, match="max_batch=0"):
         MicroBatcher(WordScorer(), max_batch=0)
@@ -166,8 +168,8 @@ def test_service_setup_refusals(tmp_path, capsys):
 
 
 def test_rerank_bodies_cycles_queries_best_first_and_refuses_an_empty_run():
-    from rerank_utils.data import RetrievalDataset
-    from rerank_utils.service import rerank_bodies
+    from rerank_utils.data.records import RetrievalDataset
+    from rerank_utils.serving.load_client import rerank_bodies
 
     ds = RetrievalDataset({"a": "A", "b": "B", "c": "C"}, {"q1": "one", "q2": "two"}, {"q1": {"a": 1}, "q2": {"b": 1}})
     run = {"q1": {"a": 0.1, "b": 0.9, "c": 0.5}, "q2": {"c": 1.0}}
@@ -178,7 +180,7 @@ def test_rerank_bodies_cycles_queries_best_first_and_refuses_an_empty_run():
 
 
 def test_backend_speeds_figure_and_its_refusal():
-    from rerank_utils.plots import backend_speeds
+    from rerank_utils.tutorial.plots import backend_speeds
 
     fig = backend_speeds([{"backend": "PyTorch", "pairs_per_s": 10.0, "ndcg@10_change": 0.0},
                           {"backend": "ONNX int8", "pairs_per_s": 30.0, "ndcg@10_change": 0.003}])

@@ -18,7 +18,9 @@ dev_extra("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from rerank_utils.service import RedisScoreCache, RerankService, ScoreCache, create_app, free_port, make_cache  # noqa: E402
+from rerank_utils.serving.app import RerankService, create_app
+from rerank_utils.serving.background import free_port  # noqa: E402
+from rerank_utils.serving.cache import RedisScoreCache, ScoreCache, make_cache
 
 TEXTS = ["the roof leaks", "tax on the roof of the house", "nothing here"]
 

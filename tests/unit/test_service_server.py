@@ -14,8 +14,11 @@ dev_extra("fastapi")
 uvicorn = dev_extra("uvicorn")
 httpx = dev_extra("httpx")
 
-from rerank_utils.bridge import build_bridge_reranker  # noqa: E402
-from rerank_utils.service import BackgroundServer, MicroBatcher, load_service, load_test  # noqa: E402
+from rerank_utils.models.bridge import build_bridge_reranker  # noqa: E402
+from rerank_utils.serving.app import load_service
+from rerank_utils.serving.background import BackgroundServer
+from rerank_utils.serving.batching import MicroBatcher
+from rerank_utils.serving.load_client import load_test  # noqa: E402
 
 TEXTS = ["the building permit law of the house", "water on the roof is a tax deduction cost", "the contract", "house " * 10]
 

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from rerank_utils.split_seeds import interval_rows, load_seed_results, markdown, seed_rows
+from rerank_utils.evaluation.split_seeds import (
+    interval_rows,
+    load_seed_results,
+    markdown,
+    seed_rows,
+)
 
 DATA = {
     "43": {"test": {"ft": {"ndcg@10": 0.80}, "ft + r": 0.79}, "intervals": {"ft + r vs ft": [-0.01, -0.04, 0.02], "ft vs base": [0.05, 0.01, 0.09]}},
@@ -47,7 +52,7 @@ def test_missing_or_malformed_results_name_the_file_and_the_fix(tmp_path):
 
 
 def test_the_seed_benchmark_command_saves_each_seed_and_skips_saved_ones(tmp_path, capsys):
-    from rerank_utils.split_seeds import seed_benchmark_main
+    from rerank_utils.evaluation.split_seeds import seed_benchmark_main
 
     out, ran = tmp_path / "r.json", []
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rerank_utils.data import RetrievalDataset
-from rerank_utils.latency import LatencyStats, bi_vs_cross_table, rerank_latency_by_k, time_calls
-from rerank_utils.stats import dataset_summary, length_report, pair_token_lengths, token_lengths
+from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.data.stats import (
+    dataset_summary,
+    length_report,
+    pair_token_lengths,
+    token_lengths,
+)
+from rerank_utils.evaluation.latency import (
+    LatencyStats,
+    bi_vs_cross_table,
+    rerank_latency_by_k,
+    time_calls,
+)
 
 
 def small_ds():
@@ -94,7 +104,7 @@ def test_sample_is_seeded_keeps_order_and_the_whole_corpus():
 
 
 def test_category_counts_per_split():
-    from rerank_utils.stats import category_counts
+    from rerank_utils.data.stats import category_counts
 
     ds = small_ds()
     counts = category_counts({"train": ds.subset(["q1", "q2"]), "test": ds.subset(["q3"])})
@@ -103,7 +113,7 @@ def test_category_counts_per_split():
 
 
 def test_check_splits_names_every_pair_and_finds_a_planted_leak():
-    from rerank_utils.data import check_splits
+    from rerank_utils.data.splits import check_splits
 
     ds = small_ds()
     reports = check_splits({"train": ds.subset(["q1"]), "val": ds.subset(["q2"]), "test": ds.subset(["q1", "q3"])})

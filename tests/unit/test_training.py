@@ -10,17 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from rerank_utils.data import DataValidationError, RetrievalDataset
-from rerank_utils.training import (
-    CrossEncoderFinetuneEngine,
-    TrainingConfig,
-    fine_tune,
+from rerank_utils.data.records import DataValidationError, RetrievalDataset
+from rerank_utils.training.arguments import TrainingConfig, resolve_precision
+from rerank_utils.training.guide_engine import CrossEncoderFinetuneEngine
+from rerank_utils.training.samples import (
     reranking_samples,
-    resolve_precision,
     samples_from_triples,
-    scores_as_probabilities,
     training_rows,
 )
+from rerank_utils.training.trainer import fine_tune, scores_as_probabilities
 
 WORDS = "building permit law contract cost tax house roof water deduction".split()
 
@@ -223,7 +221,7 @@ def test_engine_offline_errors(tiny_bert_dir, tmp_path, monkeypatch):
 
 
 def test_engine_with_a_hub_model_offline_fails_fast(tmp_path, monkeypatch):
-    from rerank_utils.models import ModelNotAvailableOffline
+    from rerank_utils.models.resolve import ModelNotAvailableOffline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     engine = CrossEncoderFinetuneEngine(train_dataset=GUIDE_TRAIN, model_output_path=str(tmp_path / "m"))

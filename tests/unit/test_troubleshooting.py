@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rerank_utils.troubleshooting import (
+from rerank_utils.tutorial.troubleshooting import (
     FaqExperiments,
     activation_megabytes,
     flip_labels,
@@ -89,7 +89,7 @@ def test_gradient_accumulation_gives_the_larger_batchs_weights(tiny_bert_dir, tm
 
 
 def test_activation_memory_grows_with_the_batch(tiny_bert_dir):
-    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.models.loading import load_cross_encoder
 
     model = load_cross_encoder(str(tiny_bert_dir), device="cpu", max_length=32)
     pairs = [(r["query"], r["passage"]) for r in pair_rows(8)]
@@ -100,7 +100,7 @@ def test_activation_memory_grows_with_the_batch(tiny_bert_dir):
 
 # ------------------------------------------------------------------------------------- training speed
 def test_training_throughput_rows_and_restored_model(tiny_bert_dir):
-    from rerank_utils.models import load_cross_encoder
+    from rerank_utils.models.loading import load_cross_encoder
 
     model = load_cross_encoder(str(tiny_bert_dir), device="cpu", max_length=100)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -152,9 +152,9 @@ def test_faq_experiments_train_each_variant_once(tiny_bert_dir, tmp_path):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    from rerank_utils.mining import MiningConfig
-    from rerank_utils.recipes import FirstStages, Recipe
-    from rerank_utils.training import TrainingConfig
+    from rerank_utils.training.arguments import TrainingConfig
+    from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.training.recipes import FirstStages, Recipe
     from tests.unit.test_training import toy_ds
 
     t = Transformer(str(tiny_bert_dir), max_seq_length=64)
@@ -195,7 +195,7 @@ def _records_04(low, diff, high):
 
 
 def test_retriever_first_says_serve_the_retriever_unless_the_reranker_pays_over_it():
-    from rerank_utils.troubleshooting import retriever_first
+    from rerank_utils.tutorial.troubleshooting import retriever_first
 
     table, advice = retriever_first(_records_04(-0.04, -0.006, 0.03))
     assert list(table.index)[-2:] == ["fine-tuned bi-encoder", "fine-tuned bi-encoder + fine-tuned"]

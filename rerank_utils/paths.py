@@ -1,0 +1,59 @@
+"""TODO docstring
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+ENV_ARTIFACTS = "RERANK_ARTIFACTS_DIR"
+
+
+def repo_root() -> Path | None:
+    """The repository this package was installed from (editable install), else ``None``."""
+    candidate = PACKAGE_DIR.parent
+    if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
+        return candidate
+    return None
+
+
+def notebooks_dir() -> Path:
+    root = repo_root()
+    if root is None:
+        raise FileNotFoundError(
+            "notebooks/ not found: rerank_utils is not installed from a clone of the repository. "
+            "Clone it and run `make setup` (an editable install)."
+        )
+    return root / "notebooks"
+
+
+def artifacts_root() -> Path:
+    """Root of all artifacts: ``$RERANK_ARTIFACTS_DIR``, else ``<repo>/artifacts``, else ``./artifacts``."""
+    env = os.environ.get(ENV_ARTIFACTS)
+    if env:
+        return Path(env).expanduser().resolve()
+    root = repo_root()
+    return (root / "artifacts") if root is not None else Path.cwd().resolve() / "artifacts"
+
+
+def artifacts_dir(profile: str, *parts: str, create: bool = True) -> Path:
+    """``artifacts/<profile>/<parts...>``: where a profile's data, models, metrics and figures live."""
+    path = artifacts_root().joinpath(profile, *parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A data path as a user wrote it: absolute, relative to the working directory, or relative to
+    the repository root (so ``data/zh_legal_sample.jsonl`` works from ``notebooks/`` too)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    root = repo_root()
+    if root is not None and (root / p).exists():
+        return (root / p).resolve()
+    return p.resolve()

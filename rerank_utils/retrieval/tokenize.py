@@ -1,0 +1,82 @@
+"""TODO docstring
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Sequence
+
+import bm25s
+from bm25s.stopwords import STOPWORDS_CHINESE, STOPWORDS_EN
+
+LANGS = ("en", "zh", "auto")
+
+
+# CJK Unified Ideographs (+ extension A, compatibility ideographs); enough to tell Chinese text apart
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def detect_lang(texts: str | Sequence[str]) -> str:
+    """``"zh"`` if any of ``texts`` contains a CJK ideograph, else ``"en"``."""
+    if isinstance(texts, str):
+        texts = [texts]
+    return "zh" if any(_CJK_RE.search(t) for t in texts) else "en"
+
+
+def _resolve_lang(lang: str, texts: Sequence[str]) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
+    return detect_lang(texts) if lang == "auto" else lang
+
+
+_jieba = None
+
+
+def _get_jieba():
+    """Import jieba once, with its "Building prefix dict ..." messages silenced."""
+    global _jieba
+    if _jieba is None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        _jieba = jieba
+    return _jieba
+
+
+def _zh_stopwords() -> frozenset[str]:
+
+    return frozenset(STOPWORDS_CHINESE) | frozenset(STOPWORDS_EN)
+
+
+def tokenize(texts: str | Sequence[str], lang: str = "en", stopwords: bool = True) -> list[list[str]]:
+    """Split ``texts`` into BM25 tokens: one list of string tokens per text.
+
+    ``lang`` is ``"en"`` (bm25s tokenizer), ``"zh"`` (jieba) or ``"auto"`` (``"zh"`` if any text has
+    CJK characters); see the module docstring. ``stopwords=False`` keeps stopwords.
+    A text may yield no token at all (e.g. only stopwords): its list is then empty.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    lang = _resolve_lang(lang, texts)
+    if not texts:
+        return []
+    if lang == "en":
+
+        return bm25s.tokenize(
+            texts, stopwords="en" if stopwords else None, return_ids=False, show_progress=False
+        )
+    jieba = _get_jieba()
+    stop = _zh_stopwords() if stopwords else frozenset()
+    out = []
+    for text in texts:
+        toks = []
+        for tok in jieba.lcut(text):
+            tok = tok.strip().lower()
+            # drop whitespace and tokens without any letter/digit/ideograph (punctuation, symbols)
+            if not tok or not any(ch.isalnum() for ch in tok) or tok in stop:
+                continue
+            toks.append(tok)
+        out.append(toks)
+    return out

@@ -1,0 +1,78 @@
+"""A recipe's one home (issue 13): the :class:`~rerank_utils.training.recipes.Recipe` built from a profile's values.
+
+Notebook 03 (both architectures), notebook 14 (the bridge) and the CLI (``finetune``, from a config's
+``finetune.<architecture>`` section) all call :func:`recipe_from_values`, so a model one of them trained is the
+model the others reuse: a saved model is reused only when its recipe is equal. The notebooks name their
+parameters their own way (03 prefixes the bridge's with ``bridge_``; 14, which trains only the bridge, does not);
+:data:`PARAMETER_NAMES` maps each recipe value to the parameter that holds it, and :func:`recipe_from_parameters`
+reads them out of a notebook's namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rerank_utils.training.arguments import TrainingConfig
+from rerank_utils.training.mining import MiningConfig
+from rerank_utils.training.recipes import ARCHITECTURES, Recipe
+
+#: the values each architecture's recipe is built from (the keys of a config's ``finetune.<architecture>``)
+RECIPE_KEYS = {
+    "standard": ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source", "relative_margin", "epochs",
+                 "learning_rate", "batch_size", "max_length", "warmup_ratio", "weight_decay", "early_stopping_patience"),
+    "bridge": ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source", "relative_margin", "epochs",
+               "learning_rate", "bias_learning_rate", "batch_size", "max_length", "warmup_ratio", "early_stopping_patience",
+               "bias_mode", "bias_start"),
+}
+
+
+_SHARED_IN_03 = ("negatives", "num_negatives", "hard_source", "relative_margin", "batch_size", "warmup_ratio", "early_stopping_patience")
+
+
+#: (notebook, architecture) -> {recipe value: the notebook's parameter name}
+PARAMETER_NAMES: dict[tuple[str, str], dict[str, str]] = {
+    ("03_fine_tuning", "standard"): {k: k for k in RECIPE_KEYS["standard"]},
+    ("03_fine_tuning", "bridge"): {k: (k if k in _SHARED_IN_03 else "bridge_" + k)
+                                   for k in RECIPE_KEYS["bridge"]},
+    ("14_bridge_reranker", "bridge"): {**{k: k for k in RECIPE_KEYS["bridge"]}, "bias_learning_rate": "bridge_learning_rate"},
+}
+
+
+def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, name: str | None = None) -> Recipe:
+    """The recipe of ``architecture`` from ``values`` (:data:`RECIPE_KEYS`; extra keys are an error, so a value
+    nobody reads cannot be set by mistake). ``name`` defaults to the architecture."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture={architecture!r}: choose one of {', '.join(ARCHITECTURES)}")
+    want = set(RECIPE_KEYS[architecture])
+    missing, extra = sorted(want - set(values)), sorted(set(values) - want)
+    if missing or extra:
+        raise ValueError(f"the {architecture} recipe takes exactly {', '.join(RECIPE_KEYS[architecture])}: "
+                         + "; ".join(x for x in (f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if x))
+    v = values
+    mining = MiningConfig(strategy=v["negatives"], num_negatives=v["num_negatives"], hard_fraction=v["hard_fraction"],
+                          hard_source=v["hard_source"], relative_margin=v["relative_margin"], seed=seed)
+    common = dict(loss=v["loss"], epochs=v["epochs"], learning_rate=v["learning_rate"], batch_size=v["batch_size"],
+                  max_length=v["max_length"], warmup_ratio=v["warmup_ratio"], early_stopping_patience=v["early_stopping_patience"],
+                  seed=seed)
+    if architecture == "standard":
+        return Recipe(name or "standard", mining, TrainingConfig(**common, weight_decay=v["weight_decay"]))
+    return Recipe(name or "bridge", mining, TrainingConfig(**common, bridge_learning_rate=v["bias_learning_rate"]),
+                  architecture="bridge", bridge={"bias_mode": v["bias_mode"], "bias_start": v["bias_start"]})
+
+
+def recipe_values_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> dict[str, Any]:
+    """The recipe values held by a notebook's parameters (``params``: its namespace or its profile's values)."""
+    try:
+        names = PARAMETER_NAMES[(notebook, architecture)]
+    except KeyError:
+        raise ValueError(f"no {architecture} recipe in {notebook}: known are {sorted(PARAMETER_NAMES)}") from None
+    missing = [p for p in names.values() if p not in params]
+    if missing:
+        raise ValueError(f"{notebook}'s parameters lack {missing} (the {architecture} recipe's values)")
+    return {key: params[p] for key, p in names.items()}
+
+
+def recipe_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> Recipe:
+    """The recipe a notebook trains, from its parameters (in the notebook: ``recipe_from_parameters(globals(),
+    "03_fine_tuning", "bridge")``): the same function of the same values as the CLI's."""
+    return recipe_from_values(architecture, recipe_values_from_parameters(params, notebook, architecture), params["seed"])

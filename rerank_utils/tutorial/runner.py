@@ -1,0 +1,297 @@
+"""Run the notebook sequence headlessly with papermill, and record what notebooks measure.
+
+* :func:`run_notebooks` runs ``notebooks/NN_*.ipynb`` in number order for a profile (kernel ``python3``,
+  working directory ``notebooks/``, a per-cell timeout), writes the executed copies to
+  ``artifacts/<profile>/executed/`` and ends with ``artifacts/<profile>/REPORT.md``.
+* :class:`Recorder` / :func:`record` let a notebook save metrics, tables and figures to
+  ``artifacts/<profile>/metrics/<notebook>.json`` and ``figures/``; tests read them back with
+  :func:`read_records`.
+
+The command line is ``rerank-utils run-notebooks --profile smoke`` (see :mod:`rerank_utils.cli`).
+Introduced in notebook ``00_concepts`` (recording) and the README (running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from rerank_utils.paths import ENV_ARTIFACTS, artifacts_dir, notebooks_dir
+from rerank_utils.tutorial.profiles import get_profile
+
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+KERNEL_NAME = "python3"
+
+
+# ---------------------------------------------------------------------------------------------- runner
+class NotebookParameterError(ValueError):
+    """A notebook lacks a parameter the runner would inject, or lacks its ``parameters`` cell."""
+
+
+class NotebookRunError(RuntimeError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+    def __init__(self, message: str, notebook: Path, output: Path | None = None):
+        super().__init__(message)
+        self.notebook = notebook
+        self.output = output
+
+
+def discover_notebooks(folder: str | Path | None = None) -> list[Path]:
+    """Every ``NN_*.ipynb`` in ``folder`` (default ``notebooks/``), in number order."""
+    folder = Path(folder) if folder is not None else notebooks_dir()
+    return sorted(folder.glob(NOTEBOOK_GLOB))
+
+
+def _matches(path: Path, key: str) -> bool:
+    """``"0"``/``"00"`` match ``00_concepts`` by number; otherwise the full stem or its beginning."""
+    key = Path(key).name.removesuffix(".ipynb")
+    if key.isdigit():
+        return path.stem.split("_", 1)[0] == key.zfill(2)
+    return path.stem == key or path.stem.startswith(key)
+
+
+def select_notebooks(
+    paths: Iterable[Path], only: Iterable[str] | None = None, start: str | None = None, end: str | None = None
+) -> list[Path]:
+    """Filter by names or numbers (``only=["00", "01_data_preparation"]``) or an inclusive range."""
+    paths = list(paths)
+    if only:
+        chosen = []
+        for key in only:
+            hits = [p for p in paths if _matches(p, key)]
+            if not hits:
+                raise ValueError(f"no notebook matches {key!r}; available: {', '.join(p.stem for p in paths)}")
+            chosen.extend(h for h in hits if h not in chosen)
+        return sorted(chosen)
+
+    def index_of(key: str) -> int:
+        for i, p in enumerate(paths):
+            if _matches(p, key):
+                return i
+        raise ValueError(f"no notebook matches {key!r}; available: {', '.join(p.stem for p in paths)}")
+
+    lo = index_of(start) if start else 0
+    hi = index_of(end) if end else len(paths) - 1
+    return paths[lo : hi + 1]
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The names declared in the notebook's single ``parameters`` cell (papermill's own parser)."""
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise NotebookParameterError(
+            f"{path.name}: {len(tagged)} cells are tagged 'parameters'; exactly one must be, or papermill "
+            "would inject values at the top and the notebook's defaults would silently win"
+        )
+    return papermill.inspect_notebook(str(path))
+
+
+def check_parameters(path: Path, parameters: dict[str, Any]) -> None:
+    """Raise :class:`NotebookParameterError` if ``parameters`` holds a name the notebook does not declare.
+
+    papermill only warns about unknown names; a typo would silently run the full-size default.
+    """
+    declared = declared_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise NotebookParameterError(
+            f"{path.name} does not declare parameter(s) {', '.join(unknown)} in its 'parameters' cell "
+            f"(it declares: {', '.join(declared) or 'nothing'}). Add them to the cell or fix the profile "
+            "in rerank_utils/config.py."
+        )
+
+
+def _kernel_env(profile_needs_hub: bool) -> dict[str, str]:
+    env: dict[str, str] = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if not profile_needs_hub:
+        env["HF_HUB_OFFLINE"] = "1"  # offline profiles never touch the network
+    ours = Path(sys.prefix) / "share" / "jupyter"
+    if (ours / "kernels" / KERNEL_NAME).is_dir():
+        # Prefer this environment's `python3` kernel over a user-level one pointing at another Python.
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(ours), os.environ.get("JUPYTER_PATH", "")]))
+    return env
+
+
+def run_notebook(
+    path: Path,
+    parameters: dict[str, Any],
+    output: Path,
+    cell_timeout: int,
+    cwd: Path | None = None,
+    progress_bar: bool = False,
+    log_output: bool = False,
+) -> Path:
+    """Execute one notebook with papermill; on failure raise :class:`NotebookRunError`."""
+
+    check_parameters(path, parameters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=str(cwd or path.parent),
+            progress_bar=progress_bar,
+            log_output=log_output,
+            execution_timeout=cell_timeout,
+        )
+    except PapermillExecutionError as exc:
+        first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
+        raise NotebookRunError(
+            f"{path.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+            f"{exc.ename}: {exc.evalue}\n  cell starts with: {first_line}\n  executed copy: {output}",
+            path,
+            output,
+        ) from None
+    except Exception as exc:  # a timeout, a dead kernel, a missing kernel
+        raise NotebookRunError(f"{path.name} could not run: {type(exc).__name__}: {exc}", path, output) from exc
+    return output
+
+
+@dataclass
+class RunSummary:
+    profile: str
+    notebooks: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
+def run_notebooks(
+    profile: str = "cpu",
+    only: Iterable[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    cell_timeout: int | None = None,
+    folder: str | Path | None = None,
+    progress: Callable[[str], None] | None = print,
+    progress_bar: bool = False,
+    log_output: bool = False,
+) -> RunSummary:
+    """Run the notebooks of ``folder`` (default ``notebooks/``) in number order on ``profile``.
+
+    Parameters are checked for every selected notebook before the first one runs. A failing notebook
+    stops the run with :class:`NotebookRunError`. Ends by writing ``artifacts/<profile>/REPORT.md``.
+    """
+    prof = get_profile(profile)
+    paths = select_notebooks(discover_notebooks(folder), only=only, start=start, end=end)
+    if not paths:
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} in {folder or notebooks_dir()}")
+    plan = {p: prof.parameters_for(p.stem) for p in paths}
+    for p, params in plan.items():
+        check_parameters(p, params)
+
+    timeout = cell_timeout or prof.cell_timeout
+    executed = artifacts_dir(profile, "executed")
+    summary = RunSummary(profile=profile)
+    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: ""}}
+    os.environ.update(_kernel_env(prof.needs_hub))
+    os.environ[ENV_ARTIFACTS] = str(artifacts_dir(profile).parent)  # the kernel writes where we read
+    try:
+        for i, (p, params) in enumerate(plan.items(), 1):
+            if progress:
+                progress(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...")
+            t0 = time.perf_counter()
+            out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output)
+            dt = time.perf_counter() - t0
+            summary.notebooks.append(p.stem)
+            summary.seconds[p.stem] = round(dt, 1)
+            summary.outputs[p.stem] = str(out)
+            if progress:
+                progress(f"[{i}/{len(plan)}] {p.stem} done in {dt:.1f} s")
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _save_timings(summary)
+    summary.report = write_report(profile)
+    if progress:
+        progress(f"{len(summary.notebooks)} notebook(s) in {summary.total_seconds:.1f} s; report: {summary.report}")
+    return summary
+
+
+def _save_timings(summary: RunSummary) -> None:
+    path = artifacts_dir(summary.profile) / "timings.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    old.update(summary.seconds)
+    path.write_text(json.dumps(old, indent=2), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _as_table(value: Any) -> list[str] | None:
+    """Markdown rows for a dict of flat dicts (rows keyed by name) or a list of flat dicts, else None."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value.values()):
+        rows = [{"": k, **v} for k, v in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value):
+        rows = value
+    elif isinstance(value, dict) and len(value) > 1 and all(map(_is_scalar, value.values())):
+        rows = [{"": k, "value": v} for k, v in value.items()]
+    else:
+        return None
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c)).strip('"').replace("|", "/") if c in r else "" for c in cols) + " |")
+    return out
+
+
+def write_report(profile: str) -> Path:
+    """Write ``artifacts/<profile>/REPORT.md`` from every notebook's records, timings and figures."""
+    base = artifacts_dir(profile)
+    timings_path = base / "timings.json"
+    timings = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {}
+    lines = [f"# Report: profile `{profile}`", "", f"_{get_profile(profile).description}_", ""]
+    if timings:
+        lines += ["| notebook | seconds |", "|---|---|"]
+        lines += [f"| {nb} | {s:.1f} |" for nb, s in sorted(timings.items())]
+        lines += [f"| **total** | **{sum(timings.values()):.1f}** |", ""]
+    for path in sorted((base / "metrics").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        figures = data.pop("_figures", {})
+        lines += [f"## {path.stem}", ""]
+        scalars = {k: v for k, v in data.items() if _as_table(v) is None}
+        if scalars:
+            lines += ["| record | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in scalars.items()]
+            lines.append("")
+        for k, v in data.items():
+            table = _as_table(v)
+            if table is not None:
+                lines += [f"**{k}**", "", *table, ""]
+        for name, rel in figures.items():
+            lines += [f"![{name}]({rel})", ""]
+    report = base / "REPORT.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report
