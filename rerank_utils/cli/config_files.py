@@ -1,4 +1,12 @@
-"""TODO docstring
+"""Reading, checking and writing ``rerank-utils`` config files.
+
+:func:`load_config` reads a YAML file (a key given twice is an error, not a silent overwrite), fills every key the
+file leaves out from the profile it names (default ``cpu``), applies ``--set KEY=VALUE`` overrides and validates the
+whole with :class:`rerank_utils.cli.schema.PipelineSchema`; a path (``data_source``, a model folder) is then looked
+for from the working directory, the repository and the file's own folder. Every problem is reported at once, each as
+``<file>: <dotted key>: <problem>`` (:class:`~rerank_utils.cli.errors.ConfigError`; the CLI exits with status 2).
+:func:`config_yaml` writes ``configs/<profile>.yaml`` and :func:`reference_markdown` the key table of
+``configs/README.md``; ``python -m rerank_utils.cli.config_files`` rewrites both after a profile or the schema changed.
 """
 
 from __future__ import annotations
@@ -17,15 +25,14 @@ from rerank_utils.cli.schema import (
     SCHEMA,
     SECTIONS,
     Key,
-    _check_value,
-    _children,
-    _get,
-    _known_only,
-    _sections,
-    _set,
-    _suggest,
-    _unknown_keys,
+    children,
+    choice_problem,
+    get,
     profile_config,
+    put,
+    sections,
+    suggest,
+    validate,
 )
 from rerank_utils.models.resolve import model_kind
 from rerank_utils.paths import repo_root, resolve_path
@@ -107,7 +114,7 @@ class PipelineConfig:
     source: str  # the file, or "profile <name>"
 
     def __getitem__(self, path: str) -> Any:
-        return _get(self.data, path)
+        return get(self.data, path)
 
     @property
     def profile(self) -> str:
@@ -140,8 +147,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set finetune.bridge.epochs=1")
     if path not in KEYS:
         section = path.rpartition(".")[0]
-        siblings = _children(section) if section in _sections() or not section else []
-        raise ConfigError(f"--set {path}: unknown key{_suggest(path, siblings)} (every key: configs/README.md, "
+        siblings = children(section) if section in sections() or not section else []
+        raise ConfigError(f"--set {path}: unknown key{suggest(path, siblings)} (every key: configs/README.md, "
                           f"or `rerank-utils init-config`)")
     try:
         return path, yaml.safe_load(raw) if raw.strip() else None
@@ -160,30 +167,29 @@ def load_config(path: str | Path | None = None, profile: str | None = None, over
     base_dir = Path(path).resolve().parent if path is not None else None
     sets = dict(parse_override(o) for o in overrides)
 
-    problems = _unknown_keys(raw)
     prof = sets.get("profile", raw.get("profile", DEFAULT_PROFILE))
-    if prof not in PROFILES:
+    if not isinstance(prof, str) or prof not in PROFILES:
         where = "--set profile" if "profile" in sets else "profile"
-        _, problem = _check_value(KEYS["profile"], prof)
-        raise ConfigError(f"{source}: {where}: {problem}")
-    merged = _deep_merge(profile_config(prof), _known_only(raw))  # profile_config sets name = the profile's
+        raise ConfigError(f"{source}: {where}: {choice_problem(prof, tuple(PROFILES))}")
+    merged = _deep_merge(profile_config(prof), raw)  # profile_config sets name = the profile's
     for k, v in sets.items():
-        _set(merged, k, v)
+        put(merged, k, v)
 
-    for key in SCHEMA:
-        value = _get(merged, key.path, None)
-        value, problem = _check_value(key, value)
-        if problem is None and key.kind in ("data", "model"):
-            value, problem = _check_path(key, value, None if key.path in sets else base_dir)
-        if problem is None:
-            _set(merged, key.path, value)
-        else:
-            origin = "--set " if key.path in sets else ""
-            problems.append(f"{origin}{key.path}: {problem}")
-    if problems:
-        head = f"{source}: " if len(problems) == 1 else f"{source}: {len(problems)} problems:\n  - "
-        raise ConfigError(head + "\n  - ".join(problems))
-    return PipelineConfig(merged, source)
+    validated, found = validate(merged)
+    for key in SCHEMA:  # the paths: only a valid string is looked for
+        value = get(merged, key.path, None)
+        if key.kind not in ("data", "model") or key.path in found or not isinstance(value, str) or not value.strip():
+            continue
+        value, problem = _check_path(key, value, None if key.path in sets else base_dir)
+        if problem is not None:
+            found[key.path] = problem
+        elif validated is not None:
+            put(validated, key.path, value)
+    if found:
+        lines = [f"{'--set ' if path in sets else ''}{path}: {problem}" for path, problem in found.items()]
+        head = f"{source}: " if len(lines) == 1 else f"{source}: {len(lines)} problems:\n  - "
+        raise ConfigError(head + "\n  - ".join(lines))
+    return PipelineConfig(validated, source)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -212,7 +218,7 @@ def to_yaml(data: dict[str, Any], comments: bool = True, only: Iterable[str] | N
                     lines.append("")
                 note = f"  # {SECTIONS[section]}" if comments and section in SECTIONS else ""
                 lines.append("  " * (depth - 1) + f"{parts[depth - 1]}:{note}")
-        entry = "  " * (len(parts) - 1) + f"{parts[-1]}: {_scalar(_get(data, key.path))}"
+        entry = "  " * (len(parts) - 1) + f"{parts[-1]}: {_scalar(get(data, key.path))}"
         if comments:
             entry = f"{entry:<44} # {key.help}"
         lines.append(entry)
@@ -244,7 +250,7 @@ def reference_markdown() -> str:
     cpu = profile_config("cpu")
     rows = ["| key | allowed values | `cpu` value | from (notebook parameter) | meaning |", "|---|---|---|---|---|"]
     for key in SCHEMA:
-        value = _scalar(_get(cpu, key.path)).replace("|", "\\|")
+        value = _scalar(get(cpu, key.path)).replace("|", "\\|")
         allowed, source, meaning = (_html(t) for t in (key.allowed, key.source_text, key.help))
         rows.append(f"| `{key.path}` | {allowed} | `{value}` | {source} | {meaning} |")
     return "\n".join(rows) + "\n"

@@ -1,50 +1,141 @@
-"""TODO docstring
+"""The schema of a ``rerank-utils`` config, as pydantic v2 models, and the messages its errors become.
+
+:class:`PipelineSchema` is the whole config: unknown keys, wrong types, choices and bounds are refused by the models
+themselves (``extra="forbid"``, strict types, ``Literal`` choices, ``ge``/``gt``/``le``/``lt`` bounds). The recipe
+sections are :mod:`rerank_utils.training.recipe_schema`'s models, the ones every recipe is built through.
+
+Each field's ``description`` is the key's meaning and its ``json_schema_extra`` says where a profile's value comes
+from (``source``: the profile's name, a parameter every notebook has, or one notebook's parameter), so
+:func:`profile_config` builds a profile's config from ``PROFILES`` and ``configs/<profile>.yaml`` cannot drift from
+the notebooks. :data:`SCHEMA` is the same fields flattened to :class:`Key` rows (dotted path, allowed values in
+words, source), which the YAML writer and ``configs/README.md``'s table read.
+
+:func:`problems` turns a pydantic ``ValidationError`` into the lines users read: the dotted key, the value and what
+is allowed, with "did you mean" for an unknown key or a near-miss choice.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import math
-import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, Optional, get_args, get_origin
 
-from rerank_utils.training.recipe_values import PARAMETER_NAMES
-from rerank_utils.training.recipes import ARCHITECTURES
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, StrictBool, StrictInt, ValidationError
+
+from rerank_utils.training.recipe_schema import (
+    ARCHITECTURES,
+    PARAMETER_NAMES,
+    BridgeRecipeValues,
+    Number,
+    StandardRecipeValues,
+    Strict,
+    key,
+)
 from rerank_utils.tutorial.profiles import PROFILES, get_profile
 
-# Allowed values, as the package defines them (tests/unit/test_cli_pipeline.py checks these copies: importing
-# rerank_utils.training, .mining or .bridge here would make `rerank-utils --help` load torch).
-LOSSES = ("bce", "mnrl", "lambda", "listnet", "softmax")  # rerank_utils.training.arguments.LOSSES
-
-
-NEGATIVE_STRATEGIES = ("random", "bm25", "dense", "mixed")  # rerank_utils.training.mining.STRATEGIES
-
-
-HARD_SOURCES = ("dense", "bm25")  # rerank_utils.training.mining.HARD_SOURCES
-
-
-BIAS_MODES = ("shared", "layer", "head")  # rerank_utils.models.bridge.BIAS_MODES
-
-
 NAMED_SOURCES = ("faq-en", "faq-sv", "faq", "qasper")  # rerank_utils.data.sources.build_dataset's named sources
-
-
 SPLITS = ("train", "val", "test")
-
-
 NB01, NB03, NB04, NB05 = "01_data_preparation", "03_fine_tuning", "04_evaluation", "05_deployment"
 
+_PATTERNS = {"device": r"cpu|cuda(:\d+)?|mps", "name": r"[A-Za-z0-9][A-Za-z0-9._-]*", "str": r"(?s).*\S.*",
+             "data": r"(?s).*\S.*", "model": r"(?s).*\S.*"}
 
 
+def _key(help: str, kind: str, source: tuple, **constraints: Any) -> Any:
+    if kind in _PATTERNS:
+        constraints["pattern"] = f"^(?:{_PATTERNS[kind]})$"
+    field = key(help, kind, **constraints)
+    field.json_schema_extra["source"] = source
+    return field
 
-# ------------------------------------------------------------------------------------------------ schema
+
+def _recipe_sources(model: type[BaseModel], architecture: str) -> None:
+    """Each recipe value's source: the notebook-03 parameter that holds it."""
+    for name, field in model.model_fields.items():
+        field.json_schema_extra = {**field.json_schema_extra, "source": (NB03, PARAMETER_NAMES[(NB03, architecture)][name])}
+
+
+_recipe_sources(StandardRecipeValues, "standard")
+_recipe_sources(BridgeRecipeValues, "bridge")
+
+
+class SplitFractions(Strict):
+    train: Number = _key("share of the queries trained on", "float", (NB01, "split_fractions"), gt=0)
+    val: Number = _key("share of the queries every choice is made on", "float", (NB01, "split_fractions"), gt=0)
+    test: Number = _key("share of the queries the result is reported on", "float", (NB01, "split_fractions"), gt=0)
+
+
+class PrepareSection(Strict):
+    """the leak-free split (notebook 01_data_preparation): `rerank-utils prepare`"""
+
+    split_fractions: SplitFractions = _key("train: training; val: every choice; test: the reported result", "fractions", (NB01, "split_fractions"))
+    group_key: Optional[str] = _key("keep queries sharing this metadata value on one side (category, paper_id); null: none", "str",
+                                    (NB01, "group_key"))
+
+
+class FinetuneSection(Strict):
+    """the recipes (notebook 03_fine_tuning): `rerank-utils mine` mines their negatives, `rerank-utils finetune` trains"""
+
+    architecture: Literal[ARCHITECTURES] = _key("the reranker mine, finetune, evaluate and export work on", "str", (NB03, "default_reranker"))
+    top_k: StrictInt = _key("first-stage candidates reranked on validation each epoch", "int", (NB03, "top_k"), ge=1)
+    standard: StandardRecipeValues = _key("the standard cross-encoder: a new scoring head on reranker_model", "section", ())
+    bridge: BridgeRecipeValues = _key("the bridge reranker (notebook 14): grown from embedding_model, step 0 is the bi-encoder", "section", ())
+
+
+class EvaluateSection(Strict):
+    """test-split evaluation with paired intervals (notebook 04_evaluation): `rerank-utils evaluate`"""
+
+    top_k: StrictInt = _key("first-stage candidates the reranker reorders", "int", (NB04, "top_k"), ge=1)
+
+
+class ExportSection(Strict):
+    """ONNX export of a bridge reranker (notebook 05_deployment): `rerank-utils export`"""
+
+    quantize: StrictBool = _key("also write the int8 ONNX model (model_qint8.onnx)", "bool", (NB05, "quantize"))
+
+
+class PipelineSchema(Strict):
+    """A whole config, every key present (a file's keys on top of its profile's values)."""
+
+    profile: Literal[tuple(PROFILES)] = _key("its values fill every key this file does not set", "str", ("profile",))
+    name: str = _key("artifacts/<name>/ holds the splits, negatives and models; give your own data its own name", "name", ("name",))
+    seed: StrictInt = _key("seed of the sample, split, mining and training", "int", ("common", "seed"))
+    device: str = _key("torch device for the models", "device", ("common", "device"))
+    data_source: str = _key("a named source or a path (relative to the working directory, the repository or this file)", "data",
+                            ("common", "data_source"))
+    embedding_model: str = _key("the bi-encoder: first stage, dense negatives, the bridge's start", "model", ("common", "embedding_model"))
+    reranker_model: str = _key("the model the standard cross-encoder is fine-tuned from", "model", ("common", "reranker_model"))
+    max_queries: Optional[StrictInt] = _key("use a seeded sample of this many queries; null: all", "int", ("common", "max_queries"), ge=1)
+    prepare: PrepareSection = _key(PrepareSection.__doc__, "section", ())
+    finetune: FinetuneSection = _key(FinetuneSection.__doc__, "section", ())
+    evaluate: EvaluateSection = _key(EvaluateSection.__doc__, "section", ())
+    export: ExportSection = _key(ExportSection.__doc__, "section", ())
+
+
+# --------------------------------------------------------------------------------------- the keys, flat
+_KIND_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "fractions": "a mapping {train: x, val: y, test: z} of numbers > 0 (normalised to sum 1)",
+    "device": "cpu, cuda, cuda:N or mps",
+    "name": "a folder name (letters, digits, '.', '_', '-')",
+    "data": "faq-en, faq-sv, faq, qasper, or the path of a BEIR folder, an MS MARCO folder, or a .json/.jsonl/.csv/.tsv triples file",
+    "model": "'default' (the packaged all-MiniLM-L6-v2), a hub id (needs the hub) or a saved model folder",
+}
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
 @dataclass(frozen=True)
 class Key:
-    """One config key. ``kind``: int, float, str, bool, fractions, device, name, data or model.
-    ``source``: where a profile's value comes from: ``("profile",)``, ``("name",)``, ``("common", param)`` or
-    ``(notebook stem, param)``."""
+    """One config key, read off the pydantic field: ``kind`` (int, float, str, bool, fractions, device, name, data,
+    model), ``source`` (``("profile",)``, ``("name",)``, ``("common", param)`` or ``(notebook stem, param)``)."""
 
     path: str
     kind: str
@@ -82,86 +173,50 @@ class Key:
         return f"`{self.source[1]}` ({self.source[0]})"
 
 
-_KIND_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "fractions": "a mapping {train: x, val: y, test: z} of numbers > 0 (normalised to sum 1)",
-    "device": "cpu, cuda, cuda:N or mps",
-    "name": "a folder name (letters, digits, '.', '_', '-')",
-    "data": "faq-en, faq-sv, faq, qasper, or the path of a BEIR folder, an MS MARCO folder, or a .json/.jsonl/.csv/.tsv triples file",
-    "model": "'default' (the packaged all-MiniLM-L6-v2), a hub id (needs the hub) or a saved model folder",
-}
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
-def _recipe_keys(section: str, names: dict[str, str]) -> list[Key]:
-    """The keys of one fine-tuning recipe; ``names`` maps a key to its 03_fine_tuning parameter."""
-    spec = {
-        "loss": dict(kind="str", choices=LOSSES, help="bce pointwise; lambda, listnet, softmax listwise; mnrl"),
-        "negatives": dict(kind="str", choices=NEGATIVE_STRATEGIES, help="random, bm25, dense (bi-encoder) or mixed (hard + random)"),
-        "num_negatives": dict(kind="int", low=1, help="negatives per query: the ratio 1 positive : N negatives"),
-        "hard_fraction": dict(kind="float", low=0, high=1, help="mixed: the share of hard negatives, the rest random"),
-        "hard_source": dict(kind="str", choices=HARD_SOURCES, help="mixed: the retriever that supplies the hard negatives"),
-        "relative_margin": dict(kind="float", low=0, nullable=True, help="drop candidates above (1 - margin) x the positive's score: likely false negatives"),
-        "epochs": dict(kind="int", low=1, help="training epochs (the best epoch on validation is kept)"),
-        "learning_rate": dict(kind="float", low=0, high=1, low_open=True, high_open=True, help="learning rate of the encoder"),
-        "bias_learning_rate": dict(kind="float", low=0, high=10, low_open=True, high_open=True, help="learning rate of the cross-segment biases and the scale"),
-        "batch_size": dict(kind="int", low=1, help="pairs per step (bce); queries per step (listwise losses)"),
-        "max_length": dict(kind="int", low=2, help="tokens the model reads per (query, passage) pair"),
-        "warmup_ratio": dict(kind="float", low=0, high=1, high_open=True, help="share of the steps spent warming the learning rate up"),
-        "weight_decay": dict(kind="float", low=0, help="AdamW weight decay"),
-        "early_stopping_patience": dict(kind="int", low=1, nullable=True, help="epochs without a better val NDCG@10 before stopping; null: never"),
-        "bias_mode": dict(kind="str", choices=BIAS_MODES, help="cross-segment biases: one shared, one per layer, or one per head"),
-        "bias_start": dict(kind="float", help="-8: attention across segments scaled by e^-8, step 0 = the bi-encoder"),
-    }
-    return [Key(f"finetune.{section}.{k}", source=(NB03, p), **spec[k]) for k, p in names.items()]
-
-
-_STANDARD = PARAMETER_NAMES[(NB03, "standard")]  # config key -> notebook 03's parameter
-
-
-_BRIDGE = PARAMETER_NAMES[(NB03, "bridge")]
+def _keys(model: type[BaseModel], prefix: str = "") -> list[Key]:
+    out: list[Key] = []
+    for name, field in model.model_fields.items():
+        path, extra = prefix + name, field.json_schema_extra
+        sub = _submodel(field.annotation)
+        if extra["kind"] == "section":
+            out += _keys(sub, path + ".")
+            continue
+        annotation, nullable = field.annotation, False
+        if get_origin(annotation) is not None and type(None) in get_args(annotation):  # Optional[X]
+            nullable = True
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        choices = get_args(annotation) if get_origin(annotation) is Literal else ()
+        bounds: dict[str, Any] = {}
+        for m in field.metadata:
+            if isinstance(m, (Ge, Gt)):
+                bounds.update(low=float(m.ge if isinstance(m, Ge) else m.gt), low_open=isinstance(m, Gt))
+            elif isinstance(m, (Le, Lt)):
+                bounds.update(high=float(m.le if isinstance(m, Le) else m.lt), high_open=isinstance(m, Lt))
+        out.append(Key(path, extra["kind"], field.description, tuple(extra["source"]), tuple(choices), nullable, **bounds))
+    return out
 
 
 #: Every key a config may hold, in the order configs are written.
-SCHEMA: tuple[Key, ...] = (
-    Key("profile", "str", "its values fill every key this file does not set", ("profile",), choices=tuple(PROFILES)),
-    Key("name", "name", "artifacts/<name>/ holds the splits, negatives and models; give your own data its own name", ("name",)),
-    Key("seed", "int", "seed of the sample, split, mining and training", ("common", "seed")),
-    Key("device", "device", "torch device for the models", ("common", "device")),
-    Key("data_source", "data", "a named source or a path (relative to the working directory, the repository or this file)", ("common", "data_source")),
-    Key("embedding_model", "model", "the bi-encoder: first stage, dense negatives, the bridge's start", ("common", "embedding_model")),
-    Key("reranker_model", "model", "the model the standard cross-encoder is fine-tuned from", ("common", "reranker_model")),
-    Key("max_queries", "int", "use a seeded sample of this many queries; null: all", ("common", "max_queries"), nullable=True, low=1),
-    Key("prepare.split_fractions", "fractions", "train: training; val: every choice; test: the reported result", (NB01, "split_fractions")),
-    Key("prepare.group_key", "str", "keep queries sharing this metadata value on one side (category, paper_id); null: none", (NB01, "group_key"), nullable=True),
-    Key("finetune.architecture", "str", "the reranker mine, finetune, evaluate and export work on", (NB03, "default_reranker"), choices=ARCHITECTURES),
-    Key("finetune.top_k", "int", "first-stage candidates reranked on validation each epoch", (NB03, "top_k"), low=1),
-    *_recipe_keys("standard", _STANDARD),
-    *_recipe_keys("bridge", _BRIDGE),
-    Key("evaluate.top_k", "int", "first-stage candidates the reranker reorders", (NB04, "top_k"), low=1),
-    Key("export.quantize", "bool", "also write the int8 ONNX model (model_qint8.onnx)", (NB05, "quantize")),
-)
-
-
+SCHEMA: tuple[Key, ...] = tuple(_keys(PipelineSchema))
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
 
 
-#: What each section is for (comments in the YAML files, headings in configs/README.md).
-SECTIONS = {
-    "prepare": "the leak-free split (notebook 01_data_preparation): `rerank-utils prepare`",
-    "finetune": "the recipes (notebook 03_fine_tuning): `rerank-utils mine` mines their negatives, `rerank-utils finetune` trains",
-    "finetune.standard": "the standard cross-encoder: a new scoring head on reranker_model",
-    "finetune.bridge": "the bridge reranker (notebook 14): grown from embedding_model, step 0 is the bi-encoder",
-    "evaluate": "test-split evaluation with paired intervals (notebook 04_evaluation): `rerank-utils evaluate`",
-    "export": "ONNX export of a bridge reranker (notebook 05_deployment): `rerank-utils export`",
-}
+def _section_docs(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        sub = _submodel(field.annotation)
+        if field.json_schema_extra["kind"] == "section":
+            out[prefix + name] = field.description
+            out.update(_section_docs(sub, prefix + name + "."))
+    return out
 
+
+#: What each section is for (comments in the YAML files, headings in configs/README.md).
+SECTIONS: dict[str, str] = _section_docs(PipelineSchema)
 
 #: Parameters of the notebooks that no key mirrors, and why (a test checks every other parameter has a key).
 NOTEBOOK_ONLY = {
@@ -170,18 +225,8 @@ NOTEBOOK_ONLY = {
 }
 
 
-def _sections() -> list[str]:
-    out: list[str] = []
-    for key in SCHEMA:
-        parts = key.path.split(".")[:-1]
-        for i in range(1, len(parts) + 1):
-            s = ".".join(parts[:i])
-            if s not in out:
-                out.append(s)
-    return out
-
-
-def _get(tree: dict, path: str, default: Any = KeyError) -> Any:
+def get(tree: dict, path: str, default: Any = KeyError) -> Any:
+    """The value at the dotted ``path`` of a nested config."""
     node: Any = tree
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -192,7 +237,8 @@ def _get(tree: dict, path: str, default: Any = KeyError) -> Any:
     return node
 
 
-def _set(tree: dict, path: str, value: Any) -> None:
+def put(tree: dict, path: str, value: Any) -> None:
+    """Set the dotted ``path`` of a nested config to ``value``, creating the sections on the way."""
     parts = path.split(".")
     node = tree
     for part in parts[:-1]:
@@ -204,19 +250,47 @@ def profile_config(name: str) -> dict[str, Any]:
     """A profile's full config (nested dict), every value taken from ``PROFILES[name]``."""
     prof = get_profile(name)
     out: dict[str, Any] = {}
-    for key in SCHEMA:
-        kind = key.source[0]
+    for k in SCHEMA:
+        kind = k.source[0]
         if kind in ("profile", "name"):
             value = prof.name
         elif kind == "common":
-            value = prof.common[key.source[1]]
+            value = prof.common[k.source[1]]
         else:
-            value = prof.parameters_for(key.source[0])[key.source[1]]
-        _set(out, key.path, json.loads(json.dumps(value)))  # a copy, tuples as lists
+            value = prof.parameters_for(k.source[0])[k.source[1]]
+        put(out, k.path, json.loads(json.dumps(value)))  # a copy, tuples as lists
     return out
 
 
-def _suggest(path: str, section_keys: Iterable[str]) -> str:
+# ------------------------------------------------------------------------------------- error messages
+def sections() -> list[str]:
+    return list(SECTIONS)
+
+
+def children(section: str) -> list[str]:
+    """The keys (leaves and sub-sections) directly under ``section`` ("" = the top level)."""
+    prefix = section + "." if section else ""
+    out: list[str] = []
+    for path in [k.path for k in SCHEMA] + sections():
+        if path.startswith(prefix) and "." not in path[len(prefix):]:
+            name = path[len(prefix):]
+            if name not in out:
+                out.append(name)
+    return sorted(out, key=[p.rsplit(".", 1)[-1] for p in _order(section)].index)
+
+
+def _order(section: str) -> list[str]:
+    prefix = section + "." if section else ""
+    seen: list[str] = []
+    for k in SCHEMA:
+        if k.path.startswith(prefix):
+            head = prefix + k.path[len(prefix):].split(".")[0]
+            if head not in seen:
+                seen.append(head)
+    return seen
+
+
+def suggest(path: str, section_keys: Iterable[str]) -> str:
     """"; did you mean X?" for an unknown key ``path``: a close key of its own section, else the keys
     elsewhere with that name (or a close one), e.g. a recipe key written at the top level; "" when none."""
     parent, _, leaf = path.rpartition(".")
@@ -225,89 +299,79 @@ def _suggest(path: str, section_keys: Iterable[str]) -> str:
         found = [f"{parent + '.' if parent else ''}{c}" for c in close]
     else:
         by_leaf: dict[str, list[str]] = {}
-        for p in [k.path for k in SCHEMA] + _sections():
+        for p in [k.path for k in SCHEMA] + sections():
             by_leaf.setdefault(p.rsplit(".", 1)[-1], []).append(p)
         leaves = [leaf] if leaf in by_leaf else difflib.get_close_matches(leaf, list(by_leaf), n=2, cutoff=0.75)
         found = [p for name in leaves for p in by_leaf[name]][:4]
     return ("; did you mean " + " or ".join(found) + "?") if found else ""
 
 
-def _children(section: str) -> list[str]:
-    """The keys (leaves and sub-sections) directly under ``section`` ("" = the top level)."""
-    prefix = section + "." if section else ""
-    out: list[str] = []
-    for path in [k.path for k in SCHEMA] + _sections():
-        if path.startswith(prefix) and "." not in path[len(prefix):]:
-            name = path[len(prefix):]
-            if name not in out:
-                out.append(name)
-    return out
+def choice_problem(value: Any, choices: tuple) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f"{value!r} is not allowed; choose one of {', '.join(map(str, choices))}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def _unknown_keys(data: dict, section: str = "") -> list[str]:
-    problems = []
-    sections = set(_sections())
-    for k, v in data.items():
-        path = f"{section}.{k}" if section else str(k)
-        if path in KEYS:
-            continue
-        if path in sections:
-            if isinstance(v, dict):
-                problems += _unknown_keys(v, path)
-            else:
-                problems.append(f"{path}: expected a section (a mapping of {', '.join(_children(path))}), found {v!r}")
-            continue
-        where = f"the keys of {section}" if section else "the top-level keys"
-        problems.append(f"{path}: unknown key{_suggest(path, _children(section))} ({where}: {', '.join(_children(section))})")
-    return problems
-
-
-def _known_only(data: dict, section: str = "") -> dict:
-    """``data`` without its unknown keys and misplaced values (:func:`_unknown_keys` reports those)."""
-    out = {}
-    for k, v in data.items():
-        path = f"{section}.{k}" if section else str(k)
-        if path in KEYS:
-            out[k] = v
-        elif path in _sections() and isinstance(v, dict):
-            out[k] = _known_only(v, path)
-    return out
-
-
-def _check_value(key: Key, value: Any) -> tuple[Any, str | None]:
-    """``(value, None)`` when ``value`` suits ``key`` (a float written as YAML 1.1 reads "1e-4" becomes a
-    number), else ``(value, problem)``."""
+def _leaf_problem(k: Key, value: Any, error_type: str) -> str:
     if value is None:
-        return value, (None if key.nullable else f"null is not allowed; expected {key.allowed}")
-    kind = key.kind
-    if kind == "float" and isinstance(value, str):
-        try:  # PyYAML reads 1e-4 (no dot) as a string
-            value = float(value)
-        except ValueError:
-            pass
-    if kind in ("int", "float"):
-        ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
-            return value, f"{value!r} is not {'an integer' if kind == 'int' else 'a finite number'}; expected {key.allowed}"
-        if kind == "float":
-            value = float(value)
-        bad = (key.low is not None and (value < key.low or (key.low_open and value == key.low))) or (
-            key.high is not None and (value > key.high or (key.high_open and value == key.high)))
-        return value, (f"{value!r} is out of range; expected {key.allowed}" if bad else None)
-    if kind == "bool":
-        return value, (None if isinstance(value, bool) else f"{value!r} is not true or false")
-    if kind == "fractions":
-        if not isinstance(value, dict) or set(value) != set(SPLITS):
-            return value, f"{value!r}: expected {key.allowed}"
-        bad = [s for s, x in value.items() if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0]
-        return value, (f"{value!r}: the fraction of {', '.join(bad)} is not a number > 0" if bad else None)
+        return f"null is not allowed; expected {k.allowed}"
+    if k.choices:
+        return choice_problem(value, k.choices)
+    if error_type in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{value!r} is out of range; expected {k.allowed}"
+    if k.kind == "int":
+        return f"{value!r} is not an integer; expected {k.allowed}"
+    if k.kind == "float":
+        return f"{value!r} is not a finite number; expected {k.allowed}"
+    if k.kind == "bool":
+        return f"{value!r} is not true or false"
     if not isinstance(value, str) or not value.strip():
-        return value, f"{value!r} is not a non-empty string; expected {key.allowed}"
-    if key.choices and value not in key.choices:
-        close = difflib.get_close_matches(value, [str(c) for c in key.choices], n=1)
-        return value, f"{value!r} is not allowed; choose one of {', '.join(map(str, key.choices))}" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if kind == "device" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", value):
-        return value, f"{value!r} is not a device; expected {key.allowed}"
-    if kind == "name" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
-        return value, f"{value!r} is not a folder name; expected {key.allowed}"
-    return value, None
+        return f"{value!r} is not a non-empty string; expected {k.allowed}"
+    if k.kind == "device":
+        return f"{value!r} is not a device; expected {k.allowed}"
+    if k.kind == "name":
+        return f"{value!r} is not a folder name; expected {k.allowed}"
+    return f"{value!r}: expected {k.allowed}"
+
+
+def problems(exc: ValidationError, data: dict) -> dict[str, str]:
+    """``{dotted key: problem}`` for every error of ``exc`` (raised validating ``data``), one per key."""
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        path = ".".join(loc)
+        fractions = "prepare.split_fractions"
+        if path.startswith(fractions):  # one message for the mapping as a whole
+            value = get(data, fractions, None)
+            if path == fractions or err["type"] in ("missing", "extra_forbidden"):
+                out.setdefault(fractions, f"{value!r}: expected {KEYS[fractions].allowed}")
+            else:
+                bad = [s for s in SPLITS if isinstance(value, dict) and s in value and not _positive_number(value[s])]
+                out.setdefault(fractions, f"{value!r}: the fraction of {', '.join(bad)} is not a number > 0")
+            continue
+        if err["type"] == "extra_forbidden":
+            section = ".".join(loc[:-1])
+            where = f"the keys of {section}" if section else "the top-level keys"
+            out[path] = f"unknown key{suggest(path, children(section))} ({where}: {', '.join(children(section))})"
+        elif path in SECTIONS:
+            out[path] = f"expected a section (a mapping of {', '.join(children(path))}), found {err['input']!r}"
+        elif path in KEYS:
+            value = None if err["type"] == "missing" else err["input"]
+            out.setdefault(path, _leaf_problem(KEYS[path], value, err["type"]))
+        else:  # pragma: no cover - every location is a key or a section
+            out[path] = err["msg"]
+    return out
+
+
+def _positive_number(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and x == x and abs(x) != float("inf") and x > 0
+
+
+def validate(data: dict) -> tuple[dict | None, dict[str, str]]:
+    """``(validated nested config, {})`` or ``(None, {dotted key: problem})``."""
+    try:
+        model = PipelineSchema.model_validate(data)
+    except ValidationError as exc:
+        return None, problems(exc, data)
+    return model.model_dump(), {}
+
+

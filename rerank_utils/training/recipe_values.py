@@ -4,7 +4,7 @@ Notebook 03 (both architectures), notebook 14 (the bridge) and the CLI (``finetu
 ``finetune.<architecture>`` section) all call :func:`recipe_from_values`, so a model one of them trained is the
 model the others reuse: a saved model is reused only when its recipe is equal. The notebooks name their
 parameters their own way (03 prefixes the bridge's with ``bridge_``; 14, which trains only the bridge, does not);
-:data:`PARAMETER_NAMES` maps each recipe value to the parameter that holds it, and :func:`recipe_from_parameters`
+:data:`~rerank_utils.training.recipe_schema.PARAMETER_NAMES` maps each recipe value to the parameter that holds it, and :func:`recipe_from_parameters`
 reads them out of a notebook's namespace.
 """
 
@@ -14,28 +14,12 @@ from typing import Any, Mapping
 
 from rerank_utils.training.arguments import TrainingConfig
 from rerank_utils.training.mining import MiningConfig
+from rerank_utils.training.recipe_schema import (
+    PARAMETER_NAMES,
+    RECIPE_KEYS,
+    RECIPE_VALUES,
+)
 from rerank_utils.training.recipes import ARCHITECTURES, Recipe
-
-#: the values each architecture's recipe is built from (the keys of a config's ``finetune.<architecture>``)
-RECIPE_KEYS = {
-    "standard": ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source", "relative_margin", "epochs",
-                 "learning_rate", "batch_size", "max_length", "warmup_ratio", "weight_decay", "early_stopping_patience"),
-    "bridge": ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source", "relative_margin", "epochs",
-               "learning_rate", "bias_learning_rate", "batch_size", "max_length", "warmup_ratio", "early_stopping_patience",
-               "bias_mode", "bias_start"),
-}
-
-
-_SHARED_IN_03 = ("negatives", "num_negatives", "hard_source", "relative_margin", "batch_size", "warmup_ratio", "early_stopping_patience")
-
-
-#: (notebook, architecture) -> {recipe value: the notebook's parameter name}
-PARAMETER_NAMES: dict[tuple[str, str], dict[str, str]] = {
-    ("03_fine_tuning", "standard"): {k: k for k in RECIPE_KEYS["standard"]},
-    ("03_fine_tuning", "bridge"): {k: (k if k in _SHARED_IN_03 else "bridge_" + k)
-                                   for k in RECIPE_KEYS["bridge"]},
-    ("14_bridge_reranker", "bridge"): {**{k: k for k in RECIPE_KEYS["bridge"]}, "bias_learning_rate": "bridge_learning_rate"},
-}
 
 
 def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, name: str | None = None) -> Recipe:
@@ -48,7 +32,7 @@ def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, 
     if missing or extra:
         raise ValueError(f"the {architecture} recipe takes exactly {', '.join(RECIPE_KEYS[architecture])}: "
                          + "; ".join(x for x in (f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if x))
-    v = values
+    v = RECIPE_VALUES[architecture].model_validate(dict(values)).model_dump()  # types, choices and bounds
     mining = MiningConfig(strategy=v["negatives"], num_negatives=v["num_negatives"], hard_fraction=v["hard_fraction"],
                           hard_source=v["hard_source"], relative_margin=v["relative_margin"], seed=seed)
     common = dict(loss=v["loss"], epochs=v["epochs"], learning_rate=v["learning_rate"], batch_size=v["batch_size"],

@@ -21,12 +21,9 @@ from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.arguments import TrainingConfig
 from rerank_utils.training.mining import MiningConfig, MiningReport, mine_negatives
+from rerank_utils.training.recipe_schema import ARCHITECTURES
 from rerank_utils.training.samples import reranking_samples, training_rows
 from rerank_utils.training.trainer import FineTuneResult, fine_tune
-
-ARCHITECTURES = ("standard", "bridge")
-
-
 
 
 @dataclass

@@ -5,11 +5,10 @@ evaluated by the same evaluate_pipeline() as the package's own pipeline: the sam
 from __future__ import annotations
 
 import pytest
-from rerank_utils.evaluation.pipelines import evaluate_pipeline
 
 from rerank_utils.data.faq import load_faq
 from rerank_utils.evaluation.metrics import run_agreement
-from rerank_utils.evaluation.pipelines import Pipeline
+from rerank_utils.evaluation.pipelines import Pipeline, evaluate_pipeline
 from rerank_utils.integrations.llamaindex import LlamaIndexPipeline, no_llm_query_engine
 from rerank_utils.models.bridge import build_bridge_reranker
 from rerank_utils.models.loading import load_bi_encoder

@@ -22,16 +22,12 @@ from rerank_utils.cli.config_files import (
 from rerank_utils.cli.errors import ConfigError
 from rerank_utils.cli.main import _build_parser, main
 from rerank_utils.cli.schema import (
-    BIAS_MODES,
-    HARD_SOURCES,
-    LOSSES,
     NAMED_SOURCES,
     NB01,
     NB03,
-    NEGATIVE_STRATEGIES,
     NOTEBOOK_ONLY,
     SCHEMA,
-    _get,
+    get,
     profile_config,
 )
 from rerank_utils.cli.steps import recipe_for
@@ -40,8 +36,12 @@ from rerank_utils.models import bridge as bridge_module
 from rerank_utils.paths import repo_root
 from rerank_utils.training import arguments as training_arguments
 from rerank_utils.training import mining as mining_module
-from rerank_utils.training import recipes as recipes_module
-from rerank_utils.training.recipes import ARCHITECTURES
+from rerank_utils.training.recipe_schema import (
+    BIAS_MODES,
+    HARD_SOURCES,
+    LOSSES,
+    NEGATIVE_STRATEGIES,
+)
 from rerank_utils.tutorial.profiles import PROFILES
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -51,7 +51,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_config_files_equal_the_profiles(profile):
     path = CONFIGS / f"{profile}.yaml"
-    regenerate = "regenerate configs/ with: python -m rerank_utils.pipeline_config"
+    regenerate = "regenerate configs/ with: python -m rerank_utils.cli.config_files"
     assert path.is_file(), regenerate
     assert yaml.safe_load(path.read_text(encoding="utf-8")) == profile_config(profile), regenerate
     assert path.read_text(encoding="utf-8") == config_yaml(profile), regenerate  # the comments too
@@ -65,7 +65,7 @@ def test_profile_config_mirrors_the_notebook_parameters():
         cfg = profile_config(name)
         for key in SCHEMA:
             kind, *param = key.source
-            value = _get(cfg, key.path)
+            value = get(cfg, key.path)
             if kind in ("profile", "name"):
                 assert value == name
             elif kind == "common":
@@ -81,7 +81,7 @@ def test_profile_config_mirrors_the_notebook_parameters():
 def test_allowed_values_are_the_packages():
     assert LOSSES == training_arguments.LOSSES
     assert NEGATIVE_STRATEGIES == mining_module.STRATEGIES and HARD_SOURCES == mining_module.HARD_SOURCES
-    assert BIAS_MODES == bridge_module.BIAS_MODES and ARCHITECTURES == recipes_module.ARCHITECTURES
+    assert BIAS_MODES == bridge_module.BIAS_MODES
     import inspect
 
     source = inspect.getsource(sources_module.build_dataset)
@@ -92,7 +92,7 @@ def test_allowed_values_are_the_packages():
 def test_readme_key_table_is_generated_from_the_schema():
     text = (CONFIGS / "README.md").read_text(encoding="utf-8")
     start = text.index(README_BEGIN) + len(README_BEGIN)
-    assert text[start: text.index(README_END)] == "\n" + reference_markdown(), "run: python -m rerank_utils.pipeline_config"
+    assert text[start: text.index(README_END)] == "\n" + reference_markdown(), "run: python -m rerank_utils.cli.config_files"
     for key in SCHEMA:
         assert f"| `{key.path}` |" in text
 

@@ -10,8 +10,8 @@ import pytest
 
 from rerank_utils.cli.config_files import load_config
 from rerank_utils.cli.steps import recipe_for
+from rerank_utils.training.recipe_schema import RECIPE_KEYS
 from rerank_utils.training.recipe_values import (
-    RECIPE_KEYS,
     recipe_from_parameters,
     recipe_from_values,
 )
