@@ -42,10 +42,11 @@ from rerank_utils.evaluation.split_seeds import (  # noqa: E402
 from rerank_utils.models.late_interaction import MaxSimReranker
 from rerank_utils.retrieval.dense import DenseRetriever  # noqa: E402
 from rerank_utils.retrieval.reranking import fuse_with_first_stage, rerank_run  # noqa: E402
+from rerank_utils.training.recipe_values import retriever_recipe_from_values  # noqa: E402
 from rerank_utils.training.late_interaction import fine_tune_late_interaction  # noqa: E402
 from rerank_utils.training.mining import MiningConfig, mine_negatives  # noqa: E402
 from rerank_utils.training.pseudo_queries import inverse_cloze, without_sources  # noqa: E402
-from rerank_utils.training.retriever import RetrieverRecipe, load_or_train_retriever  # noqa: E402
+from rerank_utils.training.retriever import load_or_train_retriever  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "reranker_search.json"
 TOP_K = 20
@@ -57,7 +58,7 @@ def run_seed(seed: int, workdir: Path) -> dict:
     train, val, test = splits["train"], splits["val"], splits["test"]
     out: dict = {"seed": seed, "sizes": {k: len(v) for k, v in splits.items()}, "val": {}, "test": {}, "intervals": {},
                  "seconds": {}, "facts": {}}
-    recipe = RetrieverRecipe(MiningConfig("dense", num_negatives=1, range_max=10, seed=seed), seed=seed)  # retriever_vs_reranker's
+    recipe = retriever_recipe_from_values(seed)  # retriever_vs_reranker's
     retr = load_or_train_retriever(train, val, workdir / "retriever", recipe, base_model="default")
     dense = DenseRetriever(train.corpus, retr.model)
     val_run, test_run = dense.search(val.queries, top_k=TOP_K), dense.search(test.queries, top_k=TOP_K)

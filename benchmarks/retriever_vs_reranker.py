@@ -39,9 +39,9 @@ from rerank_utils.evaluation.split_seeds import (  # noqa: E402
 from rerank_utils.models.loading import load_bi_encoder  # noqa: E402
 from rerank_utils.retrieval.dense import DenseRetriever  # noqa: E402
 from rerank_utils.retrieval.reranking import fuse_with_first_stage  # noqa: E402
-from rerank_utils.training.mining import MiningConfig  # noqa: E402
+from rerank_utils.training.recipe_values import retriever_recipe_from_values  # noqa: E402
 from rerank_utils.training.recipes import FirstStages, train_recipe
-from rerank_utils.training.retriever import RetrieverRecipe, fine_tune_retriever  # noqa: E402
+from rerank_utils.training.retriever import fine_tune_retriever  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "retriever_vs_reranker.json"
 TOP_K = 20
@@ -60,7 +60,7 @@ def run_seed(seed: int, workdir: Path) -> dict:
 
     t = time.perf_counter()
     retr = fine_tune_retriever(train, val, workdir / "retriever",
-                               RetrieverRecipe(MiningConfig("dense", num_negatives=1, range_max=10, seed=seed), seed=seed))
+                               retriever_recipe_from_values(seed))
     out["seconds"]["retriever"] = round(time.perf_counter() - t, 1)
     out["retriever"] = {k: retr.facts[k] for k in ("base_validation_ndcg@10", "validation_by_epoch", "best_epoch", "best_validation_ndcg@10")}
 

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""Where things are: the package, the repository (when run from a clone), ``notebooks/`` and the artifacts folder
+(``artifacts/<name>/``, or ``$RERANK_ARTIFACTS_DIR``), and :func:`resolve_path` for a path a user wrote relative to
+the working directory or the repository. Every stage saves under :func:`artifacts_dir`.
 """
 
 from __future__ import annotations

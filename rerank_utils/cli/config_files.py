@@ -109,7 +109,6 @@ def _check_path(key: Key, value: str, base_dir: Path | None) -> tuple[str, str |
 @dataclass
 class PipelineConfig:
     """A loaded, validated config: ``data`` is the full nested mapping (profile values + file + overrides)."""
-
     data: dict[str, Any]
     source: str  # the file, or "profile <name>"
 

@@ -294,13 +294,11 @@ def _finetune(args) -> int:
 
 def _finetune_retriever(args) -> int:
     from rerank_utils.cli.steps import run_finetune_retriever
-    from rerank_utils.training.mining import MiningConfig
-    from rerank_utils.training.retriever import RetrieverRecipe
+    from rerank_utils.training.recipe_values import retriever_recipe_from_values
 
     cfg = _load(args)
-    recipe = RetrieverRecipe(MiningConfig(strategy="dense", num_negatives=args.negatives, range_max=10, seed=cfg["seed"]),
-                             epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                             max_length=args.max_length, seed=cfg["seed"])
+    recipe = retriever_recipe_from_values(cfg["seed"], negatives=args.negatives, epochs=args.epochs, learning_rate=args.learning_rate,
+                                          batch_size=args.batch_size, max_length=args.max_length)
     run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty())
     return 0
 

@@ -69,7 +69,6 @@ class SplitFractions(Strict):
 
 class PrepareSection(Strict):
     """the leak-free split (notebook 01_data_preparation): `rerank-utils prepare`"""
-
     split_fractions: SplitFractions = _key("train: training; val: every choice; test: the reported result", "fractions", (NB01, "split_fractions"))
     group_key: Optional[str] = _key("keep queries sharing this metadata value on one side (category, paper_id); null: none", "str",
                                     (NB01, "group_key"))
@@ -77,7 +76,6 @@ class PrepareSection(Strict):
 
 class FinetuneSection(Strict):
     """the recipes (notebook 03_fine_tuning): `rerank-utils mine` mines their negatives, `rerank-utils finetune` trains"""
-
     architecture: Literal[ARCHITECTURES] = _key("the reranker mine, finetune, evaluate and export work on", "str", (NB03, "default_reranker"))
     top_k: StrictInt = _key("first-stage candidates reranked on validation each epoch", "int", (NB03, "top_k"), ge=1)
     standard: StandardRecipeValues = _key("the standard cross-encoder: a new scoring head on reranker_model", "section", ())
@@ -86,19 +84,16 @@ class FinetuneSection(Strict):
 
 class EvaluateSection(Strict):
     """test-split evaluation with paired intervals (notebook 04_evaluation): `rerank-utils evaluate`"""
-
     top_k: StrictInt = _key("first-stage candidates the reranker reorders", "int", (NB04, "top_k"), ge=1)
 
 
 class ExportSection(Strict):
     """ONNX export of a bridge reranker (notebook 05_deployment): `rerank-utils export`"""
-
     quantize: StrictBool = _key("also write the int8 ONNX model (model_qint8.onnx)", "bool", (NB05, "quantize"))
 
 
 class PipelineSchema(Strict):
     """A whole config, every key present (a file's keys on top of its profile's values)."""
-
     profile: Literal[tuple(PROFILES)] = _key("its values fill every key this file does not set", "str", ("profile",))
     name: str = _key("artifacts/<name>/ holds the splits, negatives and models; give your own data its own name", "name", ("name",))
     seed: StrictInt = _key("seed of the sample, split, mining and training", "int", ("common", "seed"))
@@ -136,7 +131,6 @@ def _num(x: float) -> str:
 class Key:
     """One config key, read off the pydantic field: ``kind`` (int, float, str, bool, fractions, device, name, data,
     model), ``source`` (``("profile",)``, ``("name",)``, ``("common", param)`` or ``(notebook stem, param)``)."""
-
     path: str
     kind: str
     help: str

@@ -53,11 +53,13 @@ from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import (
-    MiningConfig,
     mine_negatives,
     negatives_to_triples,
 )
-from rerank_utils.training.recipe_values import recipe_from_values
+from rerank_utils.training.recipe_values import (
+    recipe_from_values,
+    retriever_recipe_from_values,
+)
 from rerank_utils.training.recipes import (
     ARCHITECTURES,
     FirstStages,
@@ -66,7 +68,6 @@ from rerank_utils.training.recipes import (
 )
 from rerank_utils.training.retriever import (
     FACTS_FILE,
-    RetrieverRecipe,
     data_fingerprint,
     load_or_train_retriever,
 )
@@ -100,7 +101,6 @@ def split_params_of(cfg: PipelineConfig) -> dict[str, Any]:
 
 def _check_device(device: str) -> None:
     if device.startswith("cuda"):
-
         if not torch.cuda.is_available():
             raise PipelineError(f"device: {device!r}, but torch sees no CUDA GPU here; set `device: cpu` (or --set device=cpu)")
 
@@ -108,7 +108,6 @@ def _check_device(device: str) -> None:
 def _splits(cfg: PipelineConfig, rebuild: bool = False):
     """``(splits, how)``: the config's split from artifacts/<name>/data/splits when it was made with these
     values, else built and saved there. Splits made from other values are never replaced silently."""
-
     params = split_params_of(cfg)
     saved = saved_split_params(cfg.name)
     if saved is not None and saved != params and not rebuild:
@@ -135,7 +134,6 @@ def _sizes(splits) -> str:
 
 def run_prepare(cfg: PipelineConfig, rebuild: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``prepare``: build and save the leak-free split (notebook 01), or reuse the one saved with these values."""
-
     splits, how = _splits(cfg, rebuild=rebuild)
     leakage = check_splits(splits)
     leak_free = all(r.ok for r in leakage.values())
@@ -154,7 +152,6 @@ def run_mine(cfg: PipelineConfig, architecture: str | None = None, output: str |
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """``mine``: the negatives of the training split as the recipe of ``architecture`` mines them (notebooks
     02 and 03), written as the guide's triples; ``finetune`` mines the same ones again (seeded)."""
-
     _check_device(cfg.device)
     arch = architecture or cfg["finetune.architecture"]
     recipe = recipe_for(cfg, arch)
@@ -193,7 +190,6 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
     early stopping, the best epoch kept) into artifacts/<name>/models/<architecture>, reusing the model saved
     there when it was trained with this very recipe, base model and split; then publish it as
     artifacts/<name>/models/reranker, the model ``evaluate``, ``export`` and ``serve`` use."""
-
     _check_device(cfg.device)
     arch = architecture or cfg["finetune.architecture"]
     recipe = recipe_for(cfg, arch)
@@ -235,9 +231,8 @@ def run_finetune_retriever(cfg: PipelineConfig, recipe=None, retrain: bool = Fal
     before the reranker; :mod:`rerank_utils.retriever_training`) into artifacts/<name>/models/retriever, reusing the
     model saved there when its recipe, base model and data fingerprint match. ``evaluate --retriever`` then adds
     it as a first stage, alone and reranked."""
-
     _check_device(cfg.device)
-    recipe = recipe or RetrieverRecipe(MiningConfig(strategy="dense", num_negatives=1, range_max=10, seed=cfg["seed"]), seed=cfg["seed"])
+    recipe = recipe or retriever_recipe_from_values(cfg["seed"])
     splits, how = _splits(cfg)
     train, val = splits["train"], splits["val"]
     out = Path(output) if output else artifacts_dir(cfg.name, "models", "retriever")
@@ -280,7 +275,6 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     """``evaluate``: BM25 and the bi-encoder alone, and their top-``evaluate.top_k`` reranked by each model
     (default: the published reranker), on the ``split`` queries, with paired bootstrap intervals and p-values
     (notebooks 03/04); prints the tables and writes them as JSON."""
-
     _check_device(cfg.device)
     if split not in EVALUATE_SPLITS:
         raise ConfigError(f"split={split!r}: choose one of {', '.join(EVALUATE_SPLITS)}")
@@ -319,7 +313,6 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     claim = guide_claim({k: c for k, c in ev.comparisons.items() if k.count(" + ") == 1})
     verdicts = {}  # issue 12: each reranker judged against the strongest row, the fine-tuned retriever included
     if retriever is not None:
-
         verdicts = {label: strongest_verdict(ev.results, ev.comparisons, f"fine-tuned bi-encoder + {label}") for label in rerankers}
     out_path = Path(output) if output else artifacts_dir(cfg.name, "pipeline") / f"evaluate_{split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,7 +350,6 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
                quantize: bool | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``export``: a bridge reranker to ONNX (``model.onnx`` + tokenizer; with ``quantize`` also the int8
     ``model_qint8.onnx``), as notebook 05 does, then checked: the ONNX scores of a few pairs against PyTorch's."""
-
     folder = _model_folder(model, cfg)
     if not is_bridge_folder(folder):
         raise PipelineError(STANDARD_EXPORT_ERROR.format(folder=folder))

@@ -1,4 +1,5 @@
-"""TODO docstring
+"""BEIR folders (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``): read strictly (every problem named to
+the file and line) and written. Notebook ``01_data_preparation`` saves its splits in this format.
 """
 
 from __future__ import annotations

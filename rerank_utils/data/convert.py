@@ -1,4 +1,5 @@
-"""TODO docstring
+"""Conversions between the formats: triples <-> grouped, and either <-> a
+:class:`~rerank_utils.data.records.RetrievalDataset` (ids from the text, score-0 pairs kept as judged negatives).
 """
 
 from __future__ import annotations

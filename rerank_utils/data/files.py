@@ -1,4 +1,5 @@
-"""TODO docstring
+"""Reading and writing record files: JSONL, a JSON array, CSV/TSV; every record keeps its file and line so a
+problem is reported where it is (an unreadable file, a torn line, a bad cell).
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ def _jsonl_entries(path: Path) -> list[_Entry]:
 
 class _Unreadable(Exception):
     """The whole file cannot be parsed (a broken JSON array, a CSV without header): nothing can be kept."""
-
     def __init__(self, problems: list[Problem], hint: str):
         super().__init__(hint)
         self.problems = problems

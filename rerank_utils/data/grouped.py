@@ -1,4 +1,5 @@
-"""TODO docstring
+"""The grouped format ``{query, positives, negatives}``: validated (each problem named to the file, line and field),
+read and written. Notebook ``01_data_preparation``.
 """
 
 from __future__ import annotations

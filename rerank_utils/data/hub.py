@@ -1,4 +1,5 @@
-"""TODO docstring
+"""The Hugging Face hub, which is often unreachable here: a quick reachability check, the offline environment
+variables, and :class:`HubDatasetUnavailable` whose message says what to do instead (a local copy).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""TODO docstring
+"""MS MARCO: the official triples file and the collection/queries/qrels folder, read into triples or a
+:class:`~rerank_utils.data.records.RetrievalDataset` (the terms of use are printed with it).
 """
 
 from __future__ import annotations

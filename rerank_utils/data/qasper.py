@@ -1,4 +1,6 @@
-"""TODO docstring
+"""QASPER (allenai/qasper, CC BY 4.0): papers read from the hub's parquet conversion or a local copy, normalised,
+and turned into the guide's triples or a :class:`~rerank_utils.data.records.RetrievalDataset` (evidence
+paragraphs are the positives). Notebook ``10_qasper_case_study``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ def load_qasper_papers(
     Nothing of it ships with this repository.
 
     Routes:
-
     * a hub id (default ``allenai/qasper``): ``datasets.load_dataset(source, revision=revision, ...)``
       on the hub's parquet conversion (``refs/convert/parquet``; files ``<config>/<split>/*.parquet``,
       config ``qasper``), because ``load_dataset("allenai/qasper")`` fails on ``datasets`` >= 4 (loading
@@ -360,7 +361,6 @@ def qasper_to_triples(
 
     Source: QASPER papers as :func:`load_qasper_papers` returns them (CC BY 4.0, see
     :data:`QASPER_ATTRIBUTION`). Builds records ``{"query", "passage", "score", "paper_id"}``:
-
     * positives (score 1): each question with each distinct paragraph of its paper that some annotator
       gave as evidence (all annotators together);
     * negatives (score 0): ``negatives_per_positive`` x (number of positives) other paragraphs of the
@@ -438,7 +438,6 @@ def qasper_to_dataset(papers: Iterable[dict], name: str = "qasper") -> Retrieval
 
     Source: QASPER papers as :func:`load_qasper_papers` returns them (CC BY 4.0, see
     :data:`QASPER_ATTRIBUTION`). Builds:
-
     * corpus: every non-empty paragraph of every paper, id ``<paper_id>/<section_idx>/<para_idx>``;
       ``doc_meta[doc_id]`` = ``paper_id``, ``section`` (its name), ``section_idx``, ``para_idx``;
     * queries: the questions with paragraph evidence (id = ``question_id``; equal question texts within a

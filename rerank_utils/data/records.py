@@ -92,7 +92,6 @@ class Problem:
     ``"record 3 (line 7)"`` for JSON arrays and ``"record 3"`` for in-memory records (0-based index).
     ``message`` says what is wrong and what to do about it.
     """
-
     source: str
     location: str
     reason: str
@@ -111,7 +110,6 @@ class ValidationReport:
     problem found in it. ``problems`` lists every problem (a record may have several).
     ``n_input == n_kept + sum(dropped.values())`` always holds.
     """
-
     source: str
     n_input: int
     n_kept: int
@@ -144,7 +142,6 @@ class ValidationReport:
 
 class DataValidationError(ValueError):
     """Raised in strict mode (or when a file cannot be read at all) with every problem found."""
-
     def __init__(self, report: ValidationReport, hint: str | None = None):
         self.report = report
         self.problems = list(report.problems)
@@ -168,7 +165,6 @@ class RetrievalDataset:
     ``qrels[qid][doc_id]`` is a relevance grade; a grade > 0 means relevant.
     ``doc_meta`` / ``query_meta`` keep per-id metadata (category, sources, paper id, ...).
     """
-
     corpus: dict[str, str]
     queries: dict[str, str]
     qrels: dict[str, dict[str, float]]
@@ -205,7 +201,6 @@ class RetrievalDataset:
         ``smoke`` profile samples 40 queries over all 503 FAQ answers). ``n`` >= the number of queries
         returns every query.
         """
-
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"sample(): n must be a positive integer, got {n!r}")
         ids = list(self.queries)
@@ -218,7 +213,6 @@ class RetrievalDataset:
 @dataclass
 class _Entry:
     """One input record and where it came from; ``problem`` is set when it could not even be read."""
-
     location: str
     value: Any = None
     problem: Problem | None = None
@@ -226,7 +220,6 @@ class _Entry:
 
 class _Found:
     """Problems per entry, in input order. An entry's first problem is why it is dropped."""
-
     def __init__(self, source: str, entries: Sequence[_Entry]):
         self.source = source
         self.entries = entries

@@ -105,7 +105,6 @@ def prepare_splits(
     group key it used; when there is none, the default 70/10/20 split by query is built and saved, so each
     notebook can also run alone.
     """
-
     params = split_params(data_source, seed, fractions, group_key, max_queries)
     saved = saved_split_params(profile)
     if not rebuild and saved is not None:

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""Leak-free splits: :func:`split_dataset` / :func:`split_triples` keep every query with its positives on one side
+(and, with a group key, every group), and :func:`check_leakage` / :func:`assert_no_leakage` prove no query or
+positive is shared between splits. Notebook ``01_data_preparation``.
 """
 
 from __future__ import annotations
@@ -169,7 +171,6 @@ def _assign_components(sizes: list[int], weights: list[float], seed: int, group_
 @dataclass
 class LeakageReport:
     """Query texts and positive passage texts found on both sides (stripped, in the first side's order)."""
-
     shared_queries: list[str] = field(default_factory=list)
     shared_positives: list[str] = field(default_factory=list)
 
@@ -194,7 +195,6 @@ class LeakageReport:
 
 class LeakageError(ValueError):
     """Raised by :func:`assert_no_leakage`; ``report`` is the :class:`LeakageReport`."""
-
     def __init__(self, report: LeakageReport, names: Sequence[str] = ("a", "b")):
         self.report = report
         self.names = tuple(names)

@@ -1,4 +1,5 @@
-"""TODO docstring
+"""The guide's triples ``{query, passage, score}``: validated (each problem named to the file, line and field; strict
+or lenient), read and written. Notebook ``01_data_preparation``.
 """
 
 from __future__ import annotations

@@ -103,7 +103,6 @@ def bi_vs_cross_table(bi_costs: dict, latency_rows: list[dict], bi_ndcg10: float
 
     ``bi_costs`` from :func:`bi_encoder_costs`; ``latency_rows`` from :func:`rerank_latency_by_k`.
     """
-
     by_k = {r["k"]: r for r in latency_rows}
     k_show = 20 if 20 in by_k else max(by_k)
     pairs_per_s = sum(r["pairs"] for r in latency_rows) / sum(r["pairs"] / r["pairs_per_s"] for r in latency_rows)
@@ -136,7 +135,6 @@ def compare_backends(models: dict, ds, first_stage: dict, top_k: int = 20, batch
     its change from the reference; with ``latency_queries``: p50 / p95 ms of one ``predict`` of a query's
     top-``top_k`` (the first that many queries). Introduced in notebook ``14_bridge_reranker``; used for the
     speed-ups of ``05_deployment``."""
-
     if not models:
         raise ValueError("compare_backends: no models given")
     rows, reference, ref_ndcg = [], None, None

@@ -216,7 +216,6 @@ _NAME_RE = re.compile(r"^([a-z]+)(?:@(\d+))?$")
 @dataclass(frozen=True)
 class Metric:
     """A parsed metric name: ``family`` (hit, mrr, ndcg, recall, p, map) and cutoff ``k`` (or None)."""
-
     family: str
     k: int | None
 
@@ -259,7 +258,6 @@ class EvalResult:
         missing_in_run: qids of the qrels absent from the run (scored as an empty ranking: 0).
         not_in_qrels: qids of the run absent from the qrels (not evaluated).
     """
-
     metrics: tuple[str, ...]
     aggregate: dict[str, float]
     per_query: dict[str, dict[str, float]]
@@ -270,7 +268,6 @@ class EvalResult:
 
     def to_frame(self):
         """A pandas DataFrame, one row per query of the qrels (index ``qid``), one column per metric."""
-
         df = pd.DataFrame.from_dict(self.per_query, orient="index", columns=list(self.metrics))
         df.index.name = "qid"
         return df

@@ -32,7 +32,6 @@ class Pipeline:
     ``corpus`` maps doc ids to the texts the reranker reads. With a reranker the pipeline returns its
     ``top_k`` candidates reordered by the reranker's score; ``top_n`` keeps only the first ``top_n``.
     """
-
     name: str
     first_stage: Any
     corpus: Mapping[str, str]
@@ -83,7 +82,6 @@ def _ordered(scores: dict[str, float], order: list[str]) -> dict[str, float]:
 class PipelineEvaluation:
     """What :func:`evaluate_pipeline` returns: the metrics (:class:`~rerank_utils.evaluation.metrics.EvalResult`, per query and
     means), the run, and the seconds each query took end to end."""
-
     name: str
     result: EvalResult
     run: dict[str, dict[str, float]]
@@ -150,7 +148,6 @@ def worst_queries(ds, before: EvalResult, after: EvalResult, run_before: Mapping
     """The (at most) ``n`` queries the second system hurt most (``after - before`` on ``metric`` below zero, most
     negative first), as text: the query, the relevant passage, each system's first result. A DataFrame for
     failure analysis; empty when no query got worse."""
-
     diffs = []
     for q, vals in after.per_query.items():
         a, b = before.per_query.get(q, {}).get(metric), vals.get(metric)

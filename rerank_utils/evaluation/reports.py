@@ -1,4 +1,7 @@
-"""TODO docstring
+"""The tables and verdicts notebooks 02, 03, 04 and 14 and ``rerank-utils evaluate`` report: rerankers evaluated on
+first-stage runs with paired comparisons (:func:`evaluate_rerankers`, :func:`comparison_frame`), the fusion search,
+the gate verdict, the recipe-search table, the guide's "+10-30 %" claim checked, and the verdict against the
+strongest row (:func:`strongest_verdict`: a gain is claimed over the fine-tuned retriever, not the weakest baseline).
 """
 
 from __future__ import annotations
@@ -23,13 +26,11 @@ METRICS = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@20")
 @dataclass
 class RerankEvaluation:
     """Every first stage alone and reranked, on the same queries, with paired comparisons."""
-
     results: dict[str, EvalResult]
     comparisons: dict[str, PairedComparison]
     runs: dict[str, dict]
 
     def table(self, metrics=METRICS):
-
         return pd.DataFrame({name: {m: r.aggregate[m] for m in metrics} for name, r in self.results.items()}).T
 
     def comparison_table(self):
@@ -39,7 +40,6 @@ class RerankEvaluation:
 def comparison_frame(comparisons: dict[str, PairedComparison]):
     """Paired comparisons as the guide's before/after table: before, after, absolute and relative change,
     the 95 % interval, p, per-query wins and losses."""
-
     return pd.DataFrame(
         {
             name: {
@@ -117,7 +117,6 @@ def fusion_search(
 ) -> tuple[float, dict[float, float]]:
     """Choose the weight of the reranker's z-scored score against the first stage's on VALIDATION:
     returns ``(best weight, {weight: val NDCG@10})``. Weight 1.0 is the reranker alone, 0.0 the first stage."""
-
     ce_run = rerank_run(model, val, val_run, top_k=top_k)
     scores = {}
     for w in weights:
@@ -151,8 +150,6 @@ def gate_verdict(ev: RerankEvaluation, label: str = "reranker") -> str:
 def search_table(path: str | Path):
     """The recipe search's results (``benchmarks/recipe_search.py``) as a DataFrame, best validation first;
     ``None`` when the search has not been run."""
-
-
     path = Path(path)
     if not path.is_file():
         return None

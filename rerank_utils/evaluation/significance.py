@@ -1,4 +1,8 @@
-"""TODO docstring
+"""Is B better than A on the same queries? :func:`paired_comparison` gives the mean difference of a per-query metric
+with a paired bootstrap 95 % interval and a paired randomisation p-value; :func:`compare` does it for two
+:class:`~rerank_utils.evaluation.metrics.EvalResult`. Both are a few lines of numpy: ``scipy.stats.bootstrap`` and
+``permutation_test`` would add a dependency for the same resampling (issue 13 dropped scipy), and the known-case
+tests pin these. Introduced in notebook ``03_fine_tuning``; ``04_evaluation`` reports with it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from rerank_utils.evaluation.metrics import EvalResult, parse_metric
 @dataclass
 class PairedComparison:
     """System B minus system A on the same queries: mean difference, bootstrap interval, p-value."""
-
     metric: str
     mean_a: float
     mean_b: float

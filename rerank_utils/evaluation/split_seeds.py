@@ -92,7 +92,6 @@ def seed_benchmark_main(description: str, out: Path, run_seed: Callable[[int, Pa
     """The command line of a benchmark that runs per split seed (``--seeds``, ``--workdir``, ``--force``,
     ``--table``): each seed's ``run_seed(seed, workdir/seed<n>)`` is saved into ``out`` as soon as it ends, kept
     across runs, and skipped when saved unless ``--force``; the saved seeds' ``table`` is printed last."""
-
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="*", default=[42])
     ap.add_argument("--workdir", default=workdir)

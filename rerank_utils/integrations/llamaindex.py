@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from llama_index.core import VectorStoreIndex
@@ -22,14 +21,12 @@ from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.evaluation.pipelines import _ordered
-from rerank_utils.models.loading import load_cross_encoder
-from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+from rerank_utils.models.loading import BACKENDS, load_reranker
 from rerank_utils.models.resolve import DEFAULT_MODEL, resolve_model
 
 
 def local_embedding(model_name: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64):
     """A LlamaIndex ``HuggingFaceEmbedding`` over a model resolved offline first (the packaged default)."""
-
     return HuggingFaceEmbedding(
         model_name=resolve_model(model_name), device=device, embed_batch_size=batch_size, normalize=True
     )
@@ -41,7 +38,6 @@ def build_vector_index(ds: RetrievalDataset, embed_model=None, model_name: str =
     The documents are FAQ answers or paragraphs already, so they are indexed whole (no chunking),
     exactly as the package's own :class:`~rerank_utils.retrieval.dense.DenseRetriever` sees them.
     """
-
     embed_model = embed_model or local_embedding(model_name, device=device)
     nodes = [
         TextNode(id_=doc_id, text=text, metadata=dict(ds.doc_meta.get(doc_id, {})), excluded_embed_metadata_keys=list(ds.doc_meta.get(doc_id, {})))
@@ -56,19 +52,6 @@ def retrieve_run(index, queries: dict[str, str], top_k: int = 10) -> dict[str, d
     return {qid: {n.node.node_id: float(n.score) for n in retriever.retrieve(text)} for qid, text in queries.items()}
 
 
-def _load_reranker(model: Any, device: str | None, backend: str):
-
-    if not isinstance(model, (str, os.PathLike)):
-        return model  # already loaded: anything with predict(pairs, batch_size=...)
-    if backend == "onnx":
-
-        if not (Path(model) / "model.onnx").is_file():
-            raise FileNotFoundError(f"backend='onnx': {model}/model.onnx not found (export with rerank_utils.models.export.export_onnx)")
-        return OnnxBridgeReranker(model)
-
-    return load_cross_encoder(model, device=device)
-
-
 def cross_encoder_reranker(
     model: Any,
     top_n: int = 5,
@@ -80,18 +63,18 @@ def cross_encoder_reranker(
     """The package's LlamaIndex node postprocessor: rerank retrieved nodes with a cross-encoder.
 
     ``model``: a model folder or name (standard or bridge cross-encoder, resolved offline first), an ONNX
-    export folder with ``backend="onnx"``, or a loaded model with ``predict``. Unlike LlamaIndex's
+    export folder with ``backend="onnx"`` or ``"openvino"`` (both through :func:`rerank_utils.models.loading.load_reranker`), or a loaded model with ``predict``. Unlike LlamaIndex's
     ``SentenceTransformerRerank`` it takes a batch size, an ONNX backend and a loaded model, and keeps
     the first stage's score beside the new one (``node.metadata["retrieval_score"]``, excluded from the
     text the model and the LLM see). Introduced in notebook ``14_bridge_reranker`` (``04_evaluation`` uses it).
     """
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend={backend!r}: choose 'torch' or 'onnx'")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
     if top_n < 1 or batch_size < 1:
         raise ValueError(f"top_n={top_n}, batch_size={batch_size}: both must be >= 1")
     return _postprocessor_class()(
         top_n=top_n, batch_size=batch_size, keep_retrieval_score=keep_retrieval_score,
-        scorer=_load_reranker(model, device, backend),
+        scorer=model if not isinstance(model, (str, os.PathLike)) else load_reranker(model, backend=backend, device=device),
     )
 
 
@@ -137,13 +120,11 @@ class LlamaIndexPipeline:
     """A LlamaIndex retriever (``similarity_top_k`` = the candidates) followed by node postprocessors (e.g.
     ``SentenceTransformerRerank`` or :func:`rerank_utils.integrations.llamaindex.cross_encoder_reranker`); node ids must
     be the corpus's doc ids (as :func:`rerank_utils.integrations.llamaindex.build_vector_index` makes them)."""
-
     name: str
     retriever: Any
     postprocessors: list = field(default_factory=list)
 
     def search(self, query: str) -> dict[str, float]:
-
         bundle = QueryBundle(query)
         nodes = self.retriever.retrieve(bundle)
         for post in self.postprocessors:
@@ -158,7 +139,6 @@ def no_llm_query_engine(index, top_k: int = 20, node_postprocessors: list | None
     """A LlamaIndex query engine that never calls an LLM: retrieval, the postprocessors, and a response
     with the source nodes and no text (``response_mode="no_text"``, a ``MockLLM`` so no API key is read).
     The guide's ``query_engine.retrieve(...)`` / ``query_engine.query(...).source_nodes`` code runs offline."""
-
     # NoText built by response_mode="no_text" would still ask Settings.llm for a default (OpenAI): give it one
     return RetrieverQueryEngine.from_args(
         index.as_retriever(similarity_top_k=top_k), llm=MockLLM(), response_synthesizer=NoText(llm=MockLLM()),

@@ -83,7 +83,6 @@ def _pair(query: str, passage: str) -> Pair:
 @dataclass(frozen=True)
 class Candidate:
     """One (query, passage) pair a first stage proposed: ids, texts, its 1-based rank and score."""
-
     query_id: str
     doc_id: str
     query: str
@@ -163,7 +162,6 @@ def propose_candidates(
     with ``search(queries, top_k)`` returning ``{qid: {doc id: score}}``, or such a run dict itself.
     ``queries`` is a dict id -> text or a list of texts (ids ``"0"``, ``"1"``, ...).
     """
-
     _check_top_k(top_k)
     qdict = _query_dict(queries)
     _check_corpus(corpus)
@@ -175,7 +173,6 @@ def propose_candidates(
         run = BM25Retriever(corpus, lang=lang).search(qdict, top_k=top_k)
     elif first_stage == "dense":
         if isinstance(model, (str, os.PathLike)):
-
             model = load_bi_encoder(model, device=device)
         run = DenseRetriever(corpus, model).search(qdict, top_k=top_k)
     else:

@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`Labeller`: the labelling session of notebook ``13_labelling_your_own_data``: proposes the next pair, records a
+judgement (positive, negative, skip, undo) in its :class:`~rerank_utils.labelling.store.LabelStore`, reports
+progress and writes the labels as the guide's triples.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ class Labeller:
     ``None`` (the current candidate); ``relevant()``, ``not_relevant()``, ``skip()`` for the current one;
     ``undo()`` takes back this session's last decision. Each is on disk when the call returns.
     """
-
     def __init__(
         self,
         candidates: Iterable[Candidate],
@@ -281,7 +282,6 @@ class Labeller:
     # -- the files
     def validate(self) -> tuple[list[dict], ValidationReport]:
         """Read the labels file back with the project's validator, as training will (``require_positive=False``)."""
-
         return load_triples_file(self.path, require_positive=False)
 
     def export_training_file(self, path: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""TODO docstring
+"""Labelling simulated with the qrels as the judge: how many labels a team needs, by which first stage they are
+proposed (:func:`labelling_comparison`, :func:`label_curve`). Notebook ``13_labelling_your_own_data``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ def qrels_judge(ds: RetrievalDataset) -> Callable[[Candidate], int]:
     """A stand-in for a human where the answers are already known: 1 when ``ds.qrels`` holds the
     candidate's (query id, doc id) with a grade > 0, else 0. For demonstrations and tests; a real team
     has no qrels, which is why it labels."""
-
     def judge(cand: Candidate) -> int:
         return int(ds.qrels.get(cand.query_id, {}).get(cand.doc_id, 0) > 0)
 

@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`LabelStore`: labels and skips appended to JSONL files as they are given, so a crash or a full disk loses at
+most the judgement being written (a torn last line is detected and reported), and a session resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ class LabelStore:
     Before each write :meth:`sync` re-reads the files if anything else changed them since (a second
     labeller on the same file in this kernel, a hand edit), so a pair is never written twice.
     """
-
     def __init__(self, path: str | os.PathLike, skips_path: str | os.PathLike | None = None, fsync: bool = True):
         self.path = Path(path)
         if self.path.suffix.lower() != ".jsonl":

@@ -1,4 +1,5 @@
-"""TODO docstring
+""":class:`LabellerWidget`: the ipywidgets front of a :class:`~rerank_utils.labelling.labeller.Labeller` (query,
+passage, four buttons, progress). ipywidgets is imported when a widget is built.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ class LabellerWidget:
     instead of vanishing into the front end's log. ``passage_chars`` cuts long passages for display
     (the label is for the whole passage).
     """
-
     def __init__(self, labeller: Labeller, passage_chars: int | None = None):
         import ipywidgets as w
 

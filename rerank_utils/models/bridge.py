@@ -83,7 +83,6 @@ class BridgeEncoder(InputModule):
     Build one with :func:`build_bridge_reranker` (or :meth:`from_encoder`); sentence-transformers loads a
     saved one through :meth:`load`. Outputs ``{"scores": [batch, 1]}`` as a ``CrossEncoder`` expects.
     """
-
     config_file_name = "bridge_config.json"
     config_keys = ["max_seq_length", "bias_mode", "bias_start", "scale_start", "pooling", "attn_implementation"]
     save_in_root = True
@@ -149,8 +148,6 @@ class BridgeEncoder(InputModule):
     ) -> "BridgeEncoder":
         """A fresh bridge over the encoder saved at ``path`` (a sentence-transformers or transformers folder);
         pooling as the sentence-transformers folder says (mean for a plain transformers folder)."""
-
-
         pooling = _bi_encoder_pooling(Path(path))
         level = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a report about the unused pooler / classifier weights we drop
@@ -199,7 +196,6 @@ class BridgeEncoder(InputModule):
 
     # ------------------------------------------------------------------------------------ save / load
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-
         self.model.save_pretrained(output_path, safe_serialization=safe_serialization)
         self.save_tokenizer(output_path)
         self.save_config(output_path)
@@ -224,7 +220,6 @@ class BridgeEncoder(InputModule):
         backend: str = "torch",
         **kwargs,
     ) -> "BridgeEncoder":
-
         if backend != "torch":
             raise ValueError(
                 f"backend={backend!r}: the bridge reranker runs on PyTorch here; export it to ONNX with "
@@ -380,8 +375,6 @@ def build_bridge_reranker(
     model resolved offline first: ``"default"`` is the packaged all-MiniLM-L6-v2).
 
     ``predict`` returns ``scale x cosine`` (identity activation; the scale starts at ``scale_start``)."""
-
-
     path = resolve_model(base)
     module = BridgeEncoder.from_encoder(
         path, max_seq_length=max_seq_length, bias_mode=bias_mode, bias_start=bias_start,
@@ -421,7 +414,6 @@ def learned_biases(model):
     ``bias_mode="head"``, else one column ``bias`` (shared by the layer's heads), plus ``exp(max)``: the
     largest factor ``exp(bias)`` by which the layer scales attention to the other segment before
     normalisation (1 = open as in a standard cross-encoder, ~0 = blocked)."""
-
     if not is_bridge(model):
         raise TypeError("learned_biases: not a bridge reranker")
     module: BridgeEncoder = model[0]
@@ -449,7 +441,6 @@ def attention_mask_example(model, query: str, passage: str, layer: int = 0, head
 def bridge_summary(model) -> dict[str, Any]:
     """What training did to the bridge's own parameters: the biases' range and mean, the scale, and how
     far cross-attention opened (``exp(bias)``: 1 = open as in a standard cross-encoder, ~0 = blocked)."""
-
     module: BridgeEncoder = model[0]
     b = module.cross_bias.detach().float()
     return {

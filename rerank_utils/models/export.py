@@ -1,11 +1,15 @@
-"""TODO docstring
+"""Export of a bridge reranker to ONNX (:func:`export_onnx`: dynamic batch and sequence axes, the tokenizer beside
+it), its int8 dynamic quantisation (:func:`quantize_onnx`), and :func:`export_backends`: the reranker on every CPU
+backend at once. Notebook ``05_deployment``; ``rerank-utils export``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,6 +20,7 @@ from rerank_utils.models.bridge import (
     encode_pairs,
     is_bridge,
 )
+from rerank_utils.models.loading import load_reranker
 
 
 # ------------------------------------------------------------------------------------------- ONNX
@@ -79,3 +84,21 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
     out = folder / file_name
     quantize_dynamic(str(folder / "model.onnx"), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
     return out
+
+
+def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True) -> dict[str, Any]:
+    """The reranker on every CPU backend it can be served on, by label, PyTorch first: a bridge is exported to
+    ``folder`` (:func:`export_onnx`, with ``quantize`` also :func:`quantize_onnx`) and loaded back through
+    :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime (fp32, int8) and OpenVINO (when installed). A
+    standard cross-encoder stays PyTorch only (its ONNX export is issue 14's). Notebook ``05_deployment``'s table."""
+    models: dict[str, Any] = {"PyTorch fp32": reranker}
+    if not is_bridge(reranker):
+        return models
+    export_onnx(reranker, folder)
+    models["ONNX fp32"] = load_reranker(folder, backend="onnx")
+    if quantize:
+        quantize_onnx(folder)
+        models["ONNX int8"] = load_reranker(folder, backend="onnx", onnx_file="model_qint8.onnx")
+    if importlib.util.find_spec("openvino"):
+        models["OpenVINO fp32"] = load_reranker(folder, backend="openvino")
+    return models

@@ -40,7 +40,6 @@ def maxsim_encoder(model: str | Path = "default", max_length: int = 256, device:
 class MaxSimReranker:
     """Score (query, passage) pairs with a ``MultiVectorEncoder`` (:func:`maxsim_encoder`); each distinct
     query and passage of a call is encoded once."""
-
     def __init__(self, encoder: Any):
         self.encoder = encoder
 

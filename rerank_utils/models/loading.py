@@ -1,14 +1,19 @@
-"""TODO docstring
+"""Loading models by name or folder, offline first: :func:`load_bi_encoder`, :func:`load_cross_encoder` (a standard
+cross-encoder or a bridge folder) and :func:`load_reranker`, the one loader of every backend (torch, onnx,
+openvino) that the service, the LlamaIndex postprocessor and the notebooks use.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from transformers.utils import logging as hf_logging
 
 from rerank_utils.models.bridge import is_bridge_folder
+from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
 from rerank_utils.models.resolve import (
     DEFAULT_MODEL,
     is_offline,
@@ -19,7 +24,6 @@ from rerank_utils.models.resolve import (
 
 def load_bi_encoder(name: str | os.PathLike | None = DEFAULT_MODEL, device: str | None = None, **kwargs):
     """A ``SentenceTransformer`` (first-stage embedding model) for ``name``, resolved offline first."""
-
     resolved = resolve_model(name)
     return SentenceTransformer(resolved, device=device, local_files_only=model_kind(name) != "hub" or is_offline(), **kwargs)
 
@@ -38,7 +42,6 @@ def load_cross_encoder(
     for timing and as the start of fine-tuning, meaningless as a ranker until it is trained.
     A folder holding a saved bridge reranker (:mod:`rerank_utils.bridge`) loads as one.
     """
-
     resolved = resolve_model(name)
 
     if model_kind(name) == "local" and is_bridge_folder(resolved):
@@ -58,3 +61,22 @@ def load_cross_encoder(
         )
     finally:
         hf_logging.set_verbosity(level)
+
+
+BACKENDS = ("torch", "onnx", "openvino")
+
+
+def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str | None = None, onnx_file: str = "model.onnx") -> Any:
+    """A reranker with ``CrossEncoder.predict``'s signature, whatever runs it: ``backend="torch"`` loads a model folder
+    or name (a standard cross-encoder or a bridge) with :func:`load_cross_encoder`; ``"onnx"`` and ``"openvino"``
+    load an export folder (:func:`rerank_utils.models.export.export_onnx`; ``onnx_file="model_qint8.onnx"`` for
+    the int8 model) on onnxruntime or OpenVINO. The one loader the service, the LlamaIndex postprocessor and the
+    notebooks share."""
+    if backend == "torch":
+        return load_cross_encoder(str(model), device=device)
+    if backend in ("onnx", "openvino"):
+        if not (Path(model) / onnx_file).is_file():
+            raise FileNotFoundError(f"backend={backend!r}: {Path(model) / onnx_file} not found "
+                                    f"(export the model first: rerank-utils export, or rerank_utils.models.export.export_onnx)")
+        return OnnxBridgeReranker(model, file_name=onnx_file, runtime="onnxruntime" if backend == "onnx" else "openvino")
+    raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`OnnxBridgeReranker`: an exported bridge reranker scored by onnxruntime or OpenVINO, with the model folder's
+tokenizer; ``predict`` has ``CrossEncoder.predict``'s signature, so the service, LlamaIndex and the notebooks use
+it where they use the PyTorch model.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ class OnnxBridgeReranker:
     of :func:`quantize_onnx`) with the same ``predict(pairs, batch_size)`` shape as ``CrossEncoder.predict``
     (raw ``scale x cosine`` scores). ``runtime``: ``"onnxruntime"`` (default) or ``"openvino"`` (OpenVINO reads
     the same ONNX file; ``pip install -e '.[openvino]'``)."""
-
     RUNTIMES = ("onnxruntime", "openvino")
 
     def __init__(self, folder: str | os.PathLike, max_seq_length: int | None = None, threads: int | None = None,
                  file_name: str = "model.onnx", runtime: str = "onnxruntime"):
-
         if runtime not in self.RUNTIMES:
             raise ValueError(f"runtime={runtime!r}: choose one of {self.RUNTIMES}")
         folder = Path(folder)
@@ -54,7 +54,6 @@ class OnnxBridgeReranker:
             self._run = lambda feeds: compiled(feeds)[output]
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, **_: Any):
-
         pairs = list(pairs)
         order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
         scores = np.empty(len(pairs), dtype=np.float32)

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""The published reranker of an artifacts folder: :func:`publish_reranker` copies a trained model to
+``artifacts/<name>/models/reranker`` with a note of where it came from; :func:`published_reranker` is the model
+that notebooks 04, 05 and ``rerank-utils evaluate | export | serve`` use.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ def publish_reranker(profile: str, source: str | Path, architecture: str, reason
     the folder later notebooks (evaluation, deployment) load, with a note saying which model it is and why.
 
     Introduced in notebook ``03_fine_tuning``."""
-
     source = Path(source)
     if not ((source / "modules.json").is_file() or (source / "config.json").is_file()):
         raise FileNotFoundError(f"{source} holds no saved model (no modules.json or config.json)")

@@ -46,7 +46,6 @@ class BM25Retriever:
     returned: a query made only of stopwords or of words absent from the corpus returns an EMPTY
     dict (no candidates), never an error.
     """
-
     def __init__(
         self,
         corpus: Mapping[str, str],
@@ -55,7 +54,6 @@ class BM25Retriever:
         b: float = 0.75,
         stopwords: bool = True,
     ):
-
         if not corpus:
             raise ValueError("empty corpus")
         self.doc_ids: list[str] = list(corpus)

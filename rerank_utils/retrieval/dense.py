@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`DenseRetriever`: the bi-encoder first stage (sentence-transformers embeddings, exact dot-product search in
+numpy, or FAISS for a large corpus), returning runs ranked as :mod:`rerank_utils.retrieval.queries` defines.
+Introduced in notebook ``00_concepts``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ class DenseRetriever:
     took is ``self.encode_seconds``. With FAISS, documents tied on score may come back in another order
     than the exact backend's trec_eval tie rule (FAISS does not promise one).
     """
-
     def __init__(
         self,
         corpus: Mapping[str, str],
@@ -62,7 +63,6 @@ class DenseRetriever:
         self.backend = backend
         self.faiss_index = faiss_index
         if isinstance(model, (str, Path)):
-
             model = SentenceTransformer(str(model))
         self.model = model
         self.batch_size = batch_size

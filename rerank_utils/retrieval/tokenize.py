@@ -1,4 +1,6 @@
-"""TODO docstring
+"""BM25's tokeniser: English (bm25s' lower-casing, stop words and stemmer) or Chinese (jieba words, Chinese stop
+words), chosen per text by :func:`detect_lang` when ``lang="auto"``. Introduced in notebook ``00_concepts``; the
+Chinese path in ``11_chinese_reranker``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ def tokenize(texts: str | Sequence[str], lang: str = "en", stopwords: bool = Tru
     if not texts:
         return []
     if lang == "en":
-
         return bm25s.tokenize(
             texts, stopwords="en" if stopwords else None, return_ids=False, show_progress=False
         )

@@ -35,10 +35,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, model_validator
 
-from rerank_utils.models.loading import load_cross_encoder
-from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+from rerank_utils.models.loading import load_reranker
 from rerank_utils.serving.batching import MicroBatcher, RawScorer
 from rerank_utils.serving.cache import ScoreCache, make_cache
+from rerank_utils.serving.metrics import metrics_text
 
 
 @dataclass
@@ -46,7 +46,6 @@ class RerankService:
     """What the routes call: limits, the cache, counters, and ``score(query, texts)`` through ``scorer``
     (anything with ``predict(pairs, batch_size=...)`` returning raw scores, e.g. a ``CrossEncoder`` asked for
     logits or :class:`~rerank_utils.models.onnx_runtime.OnnxBridgeReranker`)."""
-
     scorer: Any
     model_name: str = "reranker"
     max_documents: int = 1000
@@ -75,32 +74,8 @@ class RerankService:
                 self.counters[name] += value
 
     def metrics_text(self) -> str:
-        c = self.counters
-        lines = [
-            "# HELP rerank_requests_total Rerank requests received.", "# TYPE rerank_requests_total counter",
-            f"rerank_requests_total {int(c['requests'])}",
-            "# HELP rerank_errors_total Rerank requests refused or failed.", "# TYPE rerank_errors_total counter",
-            f"rerank_errors_total {int(c['errors'])}",
-            "# HELP rerank_pairs_scored_total (query, document) pairs scored by the model.", "# TYPE rerank_pairs_scored_total counter",
-            f"rerank_pairs_scored_total {int(c['pairs_scored'])}",
-            "# HELP rerank_request_seconds_total Seconds spent in rerank requests.", "# TYPE rerank_request_seconds_total counter",
-            f"rerank_request_seconds_total {c['seconds']:.6f}",
-            "# HELP rerank_cache_hits_total Scores served from the cache.", "# TYPE rerank_cache_hits_total counter",
-            f"rerank_cache_hits_total {self.cache.hits}",
-            "# HELP rerank_cache_misses_total Scores not in the cache.", "# TYPE rerank_cache_misses_total counter",
-            f"rerank_cache_misses_total {self.cache.misses}",
-        ]
-        if hasattr(self.cache, "errors"):  # Redis
-            lines += ["# HELP rerank_cache_errors_total Redis calls that failed (scored without the cache).",
-                      "# TYPE rerank_cache_errors_total counter", f"rerank_cache_errors_total {self.cache.errors}"]
-        if hasattr(self.scorer, "batches"):  # a MicroBatcher
-            lines += [
-                "# HELP rerank_batches_total Forward passes run by the micro-batcher.", "# TYPE rerank_batches_total counter",
-                f"rerank_batches_total {self.scorer.batches}",
-                "# HELP rerank_batch_pairs_max Largest number of pairs in one forward pass.", "# TYPE rerank_batch_pairs_max gauge",
-                f"rerank_batch_pairs_max {self.scorer.largest_batch}",
-            ]
-        return "\n".join(lines) + "\n"
+        """The counters in the Prometheus text format (:mod:`rerank_utils.serving.metrics`)."""
+        return metrics_text(self)
 
 
 def _sigmoid(x: float) -> float:
@@ -110,7 +85,6 @@ def _sigmoid(x: float) -> float:
 def create_app(service: RerankService, api_key: str | None = None, max_body_bytes: int = 2_000_000):
     """The FastAPI app over ``service``. ``api_key``: when set, the rerank routes need ``Authorization:
     Bearer <api_key>`` (``/health``, ``/metrics`` and ``/docs`` stay open)."""
-
     class ServiceError(Exception):
         def __init__(self, status: int, message: str, error_type: str):
             self.status, self.message, self.error_type = status, message, error_type
@@ -249,22 +223,14 @@ def load_service(model_dir: str, backend: str = "torch", device: str | None = No
     folder, the bridge included), ``"onnx"`` (a bridge exported by :func:`rerank_utils.models.export.export_onnx`,
     on onnxruntime; ``onnx_file="model_qint8.onnx"`` for the int8 model) or ``"openvino"`` (the same export
     on OpenVINO). The cache is Redis when ``redis_url`` or the ``REDIS_URL`` environment variable is set."""
-
-    if backend in ("onnx", "openvino"):
-
-        scorer = OnnxBridgeReranker(model_dir, file_name=onnx_file, runtime="onnxruntime" if backend == "onnx" else "openvino")
-    elif backend == "torch":
-
-        scorer = RawScorer(load_cross_encoder(model_dir, device=device))
-    else:
-        raise ValueError(f"backend={backend!r}: choose 'torch', 'onnx' or 'openvino'")
+    reranker = load_reranker(model_dir, backend=backend, device=device, onnx_file=onnx_file)
+    scorer = RawScorer(reranker) if backend == "torch" else reranker  # the ONNX export returns raw scores already
     return RerankService(MicroBatcher(scorer, max_batch=max_batch, max_wait_ms=max_wait_ms), model_name=Path(model_dir).name,
                          max_documents=max_documents, cache=make_cache(cache_size, redis_url))
 
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8080, backend: str = "torch", api_key: str | None = None, **kwargs) -> None:
     """Load ``model_dir`` once and serve it with uvicorn until stopped (Ctrl-C / SIGTERM stop it cleanly)."""
-
     service = load_service(model_dir, backend=backend, **kwargs)
     try:
         uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, log_level="info")

@@ -1,4 +1,5 @@
-"""TODO docstring
+""":class:`BackgroundServer`: a service served by uvicorn in a background thread (notebooks, tests), stopped the way
+Ctrl-C stops it; :func:`free_port` finds a port.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from rerank_utils.serving.batching import MicroBatcher
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` right now."""
-
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -26,10 +26,8 @@ class BackgroundServer:
     """A :class:`RerankService` served by uvicorn in a background thread of this process, for notebooks and
     tests: ``with BackgroundServer(service) as srv: httpx.post(srv.url + "/rerank", ...)``. ``stop()`` (or
     leaving the ``with``) shuts uvicorn down the way Ctrl-C does, waits for it and closes the micro-batcher."""
-
     def __init__(self, service: RerankService, host: str = "127.0.0.1", port: int | None = None, api_key: str | None = None,
                  start_timeout: float = 30.0):
-
         self.service, self.host, self.port = service, host, port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         self._server = uvicorn.Server(uvicorn.Config(create_app(service, api_key=api_key), host=host, port=self.port, log_level="warning"))

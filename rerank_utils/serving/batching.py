@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`MicroBatcher`: requests arriving together are scored in one forward pass (up to ``max_batch`` pairs,
+waiting at most ``max_wait_ms``), each caller getting its own scores back; :class:`RawScorer` makes a
+``CrossEncoder`` return raw logits so the service applies the sigmoid itself.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ class MicroBatcher:
     one request alone is larger, waiting at most ``max_wait_ms`` for more after the first) and scores it in
     one ``scorer.predict``. A drop-in scorer for
     :class:`RerankService`; ``batches`` / ``pairs`` / ``largest_batch`` count what it did."""
-
     def __init__(self, scorer: Any, max_batch: int = 64, max_wait_ms: float = 5.0, batch_size: int = 32):
 
         if max_batch < 1 or max_wait_ms < 0:
@@ -31,7 +32,6 @@ class MicroBatcher:
         self._worker.start()
 
     def predict(self, pairs, batch_size: int = 32, show_progress_bar: bool = False):
-
         if self._stop.is_set():
             raise RuntimeError("MicroBatcher is closed")
         pairs = list(pairs)
@@ -42,7 +42,6 @@ class MicroBatcher:
         return fut.result()
 
     def _run(self) -> None:
-
         pending = None  # a request that did not fit into the last forward pass: it opens the next one
         while not self._stop.is_set():
             if pending is not None:
@@ -90,10 +89,8 @@ class MicroBatcher:
 class RawScorer:
     """``predict`` returning raw scores (logits; ``scale x cosine`` for a bridge) from a ``CrossEncoder``,
     whatever activation it keeps; the service applies the sigmoid itself unless ``raw_scores``."""
-
     def __init__(self, model: Any):
         self.model = model
 
     def predict(self, pairs, batch_size: int = 32, show_progress_bar: bool = False):
-
         return self.model.predict(list(pairs), batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=torch.nn.Identity())

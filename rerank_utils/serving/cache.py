@@ -1,4 +1,6 @@
-"""TODO docstring
+"""Score caches keyed by ``(model, query, document)``: :class:`ScoreCache` (an in-process LRU) and
+:class:`RedisScoreCache` (shared by workers and replicas; a Redis outage is counted and scoring goes on without
+it). :func:`make_cache` picks one from ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any, Sequence
 
 class ScoreCache:
     """A thread-safe LRU of scores keyed by ``(model, query, document)``."""
-
     def __init__(self, max_entries: int = 100_000):
         if max_entries < 0:
             raise ValueError(f"max_entries={max_entries}: must be >= 0 (0 disables the cache)")
@@ -58,7 +59,6 @@ class RedisScoreCache:
     float as its value, an optional TTL. Reads and writes of one request go in one round trip (MGET, and a
     pipeline of SET). Redis failing mid-run never fails a request: the scores are computed, the error is
     logged and counted in ``errors``. An unreachable server at start is an error that names the URL."""
-
     def __init__(self, url: str, prefix: str = "rerank:", ttl_seconds: int | None = 7 * 24 * 3600, client: Any = None,
                  timeout_seconds: float = 2.0):
         try:

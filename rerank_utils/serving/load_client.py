@@ -1,4 +1,6 @@
-"""TODO docstring
+"""A load-test client: :func:`load_test` sends bodies from concurrent clients and measures throughput, p50/p95
+latency and the statuses; :func:`rerank_bodies` builds Cohere-shaped bodies from a first stage's run. Used by
+notebook ``05_deployment``, ``benchmarks/service_load.py`` and the tests.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ def load_test(url: str, bodies: Sequence[dict], concurrency: int = 16, route: st
     keep-alive ``httpx.Client``, taking the next body until none is left), and measure: requests, errors
     (any status but 200, or a failed connection), throughput (requests/s over the wall time), p50 / p95 /
     max latency in ms, and the status codes seen. Stops by itself when the bodies run out."""
-
     if concurrency < 1 or not bodies:
         raise ValueError(f"load_test: concurrency={concurrency} (>= 1) and at least one body ({len(bodies)} given)")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

@@ -1,4 +1,6 @@
-"""TODO docstring
+""":class:`TrainingConfig`: a fine-tuning run's hyper-parameters (the guide's defaults, with comments), checked by
+``validate()``, and :func:`resolve_precision` (bf16/fp16 only where the device supports it). The role
+sentence-transformers' ``training_args.py`` plays for its trainer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ LIST_LOSSES = ("lambda", "listnet", "softmax")  # rows {query, docs, labels}: on
 @dataclass
 class TrainingConfig:
     """The guide's hyper-parameters (section 12) and a few more. Defaults follow the guide."""
-
     loss: str = "bce"  # "bce" (BinaryCrossEntropy with pos_weight), "mnrl", "lambda" (LambdaLoss), "listnet", "softmax"
     epochs: int = 3
     batch_size: int = 16  # the guide: 16 (8 on an 8 GB GPU)
@@ -68,7 +69,6 @@ def _on_gpu(device: str | None) -> bool:
 def resolve_precision(precision: str, device: str | None = None) -> tuple[bool, bool]:
     """``(fp16, bf16)`` flags for the Trainer. Half precision only on a CUDA GPU that supports it:
     on a CPU it is slower than fp32 (see RESEARCH / notebook 12), so "auto" means fp32 there."""
-
     on_gpu = _on_gpu(device)
     if precision == "fp32":
         return False, False

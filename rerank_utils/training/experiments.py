@@ -1,4 +1,5 @@
-"""TODO docstring
+"""Experiments that train several models: the negative strategies side by side (notebook 02), the learning curve of
+labels for the reranker (notebook 04), for the retriever, and for both (:func:`labels_learning_curve`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def compare_negative_strategies(
 ):
     """Fine-tune once per negative strategy (everything else equal) and score each on validation:
     NDCG@10 of reranking BM25's and the bi-encoder's top-``top_k``. Returns a DataFrame (notebook 02)."""
-
     val_runs = first_stages.runs(val.queries, top_k=top_k)
     rows = {}
     for strategy in strategies:
@@ -76,7 +76,6 @@ def learning_curve(
     ``test NDCG@10 <name>+CE``: the retriever fine-tuned on the same queries
     (:func:`rerank_utils.training.experiments.retriever_learning_curve`), so the curve shows the labels spent on
     the retriever, on the reranker, and on both. Introduced in notebook ``04_evaluation``."""
-
     test_runs = first_stages.runs(test.queries, top_k=top_k)
     rows = []
     for n in sizes:

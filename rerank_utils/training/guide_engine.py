@@ -1,4 +1,6 @@
-"""TODO docstring
+"""The guide's ``CrossEncoderFinetuneEngine`` (``llama-index-finetuning``, deprecated and broken on today's stack)
+kept as a thin class over :func:`rerank_utils.training.trainer.fine_tune`, so the guide's code runs as written.
+Shown in notebook ``03_fine_tuning``.
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ class CrossEncoderFinetuneEngine:
 
     The guide imports ``CrossEncoderFinetuneEngine`` from ``llama_index.finetuning``; that package is
     deprecated, does not import on current packages, and never had this signature. Change only the import::
-
-
-
     ``train_dataset`` / ``val_dataset``: the guide's records ``{"query", "passage", "score"}`` or
     LlamaIndex-style samples with ``query``, ``context``, ``score``. Bad records are rejected with the
     validator's errors (record index and field). Training runs :func:`fine_tune` with BCE.
     """
-
     def __init__(
         self,
         train_dataset: Sequence[Any] | None = None,
@@ -97,7 +95,6 @@ class CrossEncoderFinetuneEngine:
 
     def get_finetuned_model(self, top_n: int = 3, **kwargs):
         """The fine-tuned model as a LlamaIndex node postprocessor (``SentenceTransformerRerank``)."""
-
         if not (self.model_output_path / "config.json").is_file():
             raise FileNotFoundError(f"no fine-tuned model in {self.model_output_path}: call finetune() first")
         kwargs.setdefault("device", self.device or "cpu")
@@ -105,7 +102,6 @@ class CrossEncoderFinetuneEngine:
 
     def push_to_hub(self, repo_id: str, private: bool = True, token: str | None = None) -> str:
         """Upload the fine-tuned model to the Hugging Face hub (needs the hub and a write token)."""
-
         if not (self.model_output_path / "config.json").is_file():
             raise FileNotFoundError(f"no fine-tuned model in {self.model_output_path}: call finetune() first")
         if not hub_reachable():

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""The losses a recipe names (``bce``, ``mnrl``, ``lambda``, ``listnet``, ``softmax``) as sentence-transformers
+cross-encoder losses; ``softmax`` is a listwise cross-entropy that sentence-transformers does not ship
+(:func:`ListwiseSoftmaxLoss`, a subclass of its ``ListNetLoss``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ def _listwise_softmax_loss_class():
         e/(e + n - 1) of the target on the positive (0.28 for 8 candidates); feeding ``log(labels)`` to it
         gives ``labels / sum(labels)`` instead (a label 0 becomes log 0 = -inf, i.e. probability 0).
         """
-
         def forward(self, inputs, labels, prompt=None, task=None):
 
             logged = []

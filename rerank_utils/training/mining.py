@@ -76,7 +76,6 @@ class MiningConfig:
     positives are removed) are ignored. ``hard_fraction`` (``"mixed"`` only) gives
     ``round(N * hard_fraction)`` hard negatives, rounding halves up.
     """
-
     strategy: str = "dense"
     num_negatives: int = 4
     hard_source: str = "dense"
@@ -137,7 +136,6 @@ class MiningReport:
     ``positive_scores``: each mined query's best positive score under the same retriever (the
     figure :func:`rerank_utils.tutorial.plots.mining_score_distributions` compares them).
     """
-
     counts: dict[str, int] = field(default_factory=dict)
     dropped_false_negative: int = 0
     dropped_by_filter: int = 0
@@ -179,7 +177,6 @@ class MiningReport:
 
     def row(self) -> dict:
         """One line of a comparison table (``compare_reports``)."""
-
         return {
             "negatives": self.total,
             **{f"from {s}": n for s, n in sorted(self.counts.items())},
@@ -194,7 +191,6 @@ class MiningReport:
 
 def compare_reports(reports: dict[str, "MiningReport"]):
     """A table (pandas DataFrame) with one row per mining run, e.g. per strategy (notebook 02)."""
-
     return pd.DataFrame({name: r.row() for name, r in reports.items()}).T.fillna(0)
 
 
@@ -206,7 +202,6 @@ class MiningResult:
     retriever's score of a hard negative; ``positive_score[qid]`` the query's best positive score under
     that retriever (used by the margins).
     """
-
     negatives: dict[str, list[str]]
     strategy_of: dict[tuple[str, str], str]
     report: MiningReport
@@ -231,11 +226,9 @@ def _get_retriever(ds: RetrievalDataset, config: MiningConfig, model: Any, retri
             raise ValueError(f"the {source} strategy was asked for but a {type(retriever).__name__} was passed")
         return retriever
     if source == "bm25":
-
         return BM25Retriever(ds.corpus, lang=config.lang)
 
     if model is None:
-
         model = load_bi_encoder("default")
     return DenseRetriever(ds.corpus, model, backend=config.dense_backend)
 
@@ -268,7 +261,6 @@ def _positive_scores(
                 out[qid] = float(np.max(retriever.doc_embeddings[idx] @ q_emb[row]))
         return out
     if _is_bm25(retriever):
-
         if "index" not in cache:
             cache["index"] = {d: i for i, d in enumerate(retriever.doc_ids)}
         index = cache["index"]

@@ -48,7 +48,6 @@ def key(help: str, kind: str, **constraints: Any) -> Any:
 
 class Strict(BaseModel):
     """A section of a config: unknown keys are errors, never ignored."""
-
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -65,7 +64,6 @@ class _RecipeValues(Strict):
 
 class StandardRecipeValues(_RecipeValues):
     """The standard cross-encoder's recipe: a new scoring head on ``reranker_model``."""
-
     batch_size: StrictInt = key("pairs per step (bce); queries per step (listwise losses)", "int", ge=1)
     max_length: StrictInt = key("tokens the model reads per (query, passage) pair", "int", ge=2)
     warmup_ratio: Number = key("share of the steps spent warming the learning rate up", "float", ge=0, lt=1)
@@ -75,7 +73,6 @@ class StandardRecipeValues(_RecipeValues):
 
 class BridgeRecipeValues(_RecipeValues):
     """The bridge reranker's recipe (notebook 14): grown from ``embedding_model``, step 0 is the bi-encoder."""
-
     bias_learning_rate: Number = key("learning rate of the cross-segment biases and the scale", "float", gt=0, lt=10)
     batch_size: StrictInt = key("pairs per step (bce); queries per step (listwise losses)", "int", ge=1)
     max_length: StrictInt = key("tokens the model reads per (query, passage) pair", "int", ge=2)

@@ -20,6 +20,7 @@ from rerank_utils.training.recipe_schema import (
     RECIPE_VALUES,
 )
 from rerank_utils.training.recipes import ARCHITECTURES, Recipe
+from rerank_utils.training.retriever import RetrieverRecipe
 
 
 def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, name: str | None = None) -> Recipe:
@@ -44,6 +45,23 @@ def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, 
                   architecture="bridge", bridge={"bias_mode": v["bias_mode"], "bias_start": v["bias_start"]})
 
 
+#: notebook 03's parameters of the retriever's recipe (issue 12's stock recipe), by argument of
+#: :func:`retriever_recipe_from_values`
+RETRIEVER_PARAMETER_NAMES = {"negatives": "retriever_negatives", "epochs": "retriever_epochs",
+                             "learning_rate": "retriever_learning_rate", "batch_size": "retriever_batch_size"}
+
+
+def retriever_recipe_from_values(seed: int, negatives: int = 1, epochs: int = 2, learning_rate: float = 5e-5,
+                                 batch_size: int = 32, max_length: int = 256) -> RetrieverRecipe:
+    """The embedding model's fine-tuning recipe: ``negatives`` dense hard negatives per query from the base model's
+    top 10, MultipleNegativesRankingLoss. Notebook 03 (through :func:`recipe_from_parameters` with
+    ``architecture="retriever"``) and ``rerank-utils finetune-retriever`` build it here, so either reuses the
+    other's model."""
+    mining = MiningConfig(strategy="dense", num_negatives=negatives, range_max=10, seed=seed)
+    return RetrieverRecipe(mining, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+                           seed=seed).validate()
+
+
 def recipe_values_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> dict[str, Any]:
     """The recipe values held by a notebook's parameters (``params``: its namespace or its profile's values)."""
     try:
@@ -56,7 +74,13 @@ def recipe_values_from_parameters(params: Mapping[str, Any], notebook: str, arch
     return {key: params[p] for key, p in names.items()}
 
 
-def recipe_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> Recipe:
+def recipe_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> Recipe | RetrieverRecipe:
     """The recipe a notebook trains, from its parameters (in the notebook: ``recipe_from_parameters(globals(),
-    "03_fine_tuning", "bridge")``): the same function of the same values as the CLI's."""
+    "03_fine_tuning", "bridge")``; ``architecture="retriever"``: notebook 03's embedding-model recipe): the same
+    function of the same values as the CLI's."""
+    if architecture == "retriever":
+        missing = [p for p in RETRIEVER_PARAMETER_NAMES.values() if p not in params]
+        if missing:
+            raise ValueError(f"{notebook}'s parameters lack {missing} (the retriever recipe's values)")
+        return retriever_recipe_from_values(params["seed"], **{k: params[p] for k, p in RETRIEVER_PARAMETER_NAMES.items()})
     return recipe_from_values(architecture, recipe_values_from_parameters(params, notebook, architecture), params["seed"])

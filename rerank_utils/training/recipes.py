@@ -80,7 +80,6 @@ class Recipe:
 
 class FirstStages:
     """BM25 and the bi-encoder over one corpus, built once and shared by mining, validation and tests."""
-
     def __init__(self, corpus: dict[str, str], bi_encoder, lang: str = "auto", batch_size: int = 64):
         self.corpus = corpus
         self.bm25 = BM25Retriever(corpus, lang=lang)
@@ -172,8 +171,6 @@ def load_or_train_recipe(
     there. The facts are ``training.json``'s: curves, best validation NDCG@10, seconds, the recipe.
 
     Introduced in notebook ``14_bridge_reranker`` (which reuses the bridge notebook 03 trained)."""
-
-
     output_dir = Path(output_dir)
     facts_path = output_dir / "training.json"
     if facts_path.is_file():

@@ -54,7 +54,6 @@ VAL_METRIC = f"{VAL_NAME}_cosine_ndcg@10"
 class RetrieverRecipe:
     """How the embedding model is fine-tuned. Defaults: the stock recipe measured in issue 12 (one dense hard
     negative per query from the base model's top-10, 2 epochs, lr 5e-5, batch 32)."""
-
     mining: MiningConfig = field(default_factory=lambda: MiningConfig(strategy="dense", num_negatives=1, range_max=10))
     epochs: int = 2
     learning_rate: float = 5e-5
@@ -104,7 +103,6 @@ def data_fingerprint(*datasets: RetrievalDataset) -> str:
 @dataclass
 class RetrieverRun:
     """A fine-tuned retriever: the model, each epoch's validation NDCG@10, the one kept, and the costs."""
-
     model: Any
     model_dir: Path
     facts: dict
@@ -179,9 +177,6 @@ def fine_tune_retriever(
     """Mine negatives with the base model, fine-tune it with MNRL, validate each epoch, keep the best epoch,
     and save it to ``output_dir`` with its model card and ``training.json`` (recipe, base model, data
     fingerprint, per-epoch validation NDCG@10, seconds)."""
-
-
-
     recipe = (recipe or RetrieverRecipe()).validate()
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):  # replace an earlier retriever, never someone's other files
@@ -271,7 +266,6 @@ def load_or_train_retriever(
 ) -> RetrieverRun:
     """The retriever saved in ``output_dir`` when it was trained with this recipe, base model and data
     (:func:`saved_retriever_matches`), else a fresh :func:`fine_tune_retriever` run saved there."""
-
     recipe = (recipe or RetrieverRecipe()).validate()
     if not retrain and saved_retriever_matches(output_dir, train, val, recipe, base_model):
         facts = json.loads((Path(output_dir) / FACTS_FILE).read_text(encoding="utf-8"))

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""What the trainer reads: the guide's ``{query, passage, score}`` triples and mined negatives turned into
+sentence-transformers training rows (pointwise pairs, or one row per query for the listwise losses), and the
+validation samples of the reranking evaluator. Introduced in notebook ``03_fine_tuning``.
 """
 
 from __future__ import annotations

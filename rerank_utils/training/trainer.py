@@ -94,8 +94,6 @@ def fine_tune(
     ``resume_from_checkpoint``: a checkpoint folder, or ``True`` for the last one in ``output_dir/checkpoints``.
     ``card``: extra facts (data, base model description, metrics) written into the saved model card.
     """
-
-
     config = (config or TrainingConfig()).validate()
     rows = list(train_rows)
     if not rows:
@@ -203,7 +201,6 @@ def fine_tune(
 def _trainer_class(base):
     """``CrossEncoderTrainer`` that gives a bridge reranker's biases and scale their own learning rate
     (``TrainingConfig.bridge_learning_rate``, no weight decay); any other model trains exactly as before."""
-
     class Trainer(base):
         def __init__(self, *args, bridge_lr: float = 5e-2, **kwargs):
             self._bridge_lr = bridge_lr
@@ -269,6 +266,5 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
 
 def scores_as_probabilities(model, pairs: Sequence[tuple[str, str]], batch_size: int = 32):
     """Scores in [0, 1] for any cross-encoder: ``sigmoid(logit)``, whatever activation the model keeps."""
-
     logits = model.predict(list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False)
     return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()

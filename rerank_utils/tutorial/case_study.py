@@ -36,7 +36,6 @@ def faq_as_qasper_papers(lang: str = "en") -> list[dict]:
     are the category's answers, and one question per FAQ question with its answers as ``evidence`` and
     ``highlighted_evidence``. A stand-in for QASPER's structure, not for its difficulty: FAQ answers are
     short and each question has one or two evidence paragraphs."""
-
     ds = load_faq(lang)
     answers: dict[str, list[str]] = defaultdict(list)
     for doc_id in ds.corpus:
@@ -124,7 +123,6 @@ def within_group_runs(ds: RetrievalDataset, make_retriever: Callable[[dict[str, 
 def within_paper_first_stages(ds: RetrievalDataset, bi_encoder: Any, top_k: int = 20, group_key: str = "paper_id") -> dict[str, dict]:
     """``{"BM25": run, "bi-encoder": run}``, each query searched only among its own paper's paragraphs
     (:func:`within_group_runs` with ``BM25Retriever`` and ``DenseRetriever(bi_encoder)``)."""
-
     return {"BM25": within_group_runs(ds, lambda c: BM25Retriever(c), top_k=top_k, group_key=group_key),
             "bi-encoder": within_group_runs(ds, lambda c: DenseRetriever(c, bi_encoder), top_k=top_k, group_key=group_key)}
 

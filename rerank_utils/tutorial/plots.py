@@ -37,7 +37,6 @@ def latency_vs_k(rows: list[dict], bi_encoder_query_s: float | None = None, titl
 
 def metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Iterable[str], title: str = ""):
     """Grouped bars: one group per metric, one bar per system (``table[system][metric]``)."""
-
     metrics = list(metrics)
     systems = list(table)
     width = 0.8 / max(len(systems), 1)
@@ -77,7 +76,6 @@ def length_histogram(lengths: Mapping[str, list[int]], max_length: int, title: s
 
 def split_sizes(sizes: Mapping[str, Mapping[str, int]], title: str = ""):
     """Stacked bars of the splits' sizes per category (``sizes[split][category]``)."""
-
     splits = list(sizes)
     cats = sorted({c for s in sizes.values() for c in s})
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -101,7 +99,6 @@ def mining_score_distributions(report, bins: int = 30, title: str = ""):
 
     Introduced in ``02_negative_mining``.
     """
-
     hard = list(report.hard_scores)
     pos = list(report.positive_scores)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -169,7 +166,6 @@ def interval_plot(comparisons: Mapping[str, "object"], title: str = ""):
 def attention_mask(tokens: list[str], mask, title: str = ""):
     """The bridge reranker's additive attention mask for one pair (rows attend to columns): 0 inside each
     segment, the cross-segment bias between them. Introduced in ``14_bridge_reranker``."""
-
     mask = np.asarray(mask, dtype=float)
     n = len(tokens)
     fig, ax = plt.subplots(figsize=(min(9, 2 + 0.28 * n), min(8, 1.6 + 0.26 * n)))
@@ -354,7 +350,6 @@ def label_curves(curves: Mapping[str, list[dict]], n_queries: int, title: str = 
     """Two panels, one line per labelling run (e.g. per first stage): queries with a relevant passage
     found, and negatives per positive, as labels accumulate; the guide's 1:1 to 1:4 band is shaded. Rows from
     ``labelling.labelling_comparison``. Introduced in ``13_labelling_your_own_data``."""
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, rows in curves.items():
         x = [r["labels"] for r in rows]

@@ -1,4 +1,6 @@
-"""TODO docstring
+"""What a notebook records: :func:`start_recording` / :func:`record` write a notebook's results (numbers, tables,
+figures) under ``artifacts/<profile>/records/``, which the smoke tests and later notebooks read back
+(:func:`read_records`); :func:`environment_info` names the machine and the versions.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ class Recorder:
     Creating a recorder starts a fresh file for that notebook (a re-run replaces old results).
     Every call writes the file at once, so a notebook that fails half-way keeps what it recorded.
     """
-
     def __init__(self, notebook: str, profile: str):
         self.notebook = notebook
         self.profile = profile
@@ -97,7 +98,6 @@ def read_records(profile: str, notebook: str) -> dict[str, Any]:
 
 def environment_info(device: str | None = None) -> None:
     """Print the versions a notebook runs on and the device it will use (setup cell)."""
-
     info = {"python": platform.python_version()}
     for dist in ("torch", "transformers", "sentence-transformers", "llama-index-core", "datasets", "bm25s", "rerank-finetune"):
         try:

@@ -41,7 +41,6 @@ class NotebookParameterError(ValueError):
 
 class NotebookRunError(RuntimeError):
     """A notebook failed; the message names the notebook, the cell and the error."""
-
     def __init__(self, message: str, notebook: Path, output: Path | None = None):
         super().__init__(message)
         self.notebook = notebook
@@ -89,7 +88,6 @@ def select_notebooks(
 
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The names declared in the notebook's single ``parameters`` cell (papermill's own parser)."""
-
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
@@ -136,7 +134,6 @@ def run_notebook(
     log_output: bool = False,
 ) -> Path:
     """Execute one notebook with papermill; on failure raise :class:`NotebookRunError`."""
-
     check_parameters(path, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -102,7 +102,6 @@ class FaqExperiments:
     settings as an earlier one is not trained again. Each variant's model folder is deleted once scored
     (checkpoints hold optimiser states: hundreds of MB each) unless ``keep_models``.
     """
-
     recipe: Recipe
     train: RetrievalDataset
     val: RetrievalDataset
@@ -215,7 +214,6 @@ class FaqExperiments:
 @contextmanager
 def _no_progress_bars():
     """transformers' per-file progress bars (loading weights, writing shards) off for a loop of trainings."""
-
     hf_logging.disable_progress_bar()
     try:
         yield
@@ -243,7 +241,6 @@ def long_pairs(ds: RetrievalDataset, tokenizer, n_pairs: int, min_tokens: int = 
     query's first positive followed by other passages of the corpus drawn at random (seeded) until the pair
     reaches ``min_tokens``. Synthetic, and said so: it exists to make ``max_length`` bite on data whose real
     pairs are short."""
-
     rng = random.Random(seed)
     docs = list(ds.corpus)
     qids = [q for q in ds.queries if ds.positives(q)]
@@ -279,7 +276,6 @@ def training_throughput(
     alternate 1, 0 (they do not change the cost). The model's weights and ``max_seq_length`` are restored
     afterwards. Rows ``{max_length, batch_size, tokens_per_pair, steps, pairs, seconds, pairs_per_s}``;
     ``tokens_per_pair`` is the mean padded length the model actually ran on."""
-
     pairs = list(pairs)
     if not pairs:
         raise ValueError("training_throughput: no pairs")
@@ -324,7 +320,6 @@ def training_throughput(
 
 def _sync(model) -> None:
     """Wait for a GPU's queued work, so that wall time measures it (a no-op on a CPU)."""
-
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
 
@@ -340,7 +335,6 @@ def activation_megabytes(model, pairs: Sequence[tuple[str, str]], labels: Sequen
     which grow with the batch; the weights, which do not, are left out), counted with
     ``torch.autograd.graph.saved_tensors_hooks``. On a GPU, ``torch.cuda.max_memory_allocated`` says the same
     from the allocator's side."""
-
     pairs = list(pairs)
     params = {p.data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
@@ -391,8 +385,6 @@ def gradient_accumulation_check(
     Rows: ``{run, batch per step, accumulation steps, effective batch, optimiser steps, max |w - w_ref|,
     max |w - w_start|, activations MB per step, seconds}``. ``base_model`` is a name/path or a loaded
     ``CrossEncoder`` (copied, never trained in place)."""
-
-
     rows = list(rows)
     if batch_size < 1 or accumulation_steps < 2:
         raise ValueError(f"gradient_accumulation_check: batch_size >= 1 and accumulation_steps >= 2, got {batch_size}, {accumulation_steps}")
@@ -447,7 +439,6 @@ def top_k_advice(rows: Sequence[dict], metric: str = "ndcg@10"):
     """Notebook 04's top-K trade-off (rows ``{k, ndcg@10, p50_ms, p95_ms, first_stage_recall@k}`` from
     :func:`rerank_utils.evaluation.pipelines.top_k_tradeoff`) as a table, with what each step of K bought: the change in
     ``metric`` and in p50 milliseconds against the previous K, and the change in ``metric`` per extra 100 ms."""
-
     if not rows:
         raise ValueError("top_k_advice: no rows")
     table = pd.DataFrame(sorted(rows, key=lambda r: r["k"])).set_index("k")
@@ -467,7 +458,6 @@ def retriever_first(records: dict, metric: str = "ndcg@10"):
     one plain sentence: serve the fine-tuned retriever alone unless the reranker over it has a paired interval
     above zero. Returns ``(table, advice)``; a record without the 2x2 (04 run before issue 12) is an error that
     says to rerun 04."""
-
     table, comparisons = records.get("table", {}), records.get("comparisons", {})
     missing = [row for row in TWO_BY_TWO if row not in table]
     key = "fine-tuned bi-encoder + fine-tuned vs fine-tuned bi-encoder"

@@ -22,6 +22,7 @@ from rerank_utils.models.bridge import (
     learned_biases,
 )
 from rerank_utils.models.export import export_onnx
+from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.arguments import TrainingConfig
@@ -335,6 +336,7 @@ def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_pa
     for post in (
         cross_encoder_reranker(str(tmp_path / "bridge"), top_n=4, batch_size=2),
         cross_encoder_reranker(str(tmp_path / "onnx"), top_n=4, backend="onnx"),
+        cross_encoder_reranker(str(tmp_path / "onnx"), top_n=4, backend="openvino"),
         cross_encoder_reranker(ce, top_n=4),
     ):
         ours = post.postprocess_nodes(nodes(), query_bundle=bundle)
@@ -348,6 +350,17 @@ def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_pa
         cross_encoder_reranker(ce, backend="tensorrt")
     with pytest.raises(FileNotFoundError, match="model.onnx not found"):
         cross_encoder_reranker(str(tmp_path / "bridge"), backend="onnx")
+    # the one loader the postprocessor and the service share: the same scores from every backend
+    pairs = [(query, d) for d in docs]
+    reference = load_reranker(tmp_path / "bridge").predict(pairs)
+    for backend in ("onnx", "openvino"):
+        scorer = load_reranker(tmp_path / "onnx", backend=backend)
+        assert isinstance(scorer, OnnxBridgeReranker) and scorer.runtime == ("onnxruntime" if backend == "onnx" else "openvino")
+        assert np.allclose(scorer.predict(pairs), reference, atol=1e-4)
+    with pytest.raises(ValueError, match="backend='tensorrt': choose one of torch, onnx, openvino"):
+        load_reranker(tmp_path / "onnx", backend="tensorrt")
+    with pytest.raises(FileNotFoundError, match="model_qint8.onnx not found"):
+        load_reranker(tmp_path / "onnx", backend="onnx", onnx_file="model_qint8.onnx")
     with pytest.raises(ValueError, match="needs the query"):
         cross_encoder_reranker(ce).postprocess_nodes(nodes())
 

@@ -14,6 +14,7 @@ from rerank_utils.training.recipe_schema import RECIPE_KEYS
 from rerank_utils.training.recipe_values import (
     recipe_from_parameters,
     recipe_from_values,
+    retriever_recipe_from_values,
 )
 from rerank_utils.tutorial.profiles import PROFILES
 
@@ -67,3 +68,33 @@ def test_values_build_each_architectures_recipe_and_wrong_keys_are_named():
         recipe_from_values("colbert", values, seed=7)
     with pytest.raises(ValueError, match=r"14_bridge_reranker's parameters lack \['bridge_learning_rate'\]"):
         recipe_from_parameters({**values, "seed": 1}, "14_bridge_reranker", "bridge")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_notebook_03s_retriever_recipe_is_the_clis(profile):
+    """Notebook 03's retriever recipe (its parameters cell run with the profile's values) is what
+    `rerank-utils finetune-retriever` builds from the same values, so either reuses the other's model."""
+    ns = parameters_of("03_fine_tuning", profile)
+    recipe = recipe_from_parameters(ns, "03_fine_tuning", "retriever")
+    assert recipe == retriever_recipe_from_values(ns["seed"], negatives=ns["retriever_negatives"], epochs=ns["retriever_epochs"],
+                                                  learning_rate=ns["retriever_learning_rate"], batch_size=ns["retriever_batch_size"])
+    assert recipe.mining.strategy == "dense" and recipe.mining.num_negatives == ns["retriever_negatives"] and recipe.seed == ns["seed"]
+    del ns["retriever_epochs"]
+    with pytest.raises(ValueError, match="lack \\['retriever_epochs'\\]"):
+        recipe_from_parameters(ns, "03_fine_tuning", "retriever")
+
+
+def test_recipe_values_are_checked_by_the_schema():
+    """recipe_from_values validates through training.recipe_schema's models: a wrong type or bound is named."""
+    values = dict(parameters_of("03_fine_tuning", "smoke"))
+    params = {k: values[p] for k, p in {**{k: k for k in ("loss", "negatives", "num_negatives", "hard_fraction", "hard_source",
+                                                          "relative_margin", "epochs", "learning_rate", "batch_size",
+                                                          "max_length", "warmup_ratio", "weight_decay",
+                                                          "early_stopping_patience")}}.items()}
+    assert recipe_from_values("standard", params, 1).training.epochs == params["epochs"]
+    with pytest.raises(ValueError, match="epochs"):
+        recipe_from_values("standard", {**params, "epochs": "three"}, 1)
+    with pytest.raises(ValueError, match="hard_fraction"):
+        recipe_from_values("standard", {**params, "hard_fraction": 1.5}, 1)
+    with pytest.raises(ValueError, match="loss"):
+        recipe_from_values("standard", {**params, "loss": "hinge"}, 1)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from rerank_utils.serving.app import RerankService, create_app
 from rerank_utils.serving.cache import ScoreCache  # noqa: E402
+from rerank_utils.serving.metrics import read_metrics
 
 
 class WordScorer:
@@ -112,8 +113,11 @@ def test_cache_health_metrics(client_and_service):
     client.post("/rerank", json=body)
     assert service.scorer.calls == calls and service.cache.hits == 3  # the repeat was served from the cache
     assert client.get("/health").json() == {"status": "ok", "model": "words", "cache": "ScoreCache"}
-    text = client.get("/metrics").text
-    assert "rerank_requests_total 2" in text and "rerank_cache_hits_total 3" in text and "rerank_pairs_scored_total 3" in text
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    m = read_metrics(response.text)  # parsed by prometheus_client, as a Prometheus server would
+    assert (m["rerank_requests_total"], m["rerank_cache_hits_total"], m["rerank_cache_misses_total"], m["rerank_pairs_scored_total"]) == (2, 3, 3, 3)
+    assert m["rerank_errors_total"] == 0 and "rerank_batches_total" not in m  # a bare scorer: no micro-batcher counters
     assert client.get("/openapi.json").status_code == 200
 
 
@@ -159,7 +163,7 @@ def test_service_setup_refusals(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="max_batch=0"):
         MicroBatcher(WordScorer(), max_batch=0)
-    with pytest.raises(ValueError, match="backend='tensorrt': choose 'torch', 'onnx' or 'openvino'"):
+    with pytest.raises(ValueError, match="backend='tensorrt': choose one of torch, onnx, openvino"):
         load_service(str(tmp_path), backend="tensorrt")
     with pytest.raises(ValueError, match="top_n=0, batch_size=32"):
         cross_encoder_reranker(WordScorer(), top_n=0)
