@@ -6,7 +6,7 @@ models) and the generated key table of ``configs/README.md``.
 
 This module imports pydantic only, so ``rerank-utils check-config`` validates a config without loading torch; the
 allowed values are copies of the package's (``training.arguments.LOSSES``, ``training.mining.STRATEGIES`` and
-``HARD_SOURCES``, ``models.bridge.BIAS_MODES``), and ``tests/unit/test_cli_pipeline.py`` checks the copies are equal.
+``HARD_SOURCES``, ``models.bridge.BIAS_MODES``), and ``tests/unit/cli/test_cli_pipeline.py`` checks the copies are equal.
 """
 
 from __future__ import annotations

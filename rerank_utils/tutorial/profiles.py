@@ -4,7 +4,7 @@ A *profile* is a set of parameter values that the notebook runner injects into e
 ``parameters`` cell. ``common`` values go to every notebook (each notebook must declare them);
 ``notebooks[stem]`` values go only to that notebook. A notebook's own defaults are the ``cpu``
 profile's values, so opening a notebook in Jupyter and pressing *Run all* gives the default run
-(``tests/unit/test_config.py`` checks that they agree).
+(``tests/unit/tutorial/test_profiles.py`` checks that they agree).
 
 Introduced in notebook ``00_concepts``; the runner is in :mod:`rerank_utils.notebooks`.
 """

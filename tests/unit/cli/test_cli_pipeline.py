@@ -44,7 +44,7 @@ from rerank_utils.training.recipe_schema import (
 )
 from rerank_utils.tutorial.profiles import PROFILES
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 # --------------------------------------------------------------------------------- configs = PROFILES

@@ -26,7 +26,7 @@ from rerank_utils.data.records import DataValidationError, RetrievalDataset
 from rerank_utils.data.sources import build_dataset, load_beir_folder, load_triples_file
 from rerank_utils.data.triples import read_triples, validate_triples
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ZH_SAMPLE = REPO / "data" / "zh_legal_sample.jsonl"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

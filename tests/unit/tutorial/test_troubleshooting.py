@@ -122,7 +122,7 @@ def test_training_throughput_rows_and_restored_model(tiny_bert_dir):
 def test_long_pairs_reach_the_length_asked_for(tiny_bert_dir):
     from transformers import AutoTokenizer
 
-    from tests.unit.test_training import toy_ds
+    from tests.unit.training.test_trainer import toy_ds
 
     ds = toy_ds(6)
     tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
@@ -155,7 +155,7 @@ def test_faq_experiments_train_each_variant_once(tiny_bert_dir, tmp_path):
     from rerank_utils.training.arguments import TrainingConfig
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages, Recipe
-    from tests.unit.test_training import toy_ds
+    from tests.unit.training.test_trainer import toy_ds
 
     t = Transformer(str(tiny_bert_dir), max_seq_length=64)
     bi = SentenceTransformer(modules=[t, Pooling(t.get_embedding_dimension(), "mean")], device="cpu")

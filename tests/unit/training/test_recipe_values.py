@@ -18,7 +18,7 @@ from rerank_utils.training.recipe_values import (
 )
 from rerank_utils.tutorial.profiles import PROFILES
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[3] / "notebooks"
 
 
 def parameters_of(notebook: str, profile: str) -> dict:

@@ -205,7 +205,7 @@ def test_listwise_softmax_loss_is_softmax_cross_entropy(tiny_bert_dir):
 
 
 def test_training_lowers_the_loss_and_moves_the_bias(tiny_bert_dir, tmp_path):
-    from tests.unit.test_training import negs, toy_ds
+    from tests.unit.training.test_trainer import negs, toy_ds
 
     ds = toy_ds(16)
     rows = training_rows(ds, negs(ds, 3), "softmax")
@@ -269,7 +269,7 @@ def test_onnx_export_scores_like_pytorch(tiny_bert_dir, tmp_path):
 
 def test_training_resumes_from_a_bridge_checkpoint(tiny_bert_dir, tmp_path):
     """1 epoch, then resume to 2 == 2 epochs straight: the biases, the scale and their optimizer state come back."""
-    from tests.unit.test_training import negs, toy_ds
+    from tests.unit.training.test_trainer import negs, toy_ds
 
     ds = toy_ds(8)
     rows = training_rows(ds, negs(ds, 3), "softmax")
@@ -295,7 +295,7 @@ def test_training_resumes_from_a_bridge_checkpoint(tiny_bert_dir, tmp_path):
 def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_path):
     from rerank_utils.models.loading import load_cross_encoder
     from rerank_utils.training.samples import reranking_samples
-    from tests.unit.test_training import negs, toy_ds
+    from tests.unit.training.test_trainer import negs, toy_ds
 
     ds = toy_ds(12)
     rows = training_rows(ds, negs(ds, 3), "softmax")
@@ -370,7 +370,7 @@ def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tm
 
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages, load_or_train_recipe
-    from tests.unit.test_training import toy_ds
+    from tests.unit.training.test_trainer import toy_ds
 
     train, val = toy_ds(8, seed=1), toy_ds(4, seed=2)
     stages = FirstStages(train.corpus, bi_encoder)
@@ -390,7 +390,7 @@ def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path
     from rerank_utils.training.experiments import learning_curve
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages
-    from tests.unit.test_training import toy_ds
+    from tests.unit.training.test_trainer import toy_ds
 
     train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
     stages = FirstStages(train.corpus, bi_encoder)
@@ -485,7 +485,7 @@ def test_labels_learning_curve_trains_both_models_on_the_same_queries(tiny_bert_
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages
     from rerank_utils.training.retriever import RetrieverRecipe, data_fingerprint
-    from tests.unit.test_training import toy_ds
+    from tests.unit.training.test_trainer import toy_ds
 
     train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
     recipe = Recipe("lc", MiningConfig("random", num_negatives=3, seed=5), TrainingConfig(loss="softmax", epochs=1, batch_size=4, max_length=64),

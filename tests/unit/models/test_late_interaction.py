@@ -47,7 +47,7 @@ def test_it_reranks_a_first_stage_run_like_a_cross_encoder(tiny_bert_dir):
 def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_model(tiny_bert_dir, tmp_path):
     from rerank_utils.evaluation.metrics import evaluate_run
     from rerank_utils.training.late_interaction import fine_tune_late_interaction
-    from tests.unit.test_retriever_training import TEXTS, dataset
+    from tests.unit.training.test_retriever import TEXTS, dataset
 
     train, val = dataset(0, "train"), dataset(5, "val")
     val_run = {q: {f"d{i}": float(-i) for i in range(len(TEXTS))} for q in val.queries}  # every passage, in corpus order
@@ -67,7 +67,7 @@ def test_fine_tuning_validates_each_epoch_keeps_the_best_and_saves_a_loadable_mo
 
 def test_training_continues_from_a_trained_reranker_and_never_hands_back_a_worse_one(tiny_bert_dir, tmp_path):
     from rerank_utils.training.late_interaction import fine_tune_late_interaction
-    from tests.unit.test_retriever_training import TEXTS, dataset
+    from tests.unit.training.test_retriever import TEXTS, dataset
 
     train, val = dataset(0, "train"), dataset(5, "val")
     val_run = {q: {f"d{i}": float(-i) for i in range(len(TEXTS))} for q in val.queries}
