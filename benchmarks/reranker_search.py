@@ -33,19 +33,14 @@ from rerank_utils.data.splits import split_dataset  # noqa: E402
 from rerank_utils.evaluation.metrics import evaluate_run  # noqa: E402
 from rerank_utils.evaluation.reports import fusion_search  # noqa: E402
 from rerank_utils.evaluation.significance import compare
-from rerank_utils.evaluation.split_seeds import (  # noqa: E402
-    interval_rows,
-    markdown,
-    seed_benchmark_main,
-    seed_rows,
-)
+from rerank_utils.evaluation.split_seeds import interval_rows, markdown, seed_benchmark_main, seed_rows  # noqa: E402
 from rerank_utils.models.late_interaction import MaxSimReranker
 from rerank_utils.retrieval.dense import DenseRetriever  # noqa: E402
 from rerank_utils.retrieval.reranking import fuse_with_first_stage, rerank_run  # noqa: E402
-from rerank_utils.training.recipe_values import retriever_recipe_from_values  # noqa: E402
 from rerank_utils.training.late_interaction import fine_tune_late_interaction  # noqa: E402
 from rerank_utils.training.mining import MiningConfig, mine_negatives  # noqa: E402
 from rerank_utils.training.pseudo_queries import inverse_cloze, without_sources  # noqa: E402
+from rerank_utils.training.recipe_values import retriever_recipe_from_values  # noqa: E402
 from rerank_utils.training.retriever import load_or_train_retriever  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "reranker_search.json"

@@ -30,12 +30,7 @@ from rerank_utils.data.splits import split_dataset  # noqa: E402
 from rerank_utils.evaluation.metrics import evaluate_run  # noqa: E402
 from rerank_utils.evaluation.reports import evaluate_rerankers, fusion_search  # noqa: E402
 from rerank_utils.evaluation.significance import compare
-from rerank_utils.evaluation.split_seeds import (  # noqa: E402
-    interval_rows,
-    markdown,
-    seed_benchmark_main,
-    seed_rows,
-)
+from rerank_utils.evaluation.split_seeds import interval_rows, markdown, seed_benchmark_main, seed_rows  # noqa: E402
 from rerank_utils.models.loading import load_bi_encoder  # noqa: E402
 from rerank_utils.retrieval.dense import DenseRetriever  # noqa: E402
 from rerank_utils.retrieval.reranking import fuse_with_first_stage  # noqa: E402

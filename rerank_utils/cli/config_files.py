@@ -59,7 +59,7 @@ _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML config file holds; :class:`ConfigError` naming the file (and line) otherwise."""
+    """The mapping a YAML config file holds; :class:`~rerank_utils.cli.errors.ConfigError` naming the file (and line) otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
@@ -158,7 +158,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load_config(path: str | Path | None = None, profile: str | None = None, overrides: Iterable[str] = ()) -> PipelineConfig:
     """Read ``path`` (or start from ``profile`` alone), fill every missing key from the profile the file
     names (default ``cpu``), apply ``overrides`` (``KEY=VALUE`` strings, as ``--set`` gives them) and
-    validate. Raises :class:`ConfigError` listing every problem, each as ``<file>: <key>: <problem>``."""
+    validate. Raises :class:`~rerank_utils.cli.errors.ConfigError` listing every problem, each as ``<file>: <key>: <problem>``."""
     if path is not None and profile is not None:
         raise ConfigError("give a config file or a profile, not both (a file names its profile with `profile:`)")
     raw = read_yaml(path) if path is not None else {"profile": profile or DEFAULT_PROFILE}

@@ -1,22 +1,11 @@
-"""The YAML config that drives ``rerank-utils prepare | mine | finetune | evaluate | export``, and those steps.
+"""The steps of ``rerank-utils prepare | mine | finetune | finetune-retriever | evaluate | export``, each over a
+loaded :class:`~rerank_utils.cli.config_files.PipelineConfig`.
 
-A config is a profile's values (:data:`rerank_utils.tutorial.profiles.PROFILES`) with a team's changes on top::
-
-    profile: cpu                         # every key not set here takes the cpu profile's value
-    name: my-team                        # artifacts/my-team/ instead of artifacts/cpu/
-    data_source: data/my_triples.jsonl   # the guide's {query, passage, score} records
-
-:data:`SCHEMA` lists every key: its type, its allowed values, what it means and which notebook parameter
-it mirrors. :func:`profile_config` builds a profile's full config from ``PROFILES`` through those links, so
-``configs/<profile>.yaml`` (written by :func:`config_yaml`, checked by the tests) cannot drift from the
-notebooks. :func:`load_config` reads a file, fills it from its profile, applies ``--set`` overrides and
-validates; every problem names the file, the key, the value and what is allowed (an unknown key gets a
-"did you mean"). The steps (:func:`run_prepare`, :func:`run_mine`, :func:`run_finetune`,
-:func:`run_evaluate`, :func:`run_export`) call the same package functions as notebooks 01, 02/03, 03, 04 and
-05, and write under ``artifacts/<name>/``.
-
-``python -m rerank_utils.pipeline_config`` rewrites ``configs/<profile>.yaml`` and the key table in
-``configs/README.md`` after a profile or the schema changed.
+The steps (:func:`run_prepare`, :func:`run_mine`, :func:`run_finetune`, :func:`run_finetune_retriever`,
+:func:`run_evaluate`, :func:`run_export`) call the same package functions as notebooks 01, 02/03, 03, 04 and 05,
+build recipes through the same function as the notebooks (:mod:`rerank_utils.training.recipe_values`) and write
+under ``artifacts/<name>/``. A split, a model or a retriever made from other values is never reused or replaced
+silently: the step says so and names the command that fixes it (:class:`~rerank_utils.cli.errors.PipelineError`).
 """
 
 from __future__ import annotations
@@ -31,20 +20,10 @@ import torch
 
 from rerank_utils.cli.config_files import PipelineConfig
 from rerank_utils.cli.errors import ConfigError, PipelineError
-from rerank_utils.data.saved_splits import (
-    prepare_splits,
-    saved_split_params,
-    split_params,
-    splits_dir,
-)
+from rerank_utils.data.saved_splits import prepare_splits, saved_split_params, split_params, splits_dir
 from rerank_utils.data.splits import check_splits
 from rerank_utils.data.triples import write_triples
-from rerank_utils.evaluation.reports import (
-    comparison_frame,
-    evaluate_rerankers,
-    guide_claim,
-    strongest_verdict,
-)
+from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers, guide_claim, strongest_verdict
 from rerank_utils.models.bridge import is_bridge_folder
 from rerank_utils.models.export import export_onnx, quantize_onnx
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
@@ -52,25 +31,10 @@ from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
 from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
-from rerank_utils.training.mining import (
-    mine_negatives,
-    negatives_to_triples,
-)
-from rerank_utils.training.recipe_values import (
-    recipe_from_values,
-    retriever_recipe_from_values,
-)
-from rerank_utils.training.recipes import (
-    ARCHITECTURES,
-    FirstStages,
-    load_or_train_recipe,
-    train_recipe,
-)
-from rerank_utils.training.retriever import (
-    FACTS_FILE,
-    data_fingerprint,
-    load_or_train_retriever,
-)
+from rerank_utils.training.mining import mine_negatives, negatives_to_triples
+from rerank_utils.training.recipe_values import recipe_from_values, retriever_recipe_from_values
+from rerank_utils.training.recipes import ARCHITECTURES, FirstStages, load_or_train_recipe, train_recipe
+from rerank_utils.training.retriever import FACTS_FILE, data_fingerprint, load_or_train_retriever
 
 EVALUATE_SPLITS = ("test", "val")
 

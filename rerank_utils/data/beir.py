@@ -81,7 +81,7 @@ def write_beir(ds: RetrievalDataset, folder: str | Path, split: str = "test") ->
     ``doc_meta["title"]`` becomes the ``title`` field; other metadata is written as further fields (and
     read back into the metadata by :func:`read_beir`). To put several splits in one folder, call this
     once per split: ``queries.jsonl`` keeps the queries already there (a query of ``ds`` replaces the one
-    with its id), the corpus is rewritten (splits made by :func:`split_dataset` share it), and other
+    with its id), the corpus is rewritten (splits made by :func:`~rerank_utils.data.splits.split_dataset` share it), and other
     splits' qrels files are left alone. Returns the folder.
     """
     if not split or split != split.strip() or any(sep in split for sep in "/\\"):

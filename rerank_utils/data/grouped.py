@@ -46,7 +46,7 @@ def validate_grouped(
     not a list of non-empty strings (the element is named, e.g. ``pos[2]``), an empty ``pos``
     (``no_positive``), a passage twice in one list (``duplicate_pair``) or in both lists
     (``conflicting_labels``), and the same query in two records (``duplicate_pair``: merge them).
-    Modes as in :func:`validate_triples`.
+    Modes as in :func:`~rerank_utils.data.triples.validate_triples`.
     """
     _check_mode(mode)
     entries = _entries_from_records(records, locations)

@@ -15,12 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from datasets import load_dataset
 
-from rerank_utils.data.hub import (
-    HubDatasetUnavailable,
-    _hub_reachable,
-    _hub_unavailable_message,
-    _looks_like_hub_id,
-)
+from rerank_utils.data.hub import HubDatasetUnavailable, _hub_reachable, _hub_unavailable_message, _looks_like_hub_id
 from rerank_utils.data.records import RetrievalDataset
 
 QASPER_HUB_ID = "allenai/qasper"
@@ -84,7 +79,7 @@ def load_qasper_papers(
       on the hub's parquet conversion (``refs/convert/parquet``; files ``<config>/<split>/*.parquet``,
       config ``qasper``), because ``load_dataset("allenai/qasper")`` fails on ``datasets`` >= 4 (loading
       scripts were dropped). ``data_files`` overrides the file pattern. Offline (``HF_HUB_OFFLINE=1``)
-      or with the hub unreachable this fails within seconds with :class:`HubDatasetUnavailable`,
+      or with the hub unreachable this fails within seconds with :class:`~rerank_utils.data.hub.HubDatasetUnavailable`,
       which names the ``gpu`` profile and how to pass a local copy.
     * a local folder or file: ``.parquet`` files (e.g. a downloaded copy of the conversion) through
       ``load_dataset("parquet", data_files=...)``; JSON Lines (``.jsonl``, one paper per line) through

@@ -1,4 +1,7 @@
-"""Record types, readers, writers and validators for the three data formats, and leak-free splits.
+"""The records every data module shares: :class:`RetrievalDataset` (corpus, queries, qrels), the validation
+:class:`Problem` / :class:`ValidationReport` / :class:`DataValidationError`, and the checks of one text or score.
+The formats' readers and writers are :mod:`~rerank_utils.data.triples`, :mod:`~rerank_utils.data.grouped` and
+:mod:`~rerank_utils.data.beir`; the splits, :mod:`~rerank_utils.data.splits`.
 
 Introduced in notebook ``01_data_preparation``.
 
@@ -19,8 +22,8 @@ disappears without a count (``n_input == n_kept + sum(dropped.values())`` always
 Line numbers are 1-based physical lines, as an editor shows them; record indexes (``record 3``) are
 0-based, so ``records[3]`` is the record meant.
 
-Splits (:func:`split_dataset`, :func:`split_triples`) put whole queries on one side, and keep queries
-that share a positive passage or a group value together, so that :func:`check_leakage` finds nothing.
+Splits (:mod:`rerank_utils.data.splits`) put whole queries on one side, and keep queries that share a positive
+passage or a group value together, so that its leakage check finds nothing.
 """
 
 from __future__ import annotations

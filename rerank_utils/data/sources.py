@@ -1,16 +1,18 @@
-"""Builders that turn a source into records: the packaged FAQ (offline default), QASPER, MS MARCO,
-any BEIR folder and any file in the guide's triples format.
+""":func:`build_dataset`: any source, by name or path, as a :class:`~rerank_utils.data.records.RetrievalDataset`: the
+packaged FAQ (offline default), QASPER, MS MARCO, any BEIR folder and any file in the guide's triples format.
+The sources themselves are :mod:`~rerank_utils.data.faq`, :mod:`~rerank_utils.data.qasper` and
+:mod:`~rerank_utils.data.msmarco`; this module adds :func:`load_beir_folder` and :func:`load_triples_file`.
 
 Introduced in notebook ``01_data_preparation``.
 
 Builders, their sources and licences:
 
-* :func:`load_faq`: the packaged Swedish construction FAQ (PyPI ``zaragoza-construction-faq``),
-  CC BY 4.0, attribution required (:data:`FAQ_ATTRIBUTION`).
-* :func:`load_qasper_papers`, :func:`qasper_to_triples`, :func:`qasper_to_dataset`: QASPER, from the
-  hub's parquet conversion or a local copy; CC BY 4.0, attribution required (:data:`QASPER_ATTRIBUTION`).
-* :func:`load_msmarco_triples`, :func:`load_msmarco_dataset`: MS MARCO TSV files you downloaded;
-  non-commercial research only (:data:`MSMARCO_TERMS`).
+* :func:`~rerank_utils.data.faq.load_faq`: the packaged Swedish construction FAQ (PyPI ``zaragoza-construction-faq``),
+  CC BY 4.0, attribution required (:data:`~rerank_utils.data.faq.FAQ_ATTRIBUTION`).
+* :func:`~rerank_utils.data.qasper.load_qasper_papers`, :func:`~rerank_utils.data.qasper.qasper_to_triples`, :func:`~rerank_utils.data.qasper.qasper_to_dataset`: QASPER, from the
+  hub's parquet conversion or a local copy; CC BY 4.0, attribution required (:data:`~rerank_utils.data.qasper.QASPER_ATTRIBUTION`).
+* :func:`~rerank_utils.data.msmarco.load_msmarco_triples`, :func:`~rerank_utils.data.msmarco.load_msmarco_dataset`: MS MARCO TSV files you downloaded;
+  non-commercial research only (:data:`~rerank_utils.data.msmarco.MSMARCO_TERMS`).
 * :func:`load_beir_folder`: any BEIR-format folder (the dataset's own licence).
 * :func:`load_triples_file`: any file in the guide's triples format (yours).
 * :func:`build_dataset`: any of the above by name or path, as a ``RetrievalDataset``.
@@ -33,11 +35,7 @@ from rerank_utils.data.beir import read_beir
 from rerank_utils.data.convert import triples_to_dataset
 from rerank_utils.data.faq import load_faq
 from rerank_utils.data.msmarco import load_msmarco_dataset, load_msmarco_triples
-from rerank_utils.data.qasper import (
-    QASPER_HUB_ID,
-    load_qasper_papers,
-    qasper_to_dataset,
-)
+from rerank_utils.data.qasper import QASPER_HUB_ID, load_qasper_papers, qasper_to_dataset
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.data.triples import read_triples
 from rerank_utils.paths import resolve_path
@@ -82,12 +80,12 @@ BUILD_SOURCES = (
 def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     """One entry point for every source, as the notebooks' ``data_source`` parameter names it.
 
-    Returns a :class:`RetrievalDataset` for each: ``"faq"``/``"faq-en"``/``"faq-sv"`` -> :func:`load_faq`;
-    ``"qasper"`` -> :func:`load_qasper_papers` + :func:`qasper_to_dataset`; a folder with
+    Returns a :class:`~rerank_utils.data.records.RetrievalDataset` for each: ``"faq"``/``"faq-en"``/``"faq-sv"`` -> :func:`~rerank_utils.data.faq.load_faq`;
+    ``"qasper"`` -> :func:`~rerank_utils.data.qasper.load_qasper_papers` + :func:`~rerank_utils.data.qasper.qasper_to_dataset`; a folder with
     ``corpus.jsonl`` -> :func:`load_beir_folder`; a folder with ``collection.tsv`` ->
-    :func:`load_msmarco_dataset`; a ``.json``/``.jsonl``/``.csv`` file -> :func:`load_triples_file` +
+    :func:`~rerank_utils.data.msmarco.load_msmarco_dataset`; a ``.json``/``.jsonl``/``.csv`` file -> :func:`load_triples_file` +
     :func:`rerank_utils.data.convert.triples_to_dataset` (ids from the text; score-0 pairs stay in the qrels as
-    judged non-relevant); a ``.tsv`` file -> :func:`load_msmarco_triples` + the same conversion.
+    judged non-relevant); a ``.tsv`` file -> :func:`~rerank_utils.data.msmarco.load_msmarco_triples` + the same conversion.
 
     Relative paths are tried from the working directory, then from the repository root (so
     ``data/zh_legal_sample.jsonl`` works from ``notebooks/``). Keyword arguments go to the builder

@@ -13,13 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from rerank_utils.data.records import (
-    DEFAULT_FRACTIONS,
-    POSITIVE_THRESHOLD,
-    RetrievalDataset,
-    _as_record_list,
-    _preview,
-)
+from rerank_utils.data.records import DEFAULT_FRACTIONS, POSITIVE_THRESHOLD, RetrievalDataset, _as_record_list, _preview
 
 
 def split_dataset(
@@ -208,7 +202,7 @@ class LeakageError(ValueError):
 def check_leakage(a: Any, b: Any) -> LeakageReport:
     """Query texts and positive passage texts that occur in both ``a`` and ``b``.
 
-    Each side is a :class:`RetrievalDataset` (positives: ``corpus[doc]`` with qrels grade > 0), a list
+    Each side is a :class:`~rerank_utils.data.records.RetrievalDataset` (positives: ``corpus[doc]`` with qrels grade > 0), a list
     of triples (positives: score >= 0.5) or a list of grouped records (positives: ``pos``). Texts are
     compared after ``.strip()``.
     """

@@ -53,7 +53,7 @@ def validate_triples(
     kept) or with different scores (``conflicting_labels``: all of them are bad), and, when
     ``require_positive``, a query with no valid record scored >= 0.5 (``no_positive``).
 
-    ``mode="strict"`` raises :class:`DataValidationError` listing every problem; ``mode="drop"`` drops
+    ``mode="strict"`` raises :class:`~rerank_utils.data.records.DataValidationError` listing every problem; ``mode="drop"`` drops
     the bad records and counts them in the report. ``source`` and ``locations`` (one per record) say
     where the records came from, for the messages.
     """
@@ -71,7 +71,7 @@ def read_triples(
     """Read and validate a triples file: ``.json`` (array), ``.jsonl`` or ``.csv`` (header
     ``query,passage,score``). See :func:`validate_triples` for the checks and the modes.
 
-    A JSON array that cannot be parsed at all raises :class:`DataValidationError` in both modes.
+    A JSON array that cannot be parsed at all raises :class:`~rerank_utils.data.records.DataValidationError` in both modes.
     """
     _check_mode(mode)
     path = Path(path)

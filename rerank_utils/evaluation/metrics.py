@@ -13,7 +13,7 @@ Run
       DESCENDING string order, exactly as ``trec_eval`` does, so our numbers agree with
       trec_eval / pytrec_eval / ir_measures even when scores tie.
 
-    :func:`rank` turns either form into the ranked list. A ranked list containing the same doc id
+    :func:`rerank_utils.retrieval.queries.rank` turns either form into the ranked list. A ranked list containing the same doc id
     twice is an error (``ValueError`` naming the doc id); a NaN score is an error too.
     A run for a whole collection is a dict ``query id -> run for one query``.
 

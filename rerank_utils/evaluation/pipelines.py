@@ -4,7 +4,7 @@ latency, query by query, as a RAG system serves them.
 * :class:`Pipeline` wraps the package's own retrievers (:class:`~rerank_utils.retrieval.bm25.BM25Retriever`,
   :class:`~rerank_utils.retrieval.dense.DenseRetriever`) and any reranker with ``predict(pairs, batch_size=...)``
   (a ``CrossEncoder``, a bridge, :class:`~rerank_utils.models.onnx_runtime.OnnxBridgeReranker`).
-* :class:`LlamaIndexPipeline` is the same thing built from LlamaIndex parts: a retriever and node
+* :class:`~rerank_utils.integrations.llamaindex.LlamaIndexPipeline` is the same thing built from LlamaIndex parts: a retriever and node
   postprocessors, so both are evaluated by the same :func:`evaluate_pipeline`.
 * :func:`evaluate_pipeline` runs a pipeline on every query, one at a time, and returns the metrics per query and on
   average plus the latency per query (p50, p95).
@@ -66,7 +66,7 @@ class Pipeline:
 
 
 def _ordered(scores: dict[str, float], order: list[str]) -> dict[str, float]:
-    """Scores rewritten so that :func:`rank` gives ``order`` (a LlamaIndex stage's own order) even where
+    """Scores rewritten so that :func:`~rerank_utils.retrieval.queries.rank` gives ``order`` (a LlamaIndex stage's own order) even where
     the scores tie: ties are broken by a tiny, order-preserving offset."""
     out, prev = {}, None
     for i, d in enumerate(order):

@@ -101,7 +101,7 @@ def paired_comparison(
 
 
 def compare(result_a: "EvalResult", result_b: "EvalResult", metric: str = "ndcg@10", **kwargs) -> PairedComparison:
-    """:func:`paired_comparison` of one metric between two :class:`EvalResult` on the same queries."""
+    """:func:`paired_comparison` of one metric between two :class:`~rerank_utils.evaluation.metrics.EvalResult` on the same queries."""
     key = parse_metric(metric).name
     pa = {q: m[key] for q, m in result_a.per_query.items()}
     pb = {q: m[key] for q, m in result_b.per_query.items()}

@@ -3,7 +3,9 @@
 Introduced in notebook ``13_labelling_your_own_data`` (the guide's first way of collecting data,
 "manual labelling").
 
-The pieces, each usable on its own:
+The pieces, each usable on its own (this module holds the first; the others are
+:mod:`~rerank_utils.labelling.labeller`, :mod:`~rerank_utils.labelling.widget` and
+:mod:`~rerank_utils.labelling.store`):
 
 * :func:`propose_candidates` asks a first stage (BM25, or the bi-encoder through
   :class:`rerank_utils.retrieval.dense.DenseRetriever`) for each query's top ``top_k`` passages and orders
@@ -15,21 +17,21 @@ The pieces, each usable on its own:
   session stopped early still leaves as many queries as possible with their likeliest positive judged,
   and the label set stays balanced over query types. Within one rank, queries keep their given order
   (first-stage scores are not comparable across queries, BM25's least of all).
-* :class:`Labeller` shows one candidate at a time (:attr:`Labeller.current`) and records decisions with
-  plain methods: :meth:`Labeller.label`, :meth:`Labeller.relevant`, :meth:`Labeller.not_relevant`,
-  :meth:`Labeller.skip`, :meth:`Labeller.undo`. It reports :meth:`Labeller.progress` (labelled of
-  proposed, skipped, positives, negatives, the positive:negative ratio), :meth:`Labeller.per_query` and
-  :meth:`Labeller.ratio_advice` (the guide's 1:1 to 1:4).
-* :class:`LabellerWidget` (``labeller.widget()``) is a thin ipywidgets layer: its buttons call those
+* :class:`~rerank_utils.labelling.labeller.Labeller` shows one candidate at a time (:attr:`~rerank_utils.labelling.labeller.Labeller.current`) and records decisions with
+  plain methods: :meth:`~rerank_utils.labelling.labeller.Labeller.label`, :meth:`~rerank_utils.labelling.labeller.Labeller.relevant`, :meth:`~rerank_utils.labelling.labeller.Labeller.not_relevant`,
+  :meth:`~rerank_utils.labelling.labeller.Labeller.skip`, :meth:`~rerank_utils.labelling.labeller.Labeller.undo`. It reports :meth:`~rerank_utils.labelling.labeller.Labeller.progress` (labelled of
+  proposed, skipped, positives, negatives, the positive:negative ratio), :meth:`~rerank_utils.labelling.labeller.Labeller.per_query` and
+  :meth:`~rerank_utils.labelling.labeller.Labeller.ratio_advice` (the guide's 1:1 to 1:4).
+* :class:`~rerank_utils.labelling.widget.LabellerWidget` (``labeller.widget()``) is a thin ipywidgets layer: its buttons call those
   methods and redraw, so tests drive it headlessly with ``widget.relevant_button.click()``.
 
-Files (see :class:`LabelStore`):
+Files (see :class:`~rerank_utils.labelling.store.LabelStore`):
 
 * the **labels file**, e.g. ``labels.jsonl``: the guide's triples, one JSON object per line,
   ``{"query": ..., "passage": ..., "score": 1 or 0}``, nothing else. At every moment it validates with
   ``rerank_utils.data.sources.load_triples_file(path, require_positive=False)``. (``require_positive``
   stays off while labelling: a query whose judged candidates were all not relevant has no positive.)
-  :meth:`Labeller.export_training_file` writes the queries that do have a positive, the file to set
+  :meth:`~rerank_utils.labelling.labeller.Labeller.export_training_file` writes the queries that do have a positive, the file to set
   as ``data_source`` in notebook ``01_data_preparation``; it validates with ``load_triples_file(path)``
   as is.
 * the **skips file** beside it, ``labels.skipped.jsonl``: ``{"query": ..., "passage": ...}`` per skipped
@@ -37,7 +39,7 @@ Files (see :class:`LabelStore`):
   file) to see those pairs again.
 
 Nothing is lost if the kernel dies: each decision is appended to its file, flushed and (by default)
-fsync'ed before the method returns. A new :class:`Labeller` on the same files resumes: labelled and
+fsync'ed before the method returns. A new :class:`~rerank_utils.labelling.labeller.Labeller` on the same files resumes: labelled and
 skipped pairs are not proposed again. Pairs are identified by their text (stripped), as the triples
 file stores them. One labeller per file at a time; give each person their own file.
 
@@ -54,12 +56,7 @@ from typing import Any, Mapping, Sequence
 
 from rerank_utils.data.beir import _beir_items
 from rerank_utils.data.files import _jsonl_entries, _read_lines
-from rerank_utils.data.records import (
-    DataValidationError,
-    ValidationReport,
-    _Found,
-    _kind,
-)
+from rerank_utils.data.records import DataValidationError, ValidationReport, _Found, _kind
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever

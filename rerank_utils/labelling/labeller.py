@@ -9,21 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from rerank_utils.data.records import (
-    POSITIVE_THRESHOLD,
-    ValidationReport,
-    _kind,
-    _preview,
-)
+from rerank_utils.data.records import POSITIVE_THRESHOLD, ValidationReport, _kind, _preview
 from rerank_utils.data.sources import load_triples_file
 from rerank_utils.data.triples import write_triples
-from rerank_utils.labelling.candidates import (
-    GUIDE_RATIO,
-    Candidate,
-    Pair,
-    _pair,
-    propose_candidates,
-)
+from rerank_utils.labelling.candidates import GUIDE_RATIO, Candidate, Pair, _pair, propose_candidates
 from rerank_utils.labelling.store import LabelStore, _score_value
 from rerank_utils.labelling.widget import LabellerWidget
 
@@ -33,13 +22,13 @@ class Labeller:
     """Propose candidates hardest first, record decisions in a labels file, resume where it stopped.
 
     Args:
-        candidates: the pairs to propose, in order (:func:`propose_candidates`); repeats are dropped.
+        candidates: the pairs to propose, in order (:func:`~rerank_utils.labelling.candidates.propose_candidates`); repeats are dropped.
         path: the labels file (``.jsonl``, created when missing; an existing one is read and resumed).
-        skips_path: where skips go; default :func:`skips_path_for` ``(path)``.
-        fsync: see :class:`LabelStore`.
+        skips_path: where skips go; default :func:`~rerank_utils.labelling.store.skips_path_for` ``(path)``.
+        fsync: see :class:`~rerank_utils.labelling.store.LabelStore`.
 
     :attr:`current` is the first candidate neither labelled nor skipped (``None`` when all are done).
-    Decisions: ``label(pair, value)`` with ``pair`` a :class:`Candidate`, a ``(query, passage)`` tuple or
+    Decisions: ``label(pair, value)`` with ``pair`` a :class:`~rerank_utils.labelling.candidates.Candidate`, a ``(query, passage)`` tuple or
     ``None`` (the current candidate); ``relevant()``, ``not_relevant()``, ``skip()`` for the current one;
     ``undo()`` takes back this session's last decision. Each is on disk when the call returns.
     """
@@ -76,7 +65,7 @@ class Labeller:
         device: str | None = None,
         **kwargs: Any,
     ) -> "Labeller":
-        """:func:`propose_candidates` then a :class:`Labeller` on ``path``."""
+        """:func:`~rerank_utils.labelling.candidates.propose_candidates` then a :class:`Labeller` on ``path``."""
         return cls(propose_candidates(queries, corpus, first_stage, top_k, model=model, device=device), path, **kwargs)
 
     def __repr__(self) -> str:
@@ -126,7 +115,7 @@ class Labeller:
     def label(self, pair: Any, value: Any) -> Pair:
         """Record ``value`` (1 relevant, 0 not; a float in [0, 1] for a graded label) for ``pair``.
 
-        ``pair`` is a :class:`Candidate`, a ``(query, passage)`` tuple or ``None`` (the current
+        ``pair`` is a :class:`~rerank_utils.labelling.candidates.Candidate`, a ``(query, passage)`` tuple or ``None`` (the current
         candidate). Labelling a pair again with the same value does nothing; with another value it is an
         error (``undo()`` or ``relabel()`` first). A skipped pair may be labelled: the label replaces the
         skip. Returns the pair.
@@ -310,5 +299,5 @@ class Labeller:
         }
 
     def widget(self, passage_chars: int | None = None) -> "LabellerWidget":
-        """The ipywidgets front end (:class:`LabellerWidget`); display it as a cell's last expression."""
+        """The ipywidgets front end (:class:`~rerank_utils.labelling.widget.LabellerWidget`); display it as a cell's last expression."""
         return LabellerWidget(self, passage_chars=passage_chars)

@@ -28,7 +28,7 @@ def qrels_judge(ds: RetrievalDataset) -> Callable[[Candidate], int]:
 
 def auto_label(labeller: Labeller, judge: Callable[[Candidate], Any], n: int | None = None) -> dict[str, int]:
     """Let ``judge(candidate)`` decide the next ``n`` candidates (all when ``None``): a value is
-    recorded with :meth:`Labeller.label`, ``None`` is a skip. Returns ``{"labelled": ..., "skipped": ...}``."""
+    recorded with :meth:`~rerank_utils.labelling.labeller.Labeller.label`, ``None`` is a skip. Returns ``{"labelled": ..., "skipped": ...}``."""
     counts = {"labelled": 0, "skipped": 0}
     while n is None or counts["labelled"] + counts["skipped"] < n:
         cand = labeller.current

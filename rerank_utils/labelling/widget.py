@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the labeller creates its widget: a run-time import would be
 
 # ------------------------------------------------------------------------------------------ the widget
 class LabellerWidget:
-    """Query, passage, four buttons and the progress, over a :class:`Labeller`.
+    """Query, passage, four buttons and the progress, over a :class:`~rerank_utils.labelling.labeller.Labeller`.
 
     Each button only calls the labeller (``relevant()``, ``not_relevant()``, ``skip()``, ``undo()``) and
     redraws, so everything it does is tested without a browser: ``widget.relevant_button.click()``.
@@ -25,7 +25,7 @@ class LabellerWidget:
     (the label is for the whole passage).
     """
     def __init__(self, labeller: Labeller, passage_chars: int | None = None):
-        import ipywidgets as w
+        import ipywidgets as w  # local: a widget is only built inside a notebook
 
         self.labeller = labeller
         self.passage_chars = passage_chars

@@ -14,12 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rerank_utils.models.bridge import (
-    BridgeEncoder,
-    bridge_scores,
-    encode_pairs,
-    is_bridge,
-)
+from rerank_utils.models.bridge import BridgeEncoder, bridge_scores, encode_pairs, is_bridge
 from rerank_utils.models.loading import load_reranker
 
 
@@ -41,7 +36,7 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     ``output_dir/model.onnx`` with the tokenizer and config beside it; returns the file's path.
 
     Inputs ``input_ids``, ``attention_mask``, ``position_ids``, ``segment_ids`` (``[batch, seq]``, int64),
-    output ``scores`` (``[batch]``, the raw ``scale x cosine``). Score with :class:`OnnxBridgeReranker`."""
+    output ``scores`` (``[batch]``, the raw ``scale x cosine``). Score with :class:`~rerank_utils.models.onnx_runtime.OnnxBridgeReranker`."""
     if not is_bridge(model):
         raise TypeError("export_onnx: not a bridge reranker (export a standard cross-encoder with optimum)")
     module: BridgeEncoder = model[0]
@@ -76,7 +71,7 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
     ``OnnxBridgeReranker(folder, file_name=file_name)``. ``per_channel``: one scale per output channel of
     each weight matrix (default), which keeps the scores much closer to fp32 than one scale per matrix
     (``benchmarks/inference_speed.py`` measures both). Measure what it costs in NDCG before using it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # local: the optional [onnx] extra
 
     folder = Path(folder)
     if not (folder / "model.onnx").is_file():

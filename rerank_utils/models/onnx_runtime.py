@@ -18,7 +18,7 @@ from rerank_utils.models.bridge import BridgeEncoder, encode_pairs
 
 class OnnxBridgeReranker:
     """Scores pairs with an exported bridge (``model.onnx`` + tokenizer, or ``file_name``, e.g. the int8 model
-    of :func:`quantize_onnx`) with the same ``predict(pairs, batch_size)`` shape as ``CrossEncoder.predict``
+    of :func:`~rerank_utils.models.export.quantize_onnx`) with the same ``predict(pairs, batch_size)`` shape as ``CrossEncoder.predict``
     (raw ``scale x cosine`` scores). ``runtime``: ``"onnxruntime"`` (default) or ``"openvino"`` (OpenVINO reads
     the same ONNX file; ``pip install -e '.[openvino]'``)."""
     RUNTIMES = ("onnxruntime", "openvino")
@@ -36,7 +36,7 @@ class OnnxBridgeReranker:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.runtime = runtime
         if runtime == "onnxruntime":
-            import onnxruntime as ort
+            import onnxruntime as ort  # local: the optional [onnx] extra
 
             opts = ort.SessionOptions()
             if threads:
@@ -45,7 +45,7 @@ class OnnxBridgeReranker:
             self._run = lambda feeds: session.run(["scores"], feeds)[0]
         else:
             try:
-                import openvino as ov
+                import openvino as ov  # local: the optional [openvino] extra
             except ImportError as exc:
                 raise ImportError("runtime='openvino' needs OpenVINO: pip install -e '.[openvino]'") from exc
             config = {"INFERENCE_NUM_THREADS": threads} if threads else {}

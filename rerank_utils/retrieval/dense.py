@@ -80,7 +80,7 @@ class DenseRetriever:
 
     def _build_faiss_index(self):
         try:
-            import faiss
+            import faiss  # local: faiss-cpu is the optional [faiss] extra
         except ImportError as exc:
             raise ModuleNotFoundError(
                 'backend="faiss" needs the faiss-cpu package: pip install "rerank-finetune[faiss]" (or faiss-cpu)'

@@ -39,7 +39,7 @@ def _get_jieba():
     """Import jieba once, with its "Building prefix dict ..." messages silenced."""
     global _jieba
     if _jieba is None:
-        import jieba
+        import jieba  # local: jieba builds its dictionary when imported (about a second), needed for Chinese text only
 
         jieba.setLogLevel(logging.WARNING)
         _jieba = jieba

@@ -11,10 +11,10 @@
 
 Bad input never gives a 500: an empty query or list, or a wrong field -> 422 with ``{error, error_type}``;
 too many documents or too large a body -> 413. Scores of ``(model, query, document)`` are cached in an
-in-process LRU, or in Redis when ``REDIS_URL`` is set (:class:`RedisScoreCache`, shared by every worker and
+in-process LRU, or in Redis when ``REDIS_URL`` is set (:class:`~rerank_utils.serving.cache.RedisScoreCache`, shared by every worker and
 replica). Serve a model folder with :func:`load_service` + :func:`create_app` (``uvicorn`` runs it), or
-``rerank-utils serve``; :class:`BackgroundServer` runs one in a thread (notebooks, tests) and
-:func:`load_test` measures one under concurrent clients.
+``rerank-utils serve``; :class:`~rerank_utils.serving.background.BackgroundServer` runs one in a thread (notebooks, tests) and
+:func:`~rerank_utils.serving.load_client.load_test` measures one under concurrent clients.
 
 Introduced in notebook ``05_deployment``.
 """

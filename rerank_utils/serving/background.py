@@ -23,7 +23,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class BackgroundServer:
-    """A :class:`RerankService` served by uvicorn in a background thread of this process, for notebooks and
+    """A :class:`~rerank_utils.serving.app.RerankService` served by uvicorn in a background thread of this process, for notebooks and
     tests: ``with BackgroundServer(service) as srv: httpx.post(srv.url + "/rerank", ...)``. ``stop()`` (or
     leaving the ``with``) shuts uvicorn down the way Ctrl-C does, waits for it and closes the micro-batcher."""
     def __init__(self, service: RerankService, host: str = "127.0.0.1", port: int | None = None, api_key: str | None = None,

@@ -19,7 +19,7 @@ class MicroBatcher:
     waits; a worker thread takes what is queued (whole requests, at most ``max_batch`` pairs together unless
     one request alone is larger, waiting at most ``max_wait_ms`` for more after the first) and scores it in
     one ``scorer.predict``. A drop-in scorer for
-    :class:`RerankService`; ``batches`` / ``pairs`` / ``largest_batch`` count what it did."""
+    :class:`~rerank_utils.serving.app.RerankService`; ``batches`` / ``pairs`` / ``largest_batch`` count what it did."""
     def __init__(self, scorer: Any, max_batch: int = 64, max_wait_ms: float = 5.0, batch_size: int = 32):
 
         if max_batch < 1 or max_wait_ms < 0:

@@ -62,7 +62,7 @@ class RedisScoreCache:
     def __init__(self, url: str, prefix: str = "rerank:", ttl_seconds: int | None = 7 * 24 * 3600, client: Any = None,
                  timeout_seconds: float = 2.0):
         try:
-            import redis
+            import redis  # local: only with REDIS_URL
         except ImportError as exc:  # pragma: no cover - redis is in the deploy and dev extras
             raise ImportError("REDIS_URL is set but the redis client is missing: pip install -e '.[deploy]'") from exc
         if ttl_seconds is not None and ttl_seconds <= 0:

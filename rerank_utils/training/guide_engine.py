@@ -25,7 +25,7 @@ class CrossEncoderFinetuneEngine:
     deprecated, does not import on current packages, and never had this signature. Change only the import::
     ``train_dataset`` / ``val_dataset``: the guide's records ``{"query", "passage", "score"}`` or
     LlamaIndex-style samples with ``query``, ``context``, ``score``. Bad records are rejected with the
-    validator's errors (record index and field). Training runs :func:`fine_tune` with BCE.
+    validator's errors (record index and field). Training runs :func:`~rerank_utils.training.trainer.fine_tune` with BCE.
     """
     def __init__(
         self,

@@ -12,13 +12,8 @@ from pathlib import Path
 from datasets import Dataset
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from sentence_transformers.base.sampler import BatchSamplers
-from sentence_transformers.multi_vector_encoder import (
-    MultiVectorEncoderTrainer,
-    MultiVectorEncoderTrainingArguments,
-)
-from sentence_transformers.multi_vector_encoder.losses import (
-    MultiVectorMultipleNegativesRankingLoss,
-)
+from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
 
 from rerank_utils.evaluation.metrics import evaluate_run
 from rerank_utils.models.late_interaction import MaxSimReranker, maxsim_encoder
@@ -56,8 +51,8 @@ def fine_tune_late_interaction(
     seed: int = 42,
     device: str | None = None,
 ) -> tuple[MaxSimReranker, dict]:
-    """Train :func:`maxsim_encoder` over ``base_model`` (e.g. the fine-tuned retriever's folder, or a
-    :class:`MaxSimReranker` trained before, e.g. on pseudo-queries, whose encoder is then trained on) as a late-interaction
+    """Train :func:`~rerank_utils.models.late_interaction.maxsim_encoder` over ``base_model`` (e.g. the fine-tuned retriever's folder, or a
+    :class:`~rerank_utils.models.late_interaction.MaxSimReranker` trained before, e.g. on pseudo-queries, whose encoder is then trained on) as a late-interaction
     model: sentence-transformers' ``MultiVectorEncoderTrainer`` with its multi-vector
     ``MultiVectorMultipleNegativesRankingLoss`` (mean MaxSim in [-1, 1], so ``scale`` 20 as for cosine) over (query,
     positive, mined ``negatives``) triples; after each epoch, NDCG@10 of reranking ``val_run``'s top-``top_k``;

@@ -36,7 +36,7 @@ Rules that always hold:
   query's random negatives do not depend on the other queries or on ``chunk_size``.
 
 Scale: queries are processed ``chunk_size`` at a time; the dense path goes through
-:meth:`DenseRetriever.search`, which holds at most a ``chunk_size x n_docs`` score matrix, so a full
+:meth:`~rerank_utils.retrieval.dense.DenseRetriever.search`, which holds at most a ``chunk_size x n_docs`` score matrix, so a full
 queries x corpus matrix is never built (``benchmarks/mining_scale.py`` measures 10k x 100k).
 """
 

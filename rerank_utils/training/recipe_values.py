@@ -14,17 +14,13 @@ from typing import Any, Mapping
 
 from rerank_utils.training.arguments import TrainingConfig
 from rerank_utils.training.mining import MiningConfig
-from rerank_utils.training.recipe_schema import (
-    PARAMETER_NAMES,
-    RECIPE_KEYS,
-    RECIPE_VALUES,
-)
+from rerank_utils.training.recipe_schema import PARAMETER_NAMES, RECIPE_KEYS, RECIPE_VALUES
 from rerank_utils.training.recipes import ARCHITECTURES, Recipe
 from rerank_utils.training.retriever import RetrieverRecipe
 
 
 def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, name: str | None = None) -> Recipe:
-    """The recipe of ``architecture`` from ``values`` (:data:`RECIPE_KEYS`; extra keys are an error, so a value
+    """The recipe of ``architecture`` from ``values`` (:data:`~rerank_utils.training.recipe_schema.RECIPE_KEYS`; extra keys are an error, so a value
     nobody reads cannot be set by mistake). ``name`` defaults to the architecture."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture={architecture!r}: choose one of {', '.join(ARCHITECTURES)}")

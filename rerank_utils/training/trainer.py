@@ -1,12 +1,13 @@
 """Fine-tune a cross-encoder reranker with sentence-transformers' ``CrossEncoderTrainer``.
 
 * :func:`fine_tune` is the one entry point: a base model, training rows, a validation set of
-  first-stage candidates, and the guide's knobs (:class:`TrainingConfig`). It validates NDCG@10 on the
+  first-stage candidates, and the guide's knobs (:class:`~rerank_utils.training.arguments.TrainingConfig`). It validates NDCG@10 on the
   validation queries during training, stops early, keeps the best checkpoint, saves the model with a
   model card, and returns the loss / validation history.
-* :func:`training_rows` turns a dataset plus mined negatives into the rows each loss consumes.
-* :class:`CrossEncoderFinetuneEngine` is the guide's LlamaIndex-style facade over the same code, so the
-  guide's section-6 code runs with only its import line changed.
+* :func:`~rerank_utils.training.samples.training_rows` turns a dataset plus mined negatives into the rows each
+  loss consumes; :mod:`~rerank_utils.training.losses` builds the loss.
+* :class:`~rerank_utils.training.guide_engine.CrossEncoderFinetuneEngine` is the guide's LlamaIndex-style facade
+  over the same code, so the guide's section-6 code runs with only its import line changed.
 
 Score scale: a model fine-tuned here with BCE predicts ``sigmoid(logit)`` in [0, 1] (sentence-transformers
 sets a sigmoid activation for ``num_labels=1`` models it trains); hub rerankers such as
@@ -30,13 +31,8 @@ from typing import Any, Sequence
 
 import torch
 from datasets import Dataset
-from sentence_transformers.cross_encoder import (
-    CrossEncoderTrainer,
-    CrossEncoderTrainingArguments,
-)
-from sentence_transformers.cross_encoder.evaluation import (
-    CrossEncoderRerankingEvaluator,
-)
+from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
@@ -86,9 +82,9 @@ def fine_tune(
     card: dict | None = None,
 ) -> FineTuneResult:
     """Fine-tune ``base_model`` (a name for :func:`rerank_utils.models.loading.load_cross_encoder`, or a loaded
-    ``CrossEncoder``) on ``train_rows`` (from :func:`training_rows`) and save it to ``output_dir``.
+    ``CrossEncoder``) on ``train_rows`` (from :func:`~rerank_utils.training.samples.training_rows`) and save it to ``output_dir``.
 
-    With ``val_samples`` (from :func:`reranking_samples`) the model is validated (NDCG@10 of reranking the
+    With ``val_samples`` (from :func:`~rerank_utils.training.samples.reranking_samples`) the model is validated (NDCG@10 of reranking the
     validation queries' candidates) every epoch or ``eval_steps``; training stops early after
     ``early_stopping_patience`` evaluations without improvement, and the best checkpoint is the one saved.
     ``resume_from_checkpoint``: a checkpoint folder, or ``True`` for the last one in ``output_dir/checkpoints``.

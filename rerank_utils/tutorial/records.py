@@ -105,7 +105,7 @@ def environment_info(device: str | None = None) -> None:
         except PackageNotFoundError:
             info[dist] = "not installed"
     try:
-        import torch
+        import torch  # local, in a try: the environment report must not fail on a broken torch
 
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
         info["cpu threads"] = str(torch.get_num_threads())

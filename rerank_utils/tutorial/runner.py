@@ -3,11 +3,9 @@
 * :func:`run_notebooks` runs ``notebooks/NN_*.ipynb`` in number order for a profile (kernel ``python3``,
   working directory ``notebooks/``, a per-cell timeout), writes the executed copies to
   ``artifacts/<profile>/executed/`` and ends with ``artifacts/<profile>/REPORT.md``.
-* :class:`Recorder` / :func:`record` let a notebook save metrics, tables and figures to
-  ``artifacts/<profile>/metrics/<notebook>.json`` and ``figures/``; tests read them back with
-  :func:`read_records`.
+* what the notebooks record, and the tests read back, is :mod:`rerank_utils.tutorial.records`.
 
-The command line is ``rerank-utils run-notebooks --profile smoke`` (see :mod:`rerank_utils.cli`).
+The command line is ``rerank-utils run-notebooks --profile smoke`` (see :mod:`rerank_utils.cli.main`).
 Introduced in notebook ``00_concepts`` (recording) and the README (running).
 """
 

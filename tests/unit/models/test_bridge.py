@@ -313,12 +313,7 @@ def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_pat
 
 def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_path):
     from llama_index.core.postprocessor import SentenceTransformerRerank
-    from llama_index.core.schema import (
-        MetadataMode,
-        NodeWithScore,
-        QueryBundle,
-        TextNode,
-    )
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
     from rerank_utils.integrations.llamaindex import cross_encoder_reranker
 
