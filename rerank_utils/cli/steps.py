@@ -33,8 +33,10 @@ from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import mine_negatives, negatives_to_triples
 from rerank_utils.training.recipe_values import recipe_from_values, retriever_recipe_from_values
-from rerank_utils.training.recipes import ARCHITECTURES, FirstStages, load_or_train_recipe, train_recipe
-from rerank_utils.training.retriever import FACTS_FILE, data_fingerprint, load_or_train_retriever
+from rerank_utils.training.recipe_schema import ARCHITECTURES
+from rerank_utils.training.recipes import FirstStages, load_or_train_recipe, train_recipe
+from rerank_utils.training.retriever import FACTS_FILE, load_or_train_retriever
+from rerank_utils.data.records import data_fingerprint
 
 EVALUATE_SPLITS = ("test", "val")
 
@@ -138,16 +140,6 @@ def run_mine(cfg: PipelineConfig, architecture: str | None = None, output: str |
 PIPELINE_FILE = "pipeline.json"  # beside a model `finetune` trained: the split and config it was trained with
 
 
-def _same_training_data(model_dir: Path, params: dict, n_train: int) -> bool:
-    """True when the model in ``model_dir`` was trained on this split: its pipeline.json says so, or (a model
-    notebook 03 trained) its training.json counts as many training queries."""
-    side = model_dir / PIPELINE_FILE
-    if side.is_file():
-        return json.loads(side.read_text(encoding="utf-8")).get("split") == params
-    facts = model_dir / "training.json"
-    return facts.is_file() and f": {n_train} training queries" in str(json.loads(facts.read_text(encoding="utf-8")).get("data", ""))
-
-
 def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: bool = False, publish: bool = True,
                  output: str | Path | None = None, progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``finetune``: train the recipe of ``architecture`` as notebook 03 does (validation after each epoch,
@@ -168,8 +160,9 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
     log(f"split ({how}): {_sizes(splits)} queries")
     log(f"{arch} reranker from {base!r}: loss {t.loss}, {recipe.mining.num_negatives} {recipe.mining.strategy} negatives per query, "
         f"{t.epochs} epoch(s), lr {t.learning_rate:g}, batch {t.batch_size}, max_length {t.max_length}")
-    if not retrain and (model_dir / "training.json").is_file() and _same_training_data(model_dir, params, len(train)):
-        _, facts, reused = load_or_train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device)
+    if not retrain:  # reused only when recipe, base model and data fingerprint all match (else trained)
+        _, facts, reused = load_or_train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device,
+                                                show_progress=progress)
     else:
         train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device, show_progress=progress)
         facts, reused = json.loads((model_dir / "training.json").read_text(encoding="utf-8")), False
@@ -177,7 +170,7 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
         {"config": cfg.source, "name": cfg.name, "architecture": arch, "base_model": base, "split": params,
          "recipe": recipe.to_dict()}, indent=1), encoding="utf-8")
     best = facts.get("best_validation_ndcg@10")
-    log(("reused the model saved with this recipe in " if reused else "trained in ") + f"{model_dir}"
+    log(("reused the model saved with this recipe, base model and data in " if reused else "trained in ") + f"{model_dir}"
         + (f" ({facts.get('train_seconds', 0):.0f} s)" if not reused else ""))
     log(f"best validation NDCG@10 (bi-encoder top-{top_k} reranked): {best if best is None else round(best, 4)}")
     out = {"architecture": arch, "model_dir": str(model_dir), "reused": reused, "best_validation_ndcg@10": best,

@@ -29,6 +29,7 @@ passage or a group value together, so that its leakage check finds nothing.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import math
 import numbers
@@ -354,3 +355,15 @@ def _json_default(obj: Any) -> Any:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=_json_default)
+
+
+def data_fingerprint(*datasets: RetrievalDataset) -> str:
+    """SHA-256 of what training reads: each dataset's query ids and texts, qrels and corpus, in order. Two
+    splits of the same size but other queries get different fingerprints. A saved model (reranker or retriever) is
+    reused only when the fingerprint of the data it was trained on equals this one."""
+    h = hashlib.sha256()
+    for ds in datasets:
+        payload = {"queries": ds.queries, "qrels": ds.qrels, "corpus": ds.corpus}
+        h.update(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()

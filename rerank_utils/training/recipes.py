@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.evaluation.metrics import evaluate_run
 from rerank_utils.models.bridge import build_bridge_reranker
 from rerank_utils.models.loading import load_cross_encoder
@@ -32,7 +32,7 @@ class Recipe:
     mining: MiningConfig = field(default_factory=MiningConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     train_queries: int | None = None  # train on a seeded sample of this many queries (None: all)
-    architecture: str = "standard"  # "standard" cross-encoder (new scoring head) or "bridge" (rerank_utils.bridge)
+    architecture: str = "standard"  # "standard" cross-encoder (new scoring head) or "bridge" (rerank_utils.models.bridge)
     bridge: dict | None = None  # build_bridge_reranker options: bias_mode, bias_start, scale_start
 
     def __post_init__(self) -> None:
@@ -117,6 +117,11 @@ class RecipeRun:
         }
 
 
+def trained_on(recipe: Recipe, train: RetrievalDataset) -> RetrievalDataset:
+    """The training queries ``recipe`` reads: all of ``train``, or its seeded sample of ``recipe.train_queries``."""
+    return train.sample(recipe.train_queries, seed=recipe.mining.seed) if recipe.train_queries else train
+
+
 def train_recipe(
     recipe: Recipe,
     train: RetrievalDataset,
@@ -132,8 +137,7 @@ def train_recipe(
 ) -> RecipeRun:
     """Mine negatives for ``train`` as the recipe says, fine-tune, and validate by reranking the
     validation queries' ``val_first_stage`` top-``top_k`` (NDCG@10) after each epoch."""
-    if recipe.train_queries:
-        train = train.sample(recipe.train_queries, seed=recipe.mining.seed)
+    train = trained_on(recipe, train)
     t0 = time.perf_counter()
     mined = mine_negatives(train, recipe.mining, retriever=first_stages.retriever_for(recipe.mining))
     mining_seconds = time.perf_counter() - t0
@@ -141,7 +145,8 @@ def train_recipe(
     val_runs = first_stages.runs(val.queries, top_k=top_k)
     samples = reranking_samples(val, val_runs[val_first_stage], top_k=top_k)
     first_ndcg = evaluate_run(val_runs[val_first_stage], val.qrels, ["ndcg@10"]).aggregate["ndcg@10"]
-    info = {"base_model": base_model, "data": f"{train.name}: {len(train)} training queries, {len(rows)} rows", "recipe": recipe.to_dict()}
+    info = {"base_model": base_model, "data": f"{train.name}: {len(train)} training queries, {len(rows)} rows", "recipe": recipe.to_dict(),
+            "data_fingerprint": data_fingerprint(train, val)}
     result = fine_tune(
         recipe.build_model(base_model, device), rows, output_dir, recipe.training, val_samples=samples, device=device,
         show_progress=show_progress, card={**info, **(card or {})},
@@ -165,9 +170,12 @@ def load_or_train_recipe(
     base_model: str = "default",
     top_k: int = 20,
     device: str | None = None,
+    show_progress: bool = False,
 ) -> tuple[Any, dict, bool]:
     """``(model, training facts, loaded)``: the model an earlier notebook saved in ``output_dir`` when its
-    ``training.json`` records this very recipe (``loaded=True``), else a fresh :func:`train_recipe` run saved
+    ``training.json`` records this very recipe, base model and data (the
+    :func:`~rerank_utils.data.records.data_fingerprint` of the training queries it read and the validation queries;
+    never a count of queries) (``loaded=True``), else a fresh :func:`train_recipe` run saved
     there. The facts are ``training.json``'s: curves, best validation NDCG@10, seconds, the recipe.
 
     Introduced in notebook ``14_bridge_reranker`` (which reuses the bridge notebook 03 trained)."""
@@ -176,7 +184,8 @@ def load_or_train_recipe(
     if facts_path.is_file():
         facts = json.loads(facts_path.read_text(encoding="utf-8"))
         same_base = str(facts.get("base_model")) == str(base_model)
-        if same_base and "recipe" in facts and _normalised(facts["recipe"]) == _normalised(recipe.to_dict()):
+        same_data = facts.get("data_fingerprint") == data_fingerprint(trained_on(recipe, train), val)
+        if same_base and same_data and "recipe" in facts and _normalised(facts["recipe"]) == _normalised(recipe.to_dict()):
             return load_cross_encoder(str(output_dir), device=device), facts, True
-    run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device)
+    run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device, show_progress=show_progress)
     return run.model, json.loads(facts_path.read_text(encoding="utf-8")), False

@@ -11,12 +11,11 @@ so :class:`~rerank_utils.retrieval.dense.DenseRetriever`, LlamaIndex's ``Hugging
 reranker all load it by path.
 
 A saved model is reused only when its ``training.json`` records the same recipe, base model and
-:func:`data_fingerprint` of the data it was trained and validated on: never merely the same number of queries.
+:func:`~rerank_utils.data.records.data_fingerprint` of the data it was trained and validated on: never merely the same number of queries.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -32,7 +31,7 @@ from sentence_transformers.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.losses import MultipleNegativesRankingLoss
 from sentence_transformers.training_args import BatchSamplers
 
-from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import MiningConfig, mine_negatives
@@ -84,17 +83,6 @@ class RetrieverRecipe:
         if "mining" in d:
             d["mining"] = MiningConfig(**d["mining"])
         return cls(**d)
-
-
-def data_fingerprint(*datasets: RetrievalDataset) -> str:
-    """SHA-256 of what training reads: each dataset's query ids and texts, qrels and corpus, in order. Two
-    splits of the same size but other queries get different fingerprints."""
-    h = hashlib.sha256()
-    for ds in datasets:
-        payload = {"queries": ds.queries, "qrels": ds.qrels, "corpus": ds.corpus}
-        h.update(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()
 
 
 @dataclass

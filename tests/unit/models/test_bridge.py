@@ -364,6 +364,7 @@ def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tm
     from dataclasses import replace
 
     from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.data.records import RetrievalDataset, data_fingerprint
     from rerank_utils.training.recipes import FirstStages, load_or_train_recipe
     from tests.unit.training.test_trainer import toy_ds
 
@@ -379,6 +380,21 @@ def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tm
     other = replace(recipe, bridge={"bias_start": -4.0})
     _, facts3, loaded3 = load_or_train_recipe(other, train, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
     assert loaded3 is False and facts3["recipe"]["bridge"] == {"bias_start": -4.0}
+    # issue 15: the reuse key is the data itself, never a count of queries: other training queries of the same
+    # number, or other validation queries, train again; the same data is reused again
+    assert facts3["data_fingerprint"] == data_fingerprint(train, val)
+    asked = RetrievalDataset(train.corpus, {q: text + " please" for q, text in train.queries.items()}, train.qrels)  # as many queries
+    _, facts4, loaded4 = load_or_train_recipe(other, asked, val, stages, tmp_path / "m", base, top_k=5, device="cpu")
+    assert loaded4 is False and facts4["data_fingerprint"] == data_fingerprint(asked, val) != facts3["data_fingerprint"]
+    _, _, loaded5 = load_or_train_recipe(other, asked, toy_ds(4, seed=9), stages, tmp_path / "m", base, top_k=5, device="cpu")
+    _, _, loaded6 = load_or_train_recipe(other, asked, toy_ds(4, seed=9), stages, tmp_path / "m", base, top_k=5, device="cpu")
+    assert (loaded5, loaded6) == (False, True)
+    # a model saved before fingerprints were recorded is not trusted: trained again
+    facts_path = tmp_path / "m" / "training.json"
+    old_facts = json.loads(facts_path.read_text())
+    old_facts.pop("data_fingerprint")
+    facts_path.write_text(json.dumps(old_facts))
+    assert load_or_train_recipe(other, asked, toy_ds(4, seed=9), stages, tmp_path / "m", base, top_k=5, device="cpu")[2] is False
 
 
 def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path):
@@ -479,7 +495,8 @@ def test_labels_learning_curve_trains_both_models_on_the_same_queries(tiny_bert_
     from rerank_utils.training.experiments import labels_learning_curve
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages
-    from rerank_utils.training.retriever import RetrieverRecipe, data_fingerprint
+    from rerank_utils.data.records import data_fingerprint
+    from rerank_utils.training.retriever import RetrieverRecipe
     from tests.unit.training.test_trainer import toy_ds
 
     train, val, test = toy_ds(10, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
