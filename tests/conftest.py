@@ -24,7 +24,11 @@ def _artifacts_in_tmp(tmp_path_factory, monkeypatch):
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A tiny random BERT (2 layers, hidden 32) with a word-piece tokenizer, saved like a hub model."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     words = "the a of to and is what how building permit law contract cost tax house roof water deduction".split()

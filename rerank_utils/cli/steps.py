@@ -20,10 +20,21 @@ import torch
 
 from rerank_utils.cli.config_files import PipelineConfig
 from rerank_utils.cli.errors import ConfigError, PipelineError
-from rerank_utils.data.saved_splits import prepare_splits, saved_split_params, split_params, splits_dir
+from rerank_utils.data.records import data_fingerprint
+from rerank_utils.data.saved_splits import (
+    prepare_splits,
+    saved_split_params,
+    split_params,
+    splits_dir,
+)
 from rerank_utils.data.splits import check_splits
 from rerank_utils.data.triples import write_triples
-from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers, guide_claim, strongest_verdict
+from rerank_utils.evaluation.reports import (
+    comparison_frame,
+    evaluate_rerankers,
+    guide_claim,
+    strongest_verdict,
+)
 from rerank_utils.models.bridge import is_bridge_folder
 from rerank_utils.models.export import export_onnx, quantize_onnx
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
@@ -32,11 +43,17 @@ from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import mine_negatives, negatives_to_triples
-from rerank_utils.training.recipe_values import recipe_from_values, retriever_recipe_from_values
 from rerank_utils.training.recipe_schema import ARCHITECTURES
-from rerank_utils.training.recipes import FirstStages, load_or_train_recipe, train_recipe
+from rerank_utils.training.recipe_values import (
+    recipe_from_values,
+    retriever_recipe_from_values,
+)
+from rerank_utils.training.recipes import (
+    FirstStages,
+    load_or_train_recipe,
+    train_recipe,
+)
 from rerank_utils.training.retriever import FACTS_FILE, load_or_train_retriever
-from rerank_utils.data.records import data_fingerprint
 
 EVALUATE_SPLITS = ("test", "val")
 

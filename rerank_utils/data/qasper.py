@@ -15,7 +15,12 @@ from typing import Any, Iterable, Sequence
 
 from datasets import load_dataset
 
-from rerank_utils.data.hub import HubDatasetUnavailable, _hub_reachable, _hub_unavailable_message, _looks_like_hub_id
+from rerank_utils.data.hub import (
+    HubDatasetUnavailable,
+    _hub_reachable,
+    _hub_unavailable_message,
+    _looks_like_hub_id,
+)
 from rerank_utils.data.records import RetrievalDataset
 
 QASPER_HUB_ID = "allenai/qasper"

@@ -35,7 +35,11 @@ from rerank_utils.data.beir import read_beir
 from rerank_utils.data.convert import triples_to_dataset
 from rerank_utils.data.faq import load_faq
 from rerank_utils.data.msmarco import load_msmarco_dataset, load_msmarco_triples
-from rerank_utils.data.qasper import QASPER_HUB_ID, load_qasper_papers, qasper_to_dataset
+from rerank_utils.data.qasper import (
+    QASPER_HUB_ID,
+    load_qasper_papers,
+    qasper_to_dataset,
+)
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.data.triples import read_triples
 from rerank_utils.paths import resolve_path

@@ -13,7 +13,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from rerank_utils.data.records import DEFAULT_FRACTIONS, POSITIVE_THRESHOLD, RetrievalDataset, _as_record_list, _preview
+from rerank_utils.data.records import (
+    DEFAULT_FRACTIONS,
+    POSITIVE_THRESHOLD,
+    RetrievalDataset,
+    _as_record_list,
+    _preview,
+)
 
 
 def split_dataset(

@@ -56,7 +56,12 @@ from typing import Any, Mapping, Sequence
 
 from rerank_utils.data.beir import _beir_items
 from rerank_utils.data.files import _jsonl_entries, _read_lines
-from rerank_utils.data.records import DataValidationError, ValidationReport, _Found, _kind
+from rerank_utils.data.records import (
+    DataValidationError,
+    ValidationReport,
+    _Found,
+    _kind,
+)
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever

@@ -9,10 +9,21 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from rerank_utils.data.records import POSITIVE_THRESHOLD, ValidationReport, _kind, _preview
+from rerank_utils.data.records import (
+    POSITIVE_THRESHOLD,
+    ValidationReport,
+    _kind,
+    _preview,
+)
 from rerank_utils.data.sources import load_triples_file
 from rerank_utils.data.triples import write_triples
-from rerank_utils.labelling.candidates import GUIDE_RATIO, Candidate, Pair, _pair, propose_candidates
+from rerank_utils.labelling.candidates import (
+    GUIDE_RATIO,
+    Candidate,
+    Pair,
+    _pair,
+    propose_candidates,
+)
 from rerank_utils.labelling.store import LabelStore, _score_value
 from rerank_utils.labelling.widget import LabellerWidget
 

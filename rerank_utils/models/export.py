@@ -14,7 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from rerank_utils.models.bridge import BridgeEncoder, bridge_scores, encode_pairs, is_bridge
+from rerank_utils.models.bridge import (
+    BridgeEncoder,
+    bridge_scores,
+    encode_pairs,
+    is_bridge,
+)
 from rerank_utils.models.loading import load_reranker
 
 
@@ -71,7 +76,10 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
     ``OnnxBridgeReranker(folder, file_name=file_name)``. ``per_channel``: one scale per output channel of
     each weight matrix (default), which keeps the scores much closer to fp32 than one scale per matrix
     (``benchmarks/inference_speed.py`` measures both). Measure what it costs in NDCG before using it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # local: the optional [onnx] extra
+    from onnxruntime.quantization import (  # local: the optional [onnx] extra
+        QuantType,
+        quantize_dynamic,
+    )
 
     folder = Path(folder)
     if not (folder / "model.onnx").is_file():

@@ -14,7 +14,12 @@ from transformers.utils import logging as hf_logging
 
 from rerank_utils.models.bridge import is_bridge_folder
 from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
-from rerank_utils.models.resolve import DEFAULT_MODEL, is_offline, model_kind, resolve_model
+from rerank_utils.models.resolve import (
+    DEFAULT_MODEL,
+    is_offline,
+    model_kind,
+    resolve_model,
+)
 
 
 def load_bi_encoder(name: str | os.PathLike | None = DEFAULT_MODEL, device: str | None = None, **kwargs):

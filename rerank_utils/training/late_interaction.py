@@ -12,8 +12,13 @@ from pathlib import Path
 from datasets import Dataset
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from sentence_transformers.base.sampler import BatchSamplers
-from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
-from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
+from sentence_transformers.multi_vector_encoder import (
+    MultiVectorEncoderTrainer,
+    MultiVectorEncoderTrainingArguments,
+)
+from sentence_transformers.multi_vector_encoder.losses import (
+    MultiVectorMultipleNegativesRankingLoss,
+)
 
 from rerank_utils.evaluation.metrics import evaluate_run
 from rerank_utils.models.late_interaction import MaxSimReranker, maxsim_encoder

@@ -14,7 +14,11 @@ from typing import Any, Mapping
 
 from rerank_utils.training.arguments import TrainingConfig
 from rerank_utils.training.mining import MiningConfig
-from rerank_utils.training.recipe_schema import PARAMETER_NAMES, RECIPE_KEYS, RECIPE_VALUES
+from rerank_utils.training.recipe_schema import (
+    PARAMETER_NAMES,
+    RECIPE_KEYS,
+    RECIPE_VALUES,
+)
 from rerank_utils.training.recipes import ARCHITECTURES, Recipe
 from rerank_utils.training.retriever import RetrieverRecipe
 

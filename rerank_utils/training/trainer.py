@@ -31,8 +31,13 @@ from typing import Any, Sequence
 
 import torch
 from datasets import Dataset
-from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+from sentence_transformers.cross_encoder import (
+    CrossEncoderTrainer,
+    CrossEncoderTrainingArguments,
+)
+from sentence_transformers.cross_encoder.evaluation import (
+    CrossEncoderRerankingEvaluator,
+)
 from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 

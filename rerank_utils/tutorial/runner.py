@@ -11,11 +11,14 @@ Introduced in notebook ``00_concepts`` (recording) and the README (running).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,13 +28,13 @@ from papermill.exceptions import PapermillExecutionError
 
 from rerank_utils.paths import ENV_ARTIFACTS, artifacts_dir, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
+from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
 KERNEL_NAME = "python3"
-
-
+SLOW_CELL, REPORT_EVERY = 30.0, 60.0  # seconds: a cell running this long is reported, then again every minute
 # ---------------------------------------------------------------------------------------------- runner
 class NotebookParameterError(ValueError):
     """A notebook lacks a parameter the runner would inject, or lacks its ``parameters`` cell."""
@@ -130,21 +133,25 @@ def run_notebook(
     cwd: Path | None = None,
     progress_bar: bool = False,
     log_output: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
-    """Execute one notebook with papermill; on failure raise :class:`NotebookRunError`."""
+    """Execute one notebook with papermill; on failure raise :class:`NotebookRunError` naming the cell. With
+    ``report``, a cell running longer than 30 s is reported every minute (:class:`~rerank_utils.tutorial.progress.CellWatcher`)."""
     check_parameters(path, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
+    watcher = CellWatcher(output, path.stem, report, every=REPORT_EVERY, slow_after=SLOW_CELL) if report else contextlib.nullcontext()
     try:
-        papermill.execute_notebook(
-            str(path),
-            str(output),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            cwd=str(cwd or path.parent),
-            progress_bar=progress_bar,
-            log_output=log_output,
-            execution_timeout=cell_timeout,
-        )
+        with watcher:
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                cwd=str(cwd or path.parent),
+                progress_bar=progress_bar,
+                log_output=log_output,
+                execution_timeout=cell_timeout,
+            )
     except PapermillExecutionError as exc:
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
         raise NotebookRunError(
@@ -154,7 +161,10 @@ def run_notebook(
             output,
         ) from None
     except Exception as exc:  # a timeout, a dead kernel, a missing kernel
-        raise NotebookRunError(f"{path.name} could not run: {type(exc).__name__}: {exc}", path, output) from exc
+        cell = running_cell(output, last_started=True)
+        where = f" in cell {cell['cell']}/{cell['of']} ({cell['source']})" if cell else ""
+        limit = f"; the per-cell limit is {cell_timeout} s (--cell-timeout raises it)" if "timeout" in type(exc).__name__.lower() else ""
+        raise NotebookRunError(f"{path.name} could not run{where}: {type(exc).__name__}: {exc}{limit}", path, output) from exc
     return output
 
 
@@ -164,7 +174,9 @@ class RunSummary:
     notebooks: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    cells: dict[str, list] = field(default_factory=dict)  # notebook -> its cells that ran >= LONG_CELL seconds
     report: Path | None = None
+    run_id: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
     def total_seconds(self) -> float:
@@ -206,11 +218,13 @@ def run_notebooks(
             if progress:
                 progress(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...")
             t0 = time.perf_counter()
-            out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output)
+            out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output,
+                               report=progress)
             dt = time.perf_counter() - t0
             summary.notebooks.append(p.stem)
             summary.seconds[p.stem] = round(dt, 1)
             summary.outputs[p.stem] = str(out)
+            summary.cells[p.stem] = cell_timings(out, at_least=LONG_CELL)
             if progress:
                 progress(f"[{i}/{len(plan)}] {p.stem} done in {dt:.1f} s")
     finally:
@@ -226,11 +240,33 @@ def run_notebooks(
     return summary
 
 
+LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run was timed on (timings.json, the README's tables)."""
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "system": platform.platform(),
+            "python": platform.python_version()}
+
+
 def _save_timings(summary: RunSummary) -> None:
+    """``artifacts/<profile>/timings.json``: per notebook its seconds, its long cells and the run it came from; per
+    run its machine. A later partial run replaces only its own notebooks, and says so by its run id."""
     path = artifacts_dir(summary.profile) / "timings.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    old.update(summary.seconds)
-    path.write_text(json.dumps(old, indent=2), encoding="utf-8")
+    if "notebooks" not in old:  # nothing yet, or the flat {notebook: seconds} of earlier versions
+        old = {"notebooks": {}, "runs": {}}
+    old["runs"][summary.run_id] = {"machine": machine(), "notebooks": list(summary.notebooks)}
+    for nb, seconds in summary.seconds.items():
+        old["notebooks"][nb] = {"seconds": seconds, "run": summary.run_id, "long_cells": summary.cells.get(nb, [])}
+    path.write_text(json.dumps(old, indent=1), encoding="utf-8")
+
+
+def read_timings(profile: str) -> dict[str, Any]:
+    """timings.json of ``profile`` (``{"notebooks": {}, "runs": {}}`` when there is none)."""
+    path = artifacts_dir(profile) / "timings.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data if "notebooks" in data else {"notebooks": {}, "runs": {}}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -265,13 +301,15 @@ def _as_table(value: Any) -> list[str] | None:
 def write_report(profile: str) -> Path:
     """Write ``artifacts/<profile>/REPORT.md`` from every notebook's records, timings and figures."""
     base = artifacts_dir(profile)
-    timings_path = base / "timings.json"
-    timings = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {}
+    timings = read_timings(profile)["notebooks"]
     lines = [f"# Report: profile `{profile}`", "", f"_{get_profile(profile).description}_", ""]
     if timings:
-        lines += ["| notebook | seconds |", "|---|---|"]
-        lines += [f"| {nb} | {s:.1f} |" for nb, s in sorted(timings.items())]
-        lines += [f"| **total** | **{sum(timings.values()):.1f}** |", ""]
+        lines += ["| notebook | seconds | longest cell |", "|---|---|---|"]
+        for nb, row in sorted(timings.items()):
+            longest = max(row["long_cells"], key=lambda c: c["seconds"], default=None)
+            note = f"cell {longest['cell']}: {longest['seconds']:.0f} s" if longest else ""
+            lines.append(f"| {nb} | {row['seconds']:.1f} | {note} |")
+        lines += [f"| **total** | **{sum(r['seconds'] for r in timings.values()):.1f}** | |", ""]
     for path in sorted((base / "metrics").glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         figures = data.pop("_figures", {})

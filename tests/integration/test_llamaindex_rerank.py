@@ -20,7 +20,11 @@ pytestmark = pytest.mark.integration
 def test_llamaindex_rerank_agrees_with_the_package(tmp_path):
     from llama_index.core.postprocessor import SentenceTransformerRerank
 
-    from rerank_utils.integrations.llamaindex import build_vector_index, cross_encoder_reranker, local_embedding
+    from rerank_utils.integrations.llamaindex import (
+        build_vector_index,
+        cross_encoder_reranker,
+        local_embedding,
+    )
 
     ds = load_faq().sample(10, seed=7)
     folder = tmp_path / "bridge"

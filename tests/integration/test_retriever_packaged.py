@@ -7,10 +7,19 @@ import pytest
 
 from rerank_utils.data.faq import load_faq
 from rerank_utils.evaluation.metrics import run_agreement
-from rerank_utils.integrations.llamaindex import build_vector_index, local_embedding, retrieve_run
+from rerank_utils.integrations.llamaindex import (
+    build_vector_index,
+    local_embedding,
+    retrieve_run,
+)
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import MiningConfig
-from rerank_utils.training.retriever import VAL_METRIC, RetrieverRecipe, _ir_evaluator, fine_tune_retriever
+from rerank_utils.training.retriever import (
+    VAL_METRIC,
+    RetrieverRecipe,
+    _ir_evaluator,
+    fine_tune_retriever,
+)
 
 pytestmark = pytest.mark.integration
 

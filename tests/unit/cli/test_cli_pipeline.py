@@ -12,17 +12,36 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rerank_utils.cli.config_files import README_BEGIN, README_END, config_yaml, load_config, reference_markdown
+from rerank_utils.cli.config_files import (
+    README_BEGIN,
+    README_END,
+    config_yaml,
+    load_config,
+    reference_markdown,
+)
 from rerank_utils.cli.errors import ConfigError
 from rerank_utils.cli.main import _build_parser, main
-from rerank_utils.cli.schema import NAMED_SOURCES, NB01, NB03, NOTEBOOK_ONLY, SCHEMA, get, profile_config
+from rerank_utils.cli.schema import (
+    NAMED_SOURCES,
+    NB01,
+    NB03,
+    NOTEBOOK_ONLY,
+    SCHEMA,
+    get,
+    profile_config,
+)
 from rerank_utils.cli.steps import recipe_for
 from rerank_utils.data import sources as sources_module
 from rerank_utils.models import bridge as bridge_module
 from rerank_utils.paths import repo_root
 from rerank_utils.training import arguments as training_arguments
 from rerank_utils.training import mining as mining_module
-from rerank_utils.training.recipe_schema import BIAS_MODES, HARD_SOURCES, LOSSES, NEGATIVE_STRATEGIES
+from rerank_utils.training.recipe_schema import (
+    BIAS_MODES,
+    HARD_SOURCES,
+    LOSSES,
+    NEGATIVE_STRATEGIES,
+)
 from rerank_utils.tutorial.profiles import PROFILES
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"

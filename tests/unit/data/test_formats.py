@@ -18,8 +18,22 @@ from rerank_utils.data.convert import (
     triples_to_grouped,
 )
 from rerank_utils.data.grouped import read_grouped, validate_grouped, write_grouped
-from rerank_utils.data.records import MODES, REASONS, DataValidationError, Problem, RetrievalDataset, ValidationReport
-from rerank_utils.data.splits import LeakageError, LeakageReport, assert_no_leakage, check_leakage, split_dataset, split_triples
+from rerank_utils.data.records import (
+    MODES,
+    REASONS,
+    DataValidationError,
+    Problem,
+    RetrievalDataset,
+    ValidationReport,
+)
+from rerank_utils.data.splits import (
+    LeakageError,
+    LeakageReport,
+    assert_no_leakage,
+    check_leakage,
+    split_dataset,
+    split_triples,
+)
 from rerank_utils.data.triples import read_triples, validate_triples, write_triples
 
 TRIPLES = [

@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 
 from rerank_utils.data.records import RetrievalDataset
-from rerank_utils.data.saved_splits import load_splits, prepare_splits, save_splits, saved_split_params
+from rerank_utils.data.saved_splits import (
+    load_splits,
+    prepare_splits,
+    save_splits,
+    saved_split_params,
+)
 from rerank_utils.data.splits import check_leakage, split_dataset
 from rerank_utils.data.triples import read_triples
-from rerank_utils.models.published import DEFAULT_RERANKER_FILE, publish_reranker, published_reranker
+from rerank_utils.models.published import (
+    DEFAULT_RERANKER_FILE,
+    publish_reranker,
+    published_reranker,
+)
 from rerank_utils.paths import artifacts_dir
 
 

@@ -17,7 +17,11 @@ from rerank_utils.data import qasper as qasper_module
 from rerank_utils.data import sources as sources_module
 from rerank_utils.data.hub import HubDatasetUnavailable, _hub_reachable
 from rerank_utils.data.msmarco import load_msmarco_dataset, load_msmarco_triples
-from rerank_utils.data.qasper import load_qasper_papers, qasper_to_dataset, qasper_to_triples
+from rerank_utils.data.qasper import (
+    load_qasper_papers,
+    qasper_to_dataset,
+    qasper_to_triples,
+)
 from rerank_utils.data.records import DataValidationError, RetrievalDataset
 from rerank_utils.data.sources import build_dataset, load_beir_folder, load_triples_file
 from rerank_utils.data.triples import read_triples, validate_triples

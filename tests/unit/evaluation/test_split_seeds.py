@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from rerank_utils.evaluation.split_seeds import interval_rows, load_seed_results, markdown, seed_rows
+from rerank_utils.evaluation.split_seeds import (
+    interval_rows,
+    load_seed_results,
+    markdown,
+    seed_rows,
+)
 
 DATA = {
     "43": {"test": {"ft": {"ndcg@10": 0.80}, "ft + r": 0.79}, "intervals": {"ft + r vs ft": [-0.01, -0.04, 0.02], "ft vs base": [0.05, 0.01, 0.09]}},

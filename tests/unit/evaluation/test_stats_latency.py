@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 
 from rerank_utils.data.records import RetrievalDataset
-from rerank_utils.data.stats import dataset_summary, length_report, pair_token_lengths, token_lengths
-from rerank_utils.evaluation.latency import LatencyStats, bi_vs_cross_table, rerank_latency_by_k, time_calls
+from rerank_utils.data.stats import (
+    dataset_summary,
+    length_report,
+    pair_token_lengths,
+    token_lengths,
+)
+from rerank_utils.evaluation.latency import (
+    LatencyStats,
+    bi_vs_cross_table,
+    rerank_latency_by_k,
+    time_calls,
+)
 
 
 def small_ds():

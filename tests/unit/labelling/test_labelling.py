@@ -15,9 +15,20 @@ import pytest
 
 from rerank_utils.data.records import DataValidationError, RetrievalDataset
 from rerank_utils.data.sources import build_dataset, load_triples_file
-from rerank_utils.labelling.candidates import Candidate, hardest_first, load_texts, propose_candidates
+from rerank_utils.labelling.candidates import (
+    Candidate,
+    hardest_first,
+    load_texts,
+    propose_candidates,
+)
 from rerank_utils.labelling.labeller import Labeller
-from rerank_utils.labelling.simulation import auto_label, label_curve, labelling_comparison, qrels_judge, simulate_labelling
+from rerank_utils.labelling.simulation import (
+    auto_label,
+    label_curve,
+    labelling_comparison,
+    qrels_judge,
+    simulate_labelling,
+)
 from rerank_utils.labelling.store import LabelStore, delete_labels, skips_path_for
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever

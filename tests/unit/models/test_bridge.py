@@ -313,7 +313,12 @@ def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_pat
 
 def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_path):
     from llama_index.core.postprocessor import SentenceTransformerRerank
-    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import (
+        MetadataMode,
+        NodeWithScore,
+        QueryBundle,
+        TextNode,
+    )
 
     from rerank_utils.integrations.llamaindex import cross_encoder_reranker
 
@@ -363,8 +368,8 @@ def test_the_packages_postprocessor_agrees_with_llamaindex(tiny_bert_dir, tmp_pa
 def test_load_or_train_reuses_only_the_same_recipe(tiny_bert_dir, bi_encoder, tmp_path):
     from dataclasses import replace
 
-    from rerank_utils.training.mining import MiningConfig
     from rerank_utils.data.records import RetrievalDataset, data_fingerprint
+    from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages, load_or_train_recipe
     from tests.unit.training.test_trainer import toy_ds
 
@@ -492,10 +497,10 @@ def test_compare_backends_reports_speed_and_agreement(tiny_bert_dir, tmp_path):
 
 
 def test_labels_learning_curve_trains_both_models_on_the_same_queries(tiny_bert_dir, bi_encoder, tmp_path):
+    from rerank_utils.data.records import data_fingerprint
     from rerank_utils.training.experiments import labels_learning_curve
     from rerank_utils.training.mining import MiningConfig
     from rerank_utils.training.recipes import FirstStages
-    from rerank_utils.data.records import data_fingerprint
     from rerank_utils.training.retriever import RetrieverRecipe
     from tests.unit.training.test_trainer import toy_ds
 

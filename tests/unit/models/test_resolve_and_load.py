@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
-from rerank_utils.models.resolve import ModelNotAvailableOffline, hub_reachable, model_kind, packaged_model_path, resolve_model
+from rerank_utils.models.resolve import (
+    ModelNotAvailableOffline,
+    hub_reachable,
+    model_kind,
+    packaged_model_path,
+    resolve_model,
+)
 
 
 def test_default_resolves_to_packaged_folder():

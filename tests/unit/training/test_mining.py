@@ -14,7 +14,12 @@ import pytest
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever
-from rerank_utils.training.mining import MiningConfig, MiningReport, mine_negatives, negatives_to_triples
+from rerank_utils.training.mining import (
+    MiningConfig,
+    MiningReport,
+    mine_negatives,
+    negatives_to_triples,
+)
 from tests.extras import dev_extra
 
 _WORD = re.compile(r"[\u4e00-\u9fff]|\w+")

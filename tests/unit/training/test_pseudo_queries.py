@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_utils.training.pseudo_queries import inverse_cloze, sentences, without_sources
+from rerank_utils.training.pseudo_queries import (
+    inverse_cloze,
+    sentences,
+    without_sources,
+)
 
 CORPUS = {
     "a": "A permit is needed for an extension. The fee depends on the municipal tariff. Apply at the town hall.",

@@ -11,7 +11,11 @@ import pytest
 from rerank_utils.cli.config_files import load_config
 from rerank_utils.cli.steps import recipe_for
 from rerank_utils.training.recipe_schema import RECIPE_KEYS
-from rerank_utils.training.recipe_values import recipe_from_parameters, recipe_from_values, retriever_recipe_from_values
+from rerank_utils.training.recipe_values import (
+    recipe_from_parameters,
+    recipe_from_values,
+    retriever_recipe_from_values,
+)
 from rerank_utils.tutorial.profiles import PROFILES
 
 NOTEBOOKS = Path(__file__).resolve().parents[3] / "notebooks"

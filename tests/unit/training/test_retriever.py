@@ -6,11 +6,17 @@ import json
 
 import pytest
 
-from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.evaluation.reports import strongest_verdict
 from rerank_utils.training.mining import MiningConfig
-from rerank_utils.training.retriever import FACTS_FILE, RetrieverRecipe, fine_tune_retriever, load_or_train_retriever, saved_retriever_matches, training_triples
-from rerank_utils.data.records import data_fingerprint
+from rerank_utils.training.retriever import (
+    FACTS_FILE,
+    RetrieverRecipe,
+    fine_tune_retriever,
+    load_or_train_retriever,
+    saved_retriever_matches,
+    training_triples,
+)
 
 TEXTS = [
     "the tax law deduction", "a house roof cost", "water permit building", "contract law cost", "the roof water",

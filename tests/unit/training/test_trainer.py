@@ -13,7 +13,11 @@ import pytest
 from rerank_utils.data.records import DataValidationError, RetrievalDataset
 from rerank_utils.training.arguments import TrainingConfig, resolve_precision
 from rerank_utils.training.guide_engine import CrossEncoderFinetuneEngine
-from rerank_utils.training.samples import reranking_samples, samples_from_triples, training_rows
+from rerank_utils.training.samples import (
+    reranking_samples,
+    samples_from_triples,
+    training_rows,
+)
 from rerank_utils.training.trainer import fine_tune, scores_as_probabilities
 
 WORDS = "building permit law contract cost tax house roof water deduction".split()

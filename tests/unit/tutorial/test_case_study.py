@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from rerank_utils.data.faq import load_faq
-from rerank_utils.data.qasper import load_qasper_papers, qasper_to_dataset, qasper_to_triples
+from rerank_utils.data.qasper import (
+    load_qasper_papers,
+    qasper_to_dataset,
+    qasper_to_triples,
+)
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.tutorial.case_study import (

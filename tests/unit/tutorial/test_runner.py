@@ -9,7 +9,12 @@ import pytest
 
 from rerank_utils.cli.main import main
 from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
-from rerank_utils.tutorial.records import Recorder, read_records, record, start_recording
+from rerank_utils.tutorial.records import (
+    Recorder,
+    read_records,
+    record,
+    start_recording,
+)
 from rerank_utils.tutorial.runner import (
     NotebookParameterError,
     NotebookRunError,
