@@ -135,7 +135,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _config_options(ft)
     ft.add_argument("--architecture", choices=["standard", "bridge"], help="which reranker to train (default: finetune.architecture)")
-    ft.add_argument("--retrain", action="store_true", help="train even if a model with this recipe is saved")
+    ft.add_argument("--retrain", action="store_true", help="train even if a model with this recipe, base model and data is saved")
+    ft.add_argument("--quiet", action="store_true", help="no progress lines (step, epoch, time left) while training: for scripts")
     ft.add_argument("--no-publish", dest="publish", action="store_false", help="do not make it artifacts/<name>/models/reranker")
     ft.add_argument("--output", metavar="DIR", help="model folder (default: artifacts/<name>/models/<architecture>)")
 
@@ -157,6 +158,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ftr.add_argument("--negatives", type=int, default=1, help="hard negatives mined per query from the base model's top 10 (default: %(default)s)")
     ftr.add_argument("--max-length", type=int, default=256, help="tokens per text (default: %(default)s)")
     ftr.add_argument("--retrain", action="store_true", help="train even if a retriever with this recipe and data is saved")
+    ftr.add_argument("--quiet", action="store_true", help="no progress lines (step, epoch, time left) while training: for scripts")
     ftr.add_argument("--output", metavar="DIR", help="model folder (default: artifacts/<name>/models/retriever)")
 
     ev = _sub(
@@ -206,6 +208,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="end", metavar="NB", help="last notebook of a range (inclusive)")
     run.add_argument("--cell-timeout", type=int, metavar="SECONDS", help="per-cell limit (default: the profile's)")
     run.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
+    run.add_argument("--quiet", action="store_true", help="no progress lines (which cell runs, for how long) and no bars: for scripts")
     run.add_argument("--list", action="store_true", help="list the selected notebooks and their parameters, run nothing")
     run.add_argument("--notebooks-dir", metavar="DIR", help="folder of NN_*.ipynb notebooks (default: the repository's notebooks/)")
 
@@ -241,6 +244,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------------ commands
+def _say(message: str) -> None:
+    """A progress or result line, written at once (a pipe or a log file sees it while the step runs)."""
+    print(message, flush=True)
+
+
 def _load(args):
     cfg = load_config(args.config, None if args.config else args.profile, args.overrides)
     source = cfg.source if cfg.source.startswith("profile ") else f"{cfg.source} (profile {cfg.profile})"
@@ -288,7 +296,7 @@ def _finetune(args) -> int:
     from rerank_utils.cli.steps import run_finetune
 
     run_finetune(_load(args), architecture=args.architecture, retrain=args.retrain, publish=args.publish, output=args.output,
-                 progress=sys.stderr.isatty())
+                 progress=sys.stderr.isatty(), log=_say, quiet=args.quiet)
     return 0
 
 
@@ -299,7 +307,7 @@ def _finetune_retriever(args) -> int:
     cfg = _load(args)
     recipe = retriever_recipe_from_values(cfg["seed"], negatives=args.negatives, epochs=args.epochs, learning_rate=args.learning_rate,
                                           batch_size=args.batch_size, max_length=args.max_length)
-    run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty())
+    run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty(), log=_say, quiet=args.quiet)
     return 0
 
 
@@ -369,8 +377,8 @@ def _run_notebooks(args) -> int:
             end=args.end,
             cell_timeout=args.cell_timeout,
             folder=args.notebooks_dir,
-            progress=lambda msg: print(msg, flush=True),
-            progress_bar=sys.stderr.isatty(),
+            progress=None if args.quiet else _say,
+            progress_bar=sys.stderr.isatty() and not args.quiet,
             log_output=args.log_output,
         )
     except (NotebookRunError, NotebookParameterError, ValueError, FileNotFoundError) as exc:

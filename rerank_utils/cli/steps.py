@@ -158,11 +158,13 @@ PIPELINE_FILE = "pipeline.json"  # beside a model `finetune` trained: the split 
 
 
 def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: bool = False, publish: bool = True,
-                 output: str | Path | None = None, progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+                 output: str | Path | None = None, progress: bool = False, log: Callable[[str], None] = print,
+                 quiet: bool = False) -> dict[str, Any]:
     """``finetune``: train the recipe of ``architecture`` as notebook 03 does (validation after each epoch,
     early stopping, the best epoch kept) into artifacts/<name>/models/<architecture>, reusing the model saved
     there when it was trained with this very recipe, base model and split; then publish it as
-    artifacts/<name>/models/reranker, the model ``evaluate``, ``export`` and ``serve`` use."""
+    artifacts/<name>/models/reranker, the model ``evaluate``, ``export`` and ``serve`` use. Training writes a line
+    per epoch and per minute (step, time left) through ``log`` unless ``quiet``; ``progress``: tqdm's bars too."""
     _check_device(cfg.device)
     arch = architecture or cfg["finetune.architecture"]
     recipe = recipe_for(cfg, arch)
@@ -179,9 +181,10 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
         f"{t.epochs} epoch(s), lr {t.learning_rate:g}, batch {t.batch_size}, max_length {t.max_length}")
     if not retrain:  # reused only when recipe, base model and data fingerprint all match (else trained)
         _, facts, reused = load_or_train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device,
-                                                show_progress=progress)
+                                                show_progress=progress and not quiet, log=None if quiet else log)
     else:
-        train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device, show_progress=progress)
+        train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device,
+                     show_progress=progress and not quiet, log=None if quiet else log)
         facts, reused = json.loads((model_dir / "training.json").read_text(encoding="utf-8")), False
     (model_dir / PIPELINE_FILE).write_text(json.dumps(
         {"config": cfg.source, "name": cfg.name, "architecture": arch, "base_model": base, "split": params,
@@ -200,9 +203,9 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
 
 
 def run_finetune_retriever(cfg: PipelineConfig, recipe=None, retrain: bool = False, output: str | Path | None = None,
-                           progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+                           progress: bool = False, log: Callable[[str], None] = print, quiet: bool = False) -> dict[str, Any]:
     """``finetune-retriever``: fine-tune the config's ``embedding_model`` on the training split (the guide's step
-    before the reranker; :mod:`rerank_utils.retriever_training`) into artifacts/<name>/models/retriever, reusing the
+    before the reranker; :mod:`rerank_utils.training.retriever`) into artifacts/<name>/models/retriever, reusing the
     model saved there when its recipe, base model and data fingerprint match. ``evaluate --retriever`` then adds
     it as a first stage, alone and reranked."""
     _check_device(cfg.device)
@@ -215,7 +218,7 @@ def run_finetune_retriever(cfg: PipelineConfig, recipe=None, retrain: bool = Fal
         f"{recipe.mining.strategy} negative(s) per query from the top {recipe.mining.range_max}, {recipe.epochs} epoch(s), "
         f"lr {recipe.learning_rate:g}, batch {recipe.batch_size}, max_length {recipe.max_length}")
     run = load_or_train_retriever(train, val, out, recipe, base_model=cfg["embedding_model"], device=cfg.device,
-                                  retrain=retrain, show_progress=progress)
+                                  retrain=retrain, show_progress=progress and not quiet, log=None if quiet else log)
     f = run.facts
     log(("reused the retriever saved with this recipe and data in " if run.reused else "trained in ") + str(out)
         + ("" if run.reused else f" ({f['train_seconds']:.0f} s)"))

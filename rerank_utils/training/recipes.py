@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.evaluation.metrics import evaluate_run
@@ -134,6 +134,7 @@ def train_recipe(
     device: str | None = None,
     show_progress: bool = False,
     card: dict | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> RecipeRun:
     """Mine negatives for ``train`` as the recipe says, fine-tune, and validate by reranking the
     validation queries' ``val_first_stage`` top-``top_k`` (NDCG@10) after each epoch."""
@@ -149,7 +150,7 @@ def train_recipe(
             "data_fingerprint": data_fingerprint(train, val)}
     result = fine_tune(
         recipe.build_model(base_model, device), rows, output_dir, recipe.training, val_samples=samples, device=device,
-        show_progress=show_progress, card={**info, **(card or {})},
+        show_progress=show_progress, card={**info, **(card or {})}, log=log,
     )
     return RecipeRun(recipe, result, mined.report, mining_seconds, first_ndcg)
 
@@ -171,6 +172,7 @@ def load_or_train_recipe(
     top_k: int = 20,
     device: str | None = None,
     show_progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict, bool]:
     """``(model, training facts, loaded)``: the model an earlier notebook saved in ``output_dir`` when its
     ``training.json`` records this very recipe, base model and data (the
@@ -187,5 +189,5 @@ def load_or_train_recipe(
         same_data = facts.get("data_fingerprint") == data_fingerprint(trained_on(recipe, train), val)
         if same_base and same_data and "recipe" in facts and _normalised(facts["recipe"]) == _normalised(recipe.to_dict()):
             return load_cross_encoder(str(output_dir), device=device), facts, True
-    run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device, show_progress=show_progress)
+    run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device, show_progress=show_progress, log=log)
     return run.model, json.loads(facts_path.read_text(encoding="utf-8")), False

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from datasets import Dataset
 from sentence_transformers import (
@@ -37,6 +37,7 @@ from sentence_transformers.training_args import BatchSamplers
 from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.mining import MiningConfig, mine_negatives
 
 FACTS_FILE = "training.json"
@@ -161,6 +162,7 @@ def fine_tune_retriever(
     base_model: str = "default",
     device: str | None = None,
     show_progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> RetrieverRun:
     """Mine negatives with the base model, fine-tune it with MNRL, validate each epoch, keep the best epoch,
     and save it to ``output_dir`` with its model card and ``training.json`` (recipe, base model, data
@@ -194,7 +196,7 @@ def fine_tune_retriever(
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=Dataset.from_dict(triples), loss=MultipleNegativesRankingLoss(model),
-            evaluator=evaluator,
+            evaluator=evaluator, callbacks=[EtaLog(log, what="retriever training")] if log else None,
         )
         t1 = time.perf_counter()
         trainer.train()
@@ -251,6 +253,7 @@ def load_or_train_retriever(
     device: str | None = None,
     retrain: bool = False,
     show_progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> RetrieverRun:
     """The retriever saved in ``output_dir`` when it was trained with this recipe, base model and data
     (:func:`saved_retriever_matches`), else a fresh :func:`fine_tune_retriever` run saved there."""
@@ -258,4 +261,4 @@ def load_or_train_retriever(
     if not retrain and saved_retriever_matches(output_dir, train, val, recipe, base_model):
         facts = json.loads((Path(output_dir) / FACTS_FILE).read_text(encoding="utf-8"))
         return RetrieverRun(load_bi_encoder(str(output_dir), device=device), Path(output_dir), facts, reused=True)
-    return fine_tune_retriever(train, val, output_dir, recipe, base_model, device=device, show_progress=show_progress)
+    return fine_tune_retriever(train, val, output_dir, recipe, base_model, device=device, show_progress=show_progress, log=log)

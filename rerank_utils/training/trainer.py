@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from datasets import Dataset
@@ -44,6 +44,7 @@ from transformers.trainer_callback import PrinterCallback
 from rerank_utils.models.bridge import bridge_parameters, bridge_summary, is_bridge
 from rerank_utils.models.loading import load_cross_encoder
 from rerank_utils.training.arguments import TrainingConfig, _on_gpu, resolve_precision
+from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.losses import _make_loss
 from rerank_utils.training.samples import _pairs_in
 
@@ -85,6 +86,7 @@ def fine_tune(
     resume_from_checkpoint: str | bool | None = None,
     show_progress: bool = True,
     card: dict | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> FineTuneResult:
     """Fine-tune ``base_model`` (a name for :func:`rerank_utils.models.loading.load_cross_encoder`, or a loaded
     ``CrossEncoder``) on ``train_rows`` (from :func:`~rerank_utils.training.samples.training_rows`) and save it to ``output_dir``.
@@ -94,6 +96,7 @@ def fine_tune(
     ``early_stopping_patience`` evaluations without improvement, and the best checkpoint is the one saved.
     ``resume_from_checkpoint``: a checkpoint folder, or ``True`` for the last one in ``output_dir/checkpoints``.
     ``card``: extra facts (data, base model description, metrics) written into the saved model card.
+    ``log``: where to write a progress line per epoch and per minute (:class:`~rerank_utils.training.eta.EtaLog`).
     """
     config = (config or TrainingConfig()).validate()
     rows = list(train_rows)
@@ -157,7 +160,7 @@ def fine_tune(
         # the default search for unused ones makes DDP mark the scoring head ready twice (a RuntimeError)
         ddp_find_unused_parameters=False,
     )
-    callbacks = []
+    callbacks = [EtaLog(log)] if log else []
     if evaluator and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = _trainer_class(CrossEncoderTrainer)(

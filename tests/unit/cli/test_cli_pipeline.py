@@ -219,12 +219,12 @@ OPTIONS = {
     "check-config": ["--config", "--profile", "--set"],
     "prepare": ["--config", "--profile", "--set", "--rebuild"],
     "mine": ["--config", "--profile", "--set", "--architecture", "--output"],
-    "finetune": ["--config", "--profile", "--set", "--architecture", "--retrain", "--no-publish", "--output"],
+    "finetune": ["--config", "--profile", "--set", "--architecture", "--retrain", "--no-publish", "--output", "--quiet"],
     "finetune-retriever": ["--config", "--profile", "--set", "--epochs", "--learning-rate", "--batch-size", "--negatives",
-                           "--max-length", "--retrain", "--output"],
+                           "--max-length", "--retrain", "--output", "--quiet"],
     "evaluate": ["--config", "--profile", "--set", "--model", "--retriever", "--split", "--output"],
     "export": ["--config", "--profile", "--set", "--model", "--output", "--quantize", "--no-quantize"],
-    "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir"],
+    "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir", "--quiet"],
     "profiles": [],
     "serve": ["model_dir", "--config", "--host", "--port", "--backend", "--onnx-file", "--device", "--api-key", "--max-batch",
               "--max-wait-ms", "--cache-size", "--redis-url", "--max-documents"],
@@ -317,10 +317,16 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert main(["finetune", *cfg]) == 0
     out = capsys.readouterr().out
     assert "trained in" in out and "best validation NDCG@10" in out and "published as" in out
+    # issue 15: a user sees the training's progress, one line per epoch (step of how many, time left)
+    steps = [line for line in out.splitlines() if line.startswith("  training") and "step " in line]
+    assert steps and "epoch 1 done: step" in out and all(" s elapsed, " in s for s in steps)
     facts = json.loads((art / "models" / "bridge" / "training.json").read_text())
     assert facts["recipe"] == recipe_for(load_config(tiny_config)).to_dict()
     assert published_reranker("tiny")["architecture"] == "bridge"
     assert main(["finetune", *cfg]) == 0 and "reused the model saved with this recipe" in capsys.readouterr().out
+    assert main(["finetune", *cfg, "--retrain", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "trained in" in out and "step " not in out  # --quiet: the results, no progress lines
 
     assert main(["evaluate", *cfg]) == 0
     out = capsys.readouterr().out
