@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from papermill.exceptions import PapermillExecutionError
 from rerank_utils.paths import ENV_ARTIFACTS, artifacts_dir, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
+from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -176,7 +176,7 @@ class RunSummary:
     outputs: dict[str, str] = field(default_factory=dict)
     cells: dict[str, list] = field(default_factory=dict)  # notebook -> its cells that ran >= LONG_CELL seconds
     report: Path | None = None
-    run_id: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    run_id: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
 
     @property
     def total_seconds(self) -> float:
@@ -233,40 +233,11 @@ def run_notebooks(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        _save_timings(summary)
+        save_timings(summary.profile, summary.run_id, summary.seconds, summary.cells)
     summary.report = write_report(profile)
     if progress:
         progress(f"{len(summary.notebooks)} notebook(s) in {summary.total_seconds:.1f} s; report: {summary.report}")
     return summary
-
-
-LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
-
-
-def machine() -> dict[str, Any]:
-    """The machine a run was timed on (timings.json, the README's tables)."""
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "system": platform.platform(),
-            "python": platform.python_version()}
-
-
-def _save_timings(summary: RunSummary) -> None:
-    """``artifacts/<profile>/timings.json``: per notebook its seconds, its long cells and the run it came from; per
-    run its machine. A later partial run replaces only its own notebooks, and says so by its run id."""
-    path = artifacts_dir(summary.profile) / "timings.json"
-    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    if "notebooks" not in old:  # nothing yet, or the flat {notebook: seconds} of earlier versions
-        old = {"notebooks": {}, "runs": {}}
-    old["runs"][summary.run_id] = {"machine": machine(), "notebooks": list(summary.notebooks)}
-    for nb, seconds in summary.seconds.items():
-        old["notebooks"][nb] = {"seconds": seconds, "run": summary.run_id, "long_cells": summary.cells.get(nb, [])}
-    path.write_text(json.dumps(old, indent=1), encoding="utf-8")
-
-
-def read_timings(profile: str) -> dict[str, Any]:
-    """timings.json of ``profile`` (``{"notebooks": {}, "runs": {}}`` when there is none)."""
-    path = artifacts_dir(profile) / "timings.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return data if "notebooks" in data else {"notebooks": {}, "runs": {}}
 
 
 # ---------------------------------------------------------------------------------------------- report

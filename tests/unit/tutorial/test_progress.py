@@ -9,12 +9,8 @@ import pytest
 
 from rerank_utils.tutorial import runner
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
-from rerank_utils.tutorial.runner import (
-    NotebookRunError,
-    read_timings,
-    run_notebook,
-    run_notebooks,
-)
+from rerank_utils.tutorial.runner import NotebookRunError, run_notebook, run_notebooks
+from rerank_utils.tutorial.timings import read_timings, timings_markdown
 from tests.unit.tutorial.test_runner import COMMON, make_notebook
 
 
@@ -43,7 +39,7 @@ def test_a_hung_cell_stops_the_run_naming_the_cell_and_the_limit(tmp_path, _arti
 
 
 def test_timings_json_per_notebook_and_long_cell_and_run(tmp_path, _artifacts_in_tmp, monkeypatch):
-    monkeypatch.setattr(runner, "LONG_CELL", 2.0)  # the real thresholds, scaled down: 10 s to list a cell, 30 s to report it
+    monkeypatch.setattr(runner, "LONG_CELL", 2.0)  # runner reads it from timings at import  # the real thresholds, scaled down: 10 s to list a cell, 30 s to report it
     monkeypatch.setattr(runner, "SLOW_CELL", 1.0)
     monkeypatch.setattr(runner, "REPORT_EVERY", 1.0)
     folder = tmp_path / "nbs"
@@ -61,12 +57,15 @@ def test_timings_json_per_notebook_and_long_cell_and_run(tmp_path, _artifacts_in
     assert any(m.startswith("  01_long: cell 4/4 running for ") for m in messages)  # run-notebooks reports it
     report = (_artifacts_in_tmp / "smoke" / "REPORT.md").read_text()
     assert "| 01_long |" in report and "cell 4: 3 s" in report
+    table = timings_markdown("smoke")
+    assert "| 01_long | " in table and " s: `import time` |" in table and f"One run ({summary.run_id})" in table
     # a later partial run replaces only its notebook, under its own run id
     make_notebook(folder / "00_quick.ipynb", "x = 2")
     again = run_notebooks("smoke", folder=folder, only=["00"], progress=None)
     timings = read_timings("smoke")
     assert timings["notebooks"]["00_quick"]["run"] == again.run_id != summary.run_id and timings["notebooks"]["01_long"]["run"] == summary.run_id
     assert json.loads((_artifacts_in_tmp / "smoke" / "timings.json").read_text()) == timings
+    assert f"Stitched from 2 runs ({min(summary.run_id, again.run_id)}" in timings_markdown("smoke")
 
 
 def test_an_old_flat_timings_file_is_replaced(_artifacts_in_tmp, tmp_path):
