@@ -405,3 +405,11 @@ def test_serve_needs_a_model(tmp_path, capsys):
     path = write(tmp_path / "c.yaml", "profile: smoke\nname: nothing-trained\n")
     assert main(["serve", "--config", str(path)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_checking_a_config_loads_neither_torch_nor_sentence_transformers():
+    """`rerank-utils --help` and `check-config` answer at once: the schema is pydantic only (issue 13)."""
+    code = ("import sys; from rerank_utils.cli.main import main; main(['check-config', '--profile', 'smoke']); "
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'fastapi', 'papermill') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
