@@ -281,14 +281,14 @@ def _check_config(args) -> int:
 def _prepare(args) -> int:
     from rerank_utils.cli.steps import run_prepare
 
-    run_prepare(_load(args), rebuild=args.rebuild)
+    run_prepare(_load(args), rebuild=args.rebuild, log=_say)
     return 0
 
 
 def _mine(args) -> int:
     from rerank_utils.cli.steps import run_mine
 
-    run_mine(_load(args), architecture=args.architecture, output=args.output)
+    run_mine(_load(args), architecture=args.architecture, output=args.output, log=_say)
     return 0
 
 
@@ -314,14 +314,14 @@ def _finetune_retriever(args) -> int:
 def _evaluate(args) -> int:
     from rerank_utils.cli.steps import run_evaluate
 
-    run_evaluate(_load(args), models=args.model, split=args.split, output=args.output, retriever=args.retriever)
+    run_evaluate(_load(args), models=args.model, split=args.split, output=args.output, retriever=args.retriever, log=_say)
     return 0
 
 
 def _export(args) -> int:
     from rerank_utils.cli.steps import run_export
 
-    run_export(_load(args), model=args.model, output=args.output, quantize=args.quantize)
+    run_export(_load(args), model=args.model, output=args.output, quantize=args.quantize, log=_say)
     return 0
 
 

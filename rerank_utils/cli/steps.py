@@ -141,6 +141,7 @@ def run_mine(cfg: PipelineConfig, architecture: str | None = None, output: str |
     splits, how = _splits(cfg)
     train = splits["train"]
     stages = _first_stages(cfg, train.corpus)
+    log(f"mining {recipe.mining.num_negatives} {recipe.mining.strategy} negatives for each of {len(train)} training queries ...")
     mined = mine_negatives(train, recipe.mining, retriever=stages.retriever_for(recipe.mining))
     out = Path(output) if output else artifacts_dir(cfg.name, "mined") / f"{arch}.jsonl"
     write_triples(negatives_to_triples(train, mined), out)
@@ -266,6 +267,7 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     ds = splits[split]
     top_k = cfg["evaluate.top_k"]
     stages = _first_stages(cfg, ds.corpus)
+    log(f"first stages (BM25, bi-encoder) on {len(ds)} {split} queries ...")
     runs = stages.runs(ds.queries, top_k=top_k)
     if retriever is not None:  # the fine-tuned embedding model: a third first stage, alone and reranked (issue 12)
 
@@ -285,6 +287,8 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
         label = _label(folder, rerankers)
         rerankers[label] = load_cross_encoder(str(folder), device=cfg.device)
         paths[label] = str(folder)
+    pairs = len(ds) * top_k * len(runs) * len(rerankers)
+    log(f"reranking: {len(rerankers)} model(s) x {len(runs)} first stage(s) x {len(ds)} queries x top-{top_k} = up to {pairs} pairs ...")
     ev = evaluate_rerankers(rerankers, ds, runs, top_k=top_k, seed=cfg["seed"])
     table, comparisons = ev.table(), comparison_frame(ev.comparisons)
     claim = guide_claim({k: c for k, c in ev.comparisons.items() if k.count(" + ") == 1})

@@ -309,6 +309,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert main(["prepare", *cfg]) == 0 and "(reused)" in capsys.readouterr().out
 
     assert main(["mine", *cfg]) == 0
+    assert "mining 3 mixed negatives for each of 25 training queries ..." in capsys.readouterr().out  # said before it runs
     triples = [json.loads(x) for x in (art / "mined" / "bridge.jsonl").read_text().splitlines()]
     assert sum(t["score"] == 0 for t in triples) == 25 * 3 and sum(t["score"] == 1 for t in triples) == 25
     report = json.loads((art / "mined" / "bridge_report.json").read_text())
@@ -330,6 +331,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
 
     assert main(["evaluate", *cfg]) == 0
     out = capsys.readouterr().out
+    assert "reranking: 1 model(s) x 2 first stage(s) x 7 queries x top-" in out
     assert "7 test queries" in out and "95 % intervals" in out
     result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
     assert list(result["table"]) == ["BM25", "bi-encoder", "BM25 + reranker", "bi-encoder + reranker"]
