@@ -21,38 +21,20 @@ import torch
 from rerank_utils.cli.config_files import PipelineConfig
 from rerank_utils.cli.errors import ConfigError, PipelineError
 from rerank_utils.data.records import data_fingerprint
-from rerank_utils.data.saved_splits import (
-    prepare_splits,
-    saved_split_params,
-    split_params,
-    splits_dir,
-)
+from rerank_utils.data.saved_splits import prepare_splits, saved_split_params, split_params, splits_dir
 from rerank_utils.data.splits import check_splits
 from rerank_utils.data.triples import write_triples
-from rerank_utils.evaluation.reports import (
-    comparison_frame,
-    evaluate_rerankers,
-    guide_claim,
-    strongest_verdict,
-)
-from rerank_utils.models.bridge import is_bridge_folder
+from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers, guide_claim, strongest_verdict
+from rerank_utils.models.bridge import is_bridge
 from rerank_utils.models.export import export_onnx, quantize_onnx
-from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
-from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.training.mining import mine_negatives, negatives_to_triples
 from rerank_utils.training.recipe_schema import ARCHITECTURES
-from rerank_utils.training.recipe_values import (
-    recipe_from_values,
-    retriever_recipe_from_values,
-)
-from rerank_utils.training.recipes import (
-    FirstStages,
-    load_or_train_recipe,
-    train_recipe,
-)
+from rerank_utils.training.recipe_values import recipe_from_values, retriever_recipe_from_values
+from rerank_utils.training.recipes import FirstStages, load_or_train_recipe, train_recipe
 from rerank_utils.training.retriever import FACTS_FILE, load_or_train_retriever
 
 EVALUATE_SPLITS = ("test", "val")
@@ -319,21 +301,12 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     return result
 
 
-STANDARD_EXPORT_ERROR = (
-    "{folder} is a standard cross-encoder: `rerank-utils export` writes ONNX for the bridge reranker only. "
-    "The standard cross-encoder's export goes through sentence-transformers' backend=\"onnx\", which needs optimum-onnx, "
-    "and optimum-onnx requires transformers<4.58 while this project runs transformers 5. Serve it with PyTorch "
-    "(`rerank-utils serve {folder}`), or train a bridge (`rerank-utils finetune --architecture bridge`) and export that."
-)
-
-
 def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str | Path | None = None,
                quantize: bool | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``export``: a bridge reranker to ONNX (``model.onnx`` + tokenizer; with ``quantize`` also the int8
-    ``model_qint8.onnx``), as notebook 05 does, then checked: the ONNX scores of a few pairs against PyTorch's."""
+    """``export``: the reranker (a bridge or a standard cross-encoder) to ONNX (``model.onnx`` + tokenizer + config;
+    with ``quantize`` also the int8 ``model_qint8.onnx``), as notebook 05 does, then checked: the ONNX scores of a few
+    pairs against PyTorch's, read back through the loader the service uses."""
     folder = _model_folder(model, cfg)
-    if not is_bridge_folder(folder):
-        raise PipelineError(STANDARD_EXPORT_ERROR.format(folder=folder))
     quantize = cfg["export.quantize"] if quantize is None else quantize
     out = Path(output) if output else artifacts_dir(cfg.name, "models", "reranker_onnx")
     reranker = load_cross_encoder(str(folder), device="cpu")
@@ -351,9 +324,10 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
     reference = np.asarray(reranker.predict(pairs))
     checks = {}
     for f in files:
-        scores = OnnxBridgeReranker(out, file_name=f.name).predict(pairs)
+        scores = load_reranker(out, backend="onnx", onnx_file=f.name).predict(pairs)
         checks[f.name] = float(np.abs(scores - reference).max())
-    span = f"PyTorch's scores (scale x cosine) run from {reference.min():.2f} to {reference.max():.2f}"
+    kind = "scale x cosine" if is_bridge(reranker) else "after its activation"
+    span = f"PyTorch's scores ({kind}) run from {reference.min():.2f} to {reference.max():.2f}"
     for f in files:
         log(f"wrote {f} ({f.stat().st_size / 1e6:.1f} MB): largest score difference from PyTorch on {len(pairs)} pairs {checks[f.name]:.2g}")
     log(span + (" (int8 moves scores a little; benchmarks/README.md measures what it does to NDCG)" if quantize else ""))

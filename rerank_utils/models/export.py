@@ -1,11 +1,12 @@
 """Export of a bridge reranker to ONNX (:func:`export_onnx`: dynamic batch and sequence axes, the tokenizer beside
-it), its int8 dynamic quantisation (:func:`quantize_onnx`), and :func:`export_backends`: the reranker on every CPU
+it; a bridge or a standard cross-encoder), its int8 dynamic quantisation (:func:`quantize_onnx`), and :func:`export_backends`: the reranker on every CPU
 backend at once. Notebook ``05_deployment``; ``rerank-utils export``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from rerank_utils.models.bridge import (
     is_bridge,
 )
 from rerank_utils.models.loading import load_reranker
+from rerank_utils.models.onnx_runtime import STANDARD_CONFIG
 
 
 # ------------------------------------------------------------------------------------------- ONNX
@@ -36,14 +38,36 @@ class _ExportWrapper(nn.Module):
         )
 
 
-def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
-    """Export a bridge reranker's forward pass (its 4D cross-segment mask included) to
-    ``output_dir/model.onnx`` with the tokenizer and config beside it; returns the file's path.
+class _ClassifierWrapper(nn.Module):
+    """A ``*ForSequenceClassification`` model's logits of the one label, as a function of tensors ONNX can trace."""
 
-    Inputs ``input_ids``, ``attention_mask``, ``position_ids``, ``segment_ids`` (``[batch, seq]``, int64),
-    output ``scores`` (``[batch]``, the raw ``scale x cosine``). Score with :class:`~rerank_utils.models.onnx_runtime.OnnxBridgeReranker`."""
+    def __init__(self, model: nn.Module, uses_token_types: bool):
+        super().__init__()
+        self.model, self.uses_token_types = model, uses_token_types
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs = {"token_type_ids": token_type_ids} if self.uses_token_types else {}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits[:, 0]
+
+
+ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity"}  # CrossEncoder.activation_fn -> what the ONNX scorer applies
+
+
+def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
+    """Export a reranker to ``output_dir/model.onnx`` with its tokenizer and config beside it (so the folder is served
+    alone); returns the file's path. Dynamic batch and sequence axes.
+
+    * a **bridge** (:func:`~rerank_utils.models.bridge.is_bridge`): its forward pass with the 4D cross-segment mask;
+      inputs ``input_ids``, ``attention_mask``, ``position_ids``, ``segment_ids``, output ``scores`` (raw
+      ``scale x cosine``); scored by :class:`~rerank_utils.models.onnx_runtime.OnnxBridgeReranker`;
+    * a **standard cross-encoder** (a sentence-transformers ``CrossEncoder`` over a one-label
+      ``*ForSequenceClassification`` model): inputs ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
+      model reads them), output ``scores`` (the logit), with the model's activation (sigmoid or identity) written to
+      ``onnx_config.json`` so :class:`~rerank_utils.models.onnx_runtime.OnnxCrossEncoder` applies it exactly as
+      ``CrossEncoder.predict`` does. Exported with ``torch.onnx.export`` (optimum-onnx, which sentence-transformers'
+      own ONNX backend needs, does not install beside transformers 5)."""
     if not is_bridge(model):
-        raise TypeError("export_onnx: not a bridge reranker (export a standard cross-encoder with optimum)")
+        return _export_standard(model, Path(output_dir), opset)
     module: BridgeEncoder = model[0]
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,6 +94,38 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     return path
 
 
+def _export_standard(model, out: Path, opset: int) -> Path:
+    first = model[0] if isinstance(model, nn.Sequential) and len(model) else None
+    hf = getattr(first, "auto_model", None)
+    if hf is None or getattr(hf.config, "num_labels", None) != 1:
+        raise TypeError(f"export_onnx: {type(model).__name__} is neither a bridge nor a one-label cross-encoder "
+                        f"(a CrossEncoder over a *ForSequenceClassification model with num_labels=1)")
+    activation = ACTIVATIONS.get(type(model.activation_fn).__name__)
+    if activation is None:
+        raise ValueError(f"export_onnx: activation {model.activation_fn!r} is not one the ONNX scorer applies ({', '.join(ACTIVATIONS)})")
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = model.tokenizer
+    tokenizer.save_pretrained(str(out))
+    sample = tokenizer(["a query", "q"], ["a passage of text", "another passage"], padding=True, truncation=True,
+                       max_length=model.max_seq_length, return_tensors="pt")
+    uses_token_types = "token_type_ids" in sample and "token_type_ids" in inspect.signature(hf.forward).parameters
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_token_types else [])
+    (out / STANDARD_CONFIG).write_text(json.dumps({"kind": "standard", "max_seq_length": model.max_seq_length, "activation": activation,
+                                                   "inputs": names}, indent=2), encoding="utf-8")
+    axes = {k: {0: "batch", 1: "sequence"} for k in names} | {"scores": {0: "batch"}}
+    wrapper = _ClassifierWrapper(hf, uses_token_types).cpu().eval()
+    path = out / "model.onnx"
+    attn = hf.config._attn_implementation
+    hf.config._attn_implementation = "eager"  # plain matmul + softmax export everywhere
+    try:
+        with torch.no_grad():
+            torch.onnx.export(wrapper, tuple(sample[k] for k in names), str(path), input_names=names, output_names=["scores"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+    finally:
+        hf.config._attn_implementation = attn
+    return path
+
+
 def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx", per_channel: bool = True) -> Path:
     """Dynamic int8 quantisation (onnxruntime ``quantize_dynamic``, int8 weights, activations quantised at
     run time) of ``folder/model.onnx`` into ``folder/<file_name>``; score it with
@@ -92,11 +148,9 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
 def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True) -> dict[str, Any]:
     """The reranker on every CPU backend it can be served on, by label, PyTorch first: a bridge is exported to
     ``folder`` (:func:`export_onnx`, with ``quantize`` also :func:`quantize_onnx`) and loaded back through
-    :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime (fp32, int8) and OpenVINO (when installed). A
-    standard cross-encoder stays PyTorch only (its ONNX export is issue 14's). Notebook ``05_deployment``'s table."""
+    :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime (fp32, int8) and OpenVINO (when installed), a
+    bridge or a standard cross-encoder alike. Notebook ``05_deployment``'s table."""
     models: dict[str, Any] = {"PyTorch fp32": reranker}
-    if not is_bridge(reranker):
-        return models
     export_onnx(reranker, folder)
     models["ONNX fp32"] = load_reranker(folder, backend="onnx")
     if quantize:

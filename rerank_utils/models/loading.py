@@ -13,7 +13,11 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from transformers.utils import logging as hf_logging
 
 from rerank_utils.models.bridge import is_bridge_folder
-from rerank_utils.models.onnx_runtime import OnnxBridgeReranker
+from rerank_utils.models.onnx_runtime import (
+    STANDARD_CONFIG,
+    OnnxBridgeReranker,
+    OnnxCrossEncoder,
+)
 from rerank_utils.models.resolve import (
     DEFAULT_MODEL,
     is_offline,
@@ -69,7 +73,7 @@ BACKENDS = ("torch", "onnx", "openvino")
 def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str | None = None, onnx_file: str = "model.onnx") -> Any:
     """A reranker with ``CrossEncoder.predict``'s signature, whatever runs it: ``backend="torch"`` loads a model folder
     or name (a standard cross-encoder or a bridge) with :func:`load_cross_encoder`; ``"onnx"`` and ``"openvino"``
-    load an export folder (:func:`rerank_utils.models.export.export_onnx`; ``onnx_file="model_qint8.onnx"`` for
+    load an export folder of either architecture (:func:`rerank_utils.models.export.export_onnx`; ``onnx_file="model_qint8.onnx"`` for
     the int8 model) on onnxruntime or OpenVINO. The one loader the service, the LlamaIndex postprocessor and the
     notebooks share."""
     if backend == "torch":
@@ -78,5 +82,8 @@ def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str 
         if not (Path(model) / onnx_file).is_file():
             raise FileNotFoundError(f"backend={backend!r}: {Path(model) / onnx_file} not found "
                                     f"(export the model first: rerank-utils export, or rerank_utils.models.export.export_onnx)")
-        return OnnxBridgeReranker(model, file_name=onnx_file, runtime="onnxruntime" if backend == "onnx" else "openvino")
+        runtime = "onnxruntime" if backend == "onnx" else "openvino"
+        if (Path(model) / STANDARD_CONFIG).is_file():  # a standard cross-encoder's export
+            return OnnxCrossEncoder(model, file_name=onnx_file, runtime=runtime)
+        return OnnxBridgeReranker(model, file_name=onnx_file, runtime=runtime)
     raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")

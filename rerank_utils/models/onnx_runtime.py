@@ -24,7 +24,7 @@ class OnnxBridgeReranker:
     RUNTIMES = ("onnxruntime", "openvino")
 
     def __init__(self, folder: str | os.PathLike, max_seq_length: int | None = None, threads: int | None = None,
-                 file_name: str = "model.onnx", runtime: str = "onnxruntime"):
+                 file_name: str = "model.onnx", runtime: str = "onnxruntime", precision: str = "f32"):
         if runtime not in self.RUNTIMES:
             raise ValueError(f"runtime={runtime!r}: choose one of {self.RUNTIMES}")
         folder = Path(folder)
@@ -35,23 +35,7 @@ class OnnxBridgeReranker:
         self.max_segment_length = cfg.get("max_segment_length")
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.runtime = runtime
-        if runtime == "onnxruntime":
-            import onnxruntime as ort  # local: the optional [onnx] extra
-
-            opts = ort.SessionOptions()
-            if threads:
-                opts.intra_op_num_threads = threads
-            session = ort.InferenceSession(str(folder / file_name), opts, providers=["CPUExecutionProvider"])
-            self._run = lambda feeds: session.run(["scores"], feeds)[0]
-        else:
-            try:
-                import openvino as ov  # local: the optional [openvino] extra
-            except ImportError as exc:
-                raise ImportError("runtime='openvino' needs OpenVINO: pip install -e '.[openvino]'") from exc
-            config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-            compiled = ov.Core().compile_model(str(folder / file_name), "CPU", config)
-            output = compiled.output("scores")
-            self._run = lambda feeds: compiled(feeds)[output]
+        self._run = _session(folder / file_name, runtime, threads, precision)
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, **_: Any):
         pairs = list(pairs)
@@ -62,3 +46,68 @@ class OnnxBridgeReranker:
             feats = encode_pairs(self.tokenizer, [pairs[i] for i in idx], self.max_seq_length, self.max_segment_length)
             scores[idx] = self._run({k: v.numpy() for k, v in feats.items()}).reshape(-1)
         return scores
+
+
+STANDARD_CONFIG = "onnx_config.json"  # beside a standard cross-encoder's model.onnx: its inputs, length and activation
+
+
+class OnnxCrossEncoder:
+    """Scores pairs with an exported standard cross-encoder (``model.onnx``, or ``file_name`` such as the int8
+    ``model_qint8.onnx``, with the tokenizer and ``onnx_config.json`` beside it) with ``CrossEncoder.predict``'s
+    signature: the activation the model was exported with (sigmoid or identity) is applied unless ``activation_fn``
+    says otherwise (``torch.nn.Identity()`` gives the logits, as the service asks). Pairs are sorted by length and
+    padded per batch (less padding, the same scores), and returned in the order given. ``runtime``: onnxruntime
+    or OpenVINO."""
+    RUNTIMES = ("onnxruntime", "openvino")
+
+    def __init__(self, folder: str | os.PathLike, file_name: str = "model.onnx", runtime: str = "onnxruntime",
+                 threads: int | None = None, precision: str = "f32"):
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"runtime={runtime!r}: choose one of {self.RUNTIMES}")
+        folder = Path(folder)
+        if not (folder / file_name).is_file() or not (folder / STANDARD_CONFIG).is_file():
+            raise FileNotFoundError(f"{folder}/{file_name} or {STANDARD_CONFIG} not found: export it with rerank_utils.models.export.export_onnx")
+        cfg = json.loads((folder / STANDARD_CONFIG).read_text(encoding="utf-8"))
+        self.max_seq_length, self.activation, self.inputs = int(cfg["max_seq_length"]), cfg["activation"], list(cfg["inputs"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.runtime = runtime
+        self._run = _session(folder / file_name, runtime, threads, precision)
+
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, show_progress_bar: bool = False,
+                activation_fn: Any = None, **_: Any) -> np.ndarray:
+        pairs = list(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        logits = np.empty(len(pairs), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            feats = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True, truncation=True,
+                                   max_length=self.max_seq_length, return_tensors="np")
+            logits[idx] = self._run({k: feats[k].astype(np.int64) for k in self.inputs}).reshape(-1)
+        if activation_fn is not None:  # a torch activation, as CrossEncoder.predict takes it
+            import torch  # local: only when a caller passes a torch activation
+
+            return activation_fn(torch.from_numpy(logits)).numpy()
+        return 1.0 / (1.0 + np.exp(-logits)) if self.activation == "sigmoid" else logits
+
+
+def _session(path: Path, runtime: str, threads: int | None, precision: str = "f32"):
+    """``feeds -> scores`` on onnxruntime or OpenVINO for the ONNX file at ``path`` (``precision``: OpenVINO's
+    inference precision, ``"f32"`` or ``"bf16"``)."""
+    if runtime == "onnxruntime":
+        import onnxruntime as ort  # local: the optional [onnx] extra
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return lambda feeds: session.run(["scores"], feeds)[0]
+    try:
+        import openvino as ov  # local: the optional [openvino] extra
+    except ImportError as exc:
+        raise ImportError("runtime='openvino' needs OpenVINO: pip install -e '.[openvino]'") from exc
+    # OpenVINO's CPU plugin computes in bf16 by default on a CPU with AVX512-BF16 (this project's machines): fp32
+    # unless asked, so "OpenVINO fp32" is what it says and its scores match PyTorch's to 1e-5
+    config = {"INFERENCE_PRECISION_HINT": precision, **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    output = compiled.output("scores")
+    return lambda feeds: compiled(feeds)[output]

@@ -224,7 +224,7 @@ def load_service(model_dir: str, backend: str = "torch", device: str | None = No
     on onnxruntime; ``onnx_file="model_qint8.onnx"`` for the int8 model) or ``"openvino"`` (the same export
     on OpenVINO). The cache is Redis when ``redis_url`` or the ``REDIS_URL`` environment variable is set."""
     reranker = load_reranker(model_dir, backend=backend, device=device, onnx_file=onnx_file)
-    scorer = RawScorer(reranker) if backend == "torch" else reranker  # the ONNX export returns raw scores already
+    scorer = RawScorer(reranker)  # raw scores from every backend: the service applies the sigmoid itself
     return RerankService(MicroBatcher(scorer, max_batch=max_batch, max_wait_ms=max_wait_ms), model_name=Path(model_dir).name,
                          max_documents=max_documents, cache=make_cache(cache_size, redis_url))
 

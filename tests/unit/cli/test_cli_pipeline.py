@@ -296,7 +296,7 @@ evaluate:
 """)
 
 
-def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, capsys):
+def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, capsys, tmp_path):
     from rerank_utils.models.published import published_reranker
 
     cfg = ["--config", str(tiny_config)]
@@ -345,7 +345,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     diff = float(out.split("model.onnx (")[1].split("PyTorch on 3 pairs ")[1].split()[0])
     assert diff < 1e-3  # the fp32 export scores as PyTorch does
 
-    # a standard cross-encoder: trained beside the bridge, compared with it, and refused by export with the reason
+    # a standard cross-encoder: trained beside the bridge, compared with it, and exported
     assert main(["finetune", *cfg, "--architecture", "standard", "--no-publish"]) == 0
     assert published_reranker("tiny")["architecture"] == "bridge"
     capsys.readouterr()
@@ -353,9 +353,12 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert main(["evaluate", *cfg, "--model", str(std), "--model", str(bridge), "--split", "val"]) == 0
     result = json.loads((art / "pipeline" / "evaluate_val.json").read_text())
     assert "bi-encoder + bridge vs bi-encoder + standard" in result["comparisons"]
-    assert main(["export", *cfg, "--model", str(std)]) == 1
-    err = capsys.readouterr().err
-    assert "is a standard cross-encoder" in err and "optimum-onnx requires transformers<4.58" in err
+    # issue 14: the standard cross-encoder exports too, and scores as PyTorch does (after its activation)
+    std_onnx = tmp_path / "std_onnx"
+    assert main(["export", *cfg, "--model", str(std), "--output", str(std_onnx)]) == 0
+    out = capsys.readouterr().out
+    assert (std_onnx / "model.onnx").is_file() and (std_onnx / "onnx_config.json").is_file() and "after its activation" in out
+    assert float(out.split("model.onnx (")[1].split("PyTorch on 3 pairs ")[1].split()[0]) < 1e-4
 
     # other split values: never a silent replacement, and a model trained on another split is not evaluated
     assert main(["mine", *cfg, "--set", "seed=7"]) == 1

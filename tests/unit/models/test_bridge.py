@@ -253,7 +253,7 @@ def test_onnx_export_scores_like_pytorch(tiny_bert_dir, tmp_path):
     assert q.name == "model_qint8.onnx" and q.stat().st_size < path.stat().st_size
     quantized = OnnxBridgeReranker(tmp_path / "onnx", file_name=q.name).predict(pairs)
     assert quantized.shape == ours.shape and np.corrcoef(quantized, ours)[0, 1] > 0.9
-    with pytest.raises(TypeError, match="not a bridge reranker"):
+    with pytest.raises(TypeError, match="is neither a bridge nor a one-label cross-encoder"):
         export_onnx(object(), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="model.onnx not found"):
         OnnxBridgeReranker(tmp_path)
