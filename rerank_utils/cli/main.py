@@ -5,7 +5,7 @@
     rerank-utils mine     --config configs/smoke.yaml         # negatives for training       (notebooks 02, 03)
     rerank-utils finetune --config configs/smoke.yaml         # train, validate, publish     (notebook 03)
     rerank-utils evaluate --config configs/smoke.yaml         # test table with intervals    (notebook 04)
-    rerank-utils export   --config configs/smoke.yaml         # ONNX (+ int8) of a bridge    (notebook 05)
+    rerank-utils export   --config configs/smoke.yaml         # ONNX (+ int8) of the reranker (notebook 05)
     rerank-utils serve    --config configs/smoke.yaml         # the rerank service on 127.0.0.1:8080
     rerank-utils run-notebooks --profile smoke                # every notebook, in order
     rerank-utils profiles                                     # what each profile runs
@@ -40,7 +40,7 @@ the pipeline, driven by one YAML config (configs/<profile>.yaml, or your own):
   rerank-utils finetune --config team.yaml     # train, keep the best epoch, publish (notebook 03)
   rerank-utils evaluate --config team.yaml --retriever artifacts/team/models/retriever
                                                # test table, paired 95 % intervals   (notebook 04)
-  rerank-utils export   --config team.yaml     # ONNX (+ int8) of a bridge reranker  (notebook 05)
+  rerank-utils export   --config team.yaml     # ONNX (+ int8) of the reranker     (notebook 05)
   rerank-utils serve    --config team.yaml     # HTTP rerank service                  (notebook 05)
 Each writes under artifacts/<name>/ and runs the package functions the notebooks run.
 Exit status: 0 done, 1 the step failed (the message says why), 2 a bad command line or config.
@@ -178,16 +178,16 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", metavar="FILE", help="JSON file (default: artifacts/<name>/pipeline/evaluate_<split>.json)")
 
     ex = _sub(
-        sub, "export", "export a bridge reranker to ONNX, optionally int8 (notebook 05)",
-        "Export the bridge reranker's forward pass (its cross-segment mask included) to model.onnx with its tokenizer,\n"
-        "and with quantisation also the dynamic int8 model_qint8.onnx; then compare their scores with PyTorch's on a\n"
-        "few pairs. A standard cross-encoder is refused with the reason: its ONNX route (optimum-onnx) requires\n"
-        "transformers<4.58. Serve the result with `rerank-utils serve DIR --backend onnx`.",
+        sub, "export", "export the reranker (bridge or standard cross-encoder) to ONNX, optionally int8 (notebook 05)",
+        "Export the reranker's forward pass (a bridge with its cross-segment mask, or a standard cross-encoder with its\n"
+        "activation) to model.onnx with its tokenizer and config, and with quantisation also the dynamic int8\n"
+        "model_qint8.onnx; then compare their scores with PyTorch's on a few pairs. Serve the folder alone with\n"
+        "`rerank-utils serve DIR --backend onnx` (or --backend openvino).",
         "  rerank-utils export --config configs/smoke.yaml\n"
         "  rerank-utils export --config team.yaml --model artifacts/team/models/bridge --no-quantize --output onnx/",
     )
     _config_options(ex)
-    ex.add_argument("--model", metavar="DIR", help="a saved bridge reranker (default: artifacts/<name>/models/reranker)")
+    ex.add_argument("--model", metavar="DIR", help="a saved reranker, bridge or standard (default: artifacts/<name>/models/reranker)")
     ex.add_argument("--output", metavar="DIR", help="folder for the ONNX files (default: artifacts/<name>/models/reranker_onnx)")
     ex.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
                     help="also write the int8 model (default: export.quantize)")

@@ -88,7 +88,7 @@ class EvaluateSection(Strict):
 
 
 class ExportSection(Strict):
-    """ONNX export of a bridge reranker (notebook 05_deployment): `rerank-utils export`"""
+    """ONNX export of the reranker (notebook 05_deployment): `rerank-utils export`"""
     quantize: StrictBool = _key("also write the int8 ONNX model (model_qint8.onnx)", "bool", (NB05, "quantize"))
 
 
