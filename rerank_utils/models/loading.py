@@ -68,14 +68,19 @@ def load_cross_encoder(
 
 
 BACKENDS = ("torch", "onnx", "openvino")
+PRECISIONS = ("f32", "bf16")  # OpenVINO's inference precision
 
 
-def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str | None = None, onnx_file: str = "model.onnx") -> Any:
+def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str | None = None, onnx_file: str = "model.onnx",
+                  precision: str = "f32") -> Any:
     """A reranker with ``CrossEncoder.predict``'s signature, whatever runs it: ``backend="torch"`` loads a model folder
     or name (a standard cross-encoder or a bridge) with :func:`load_cross_encoder`; ``"onnx"`` and ``"openvino"``
     load an export folder of either architecture (:func:`rerank_utils.models.export.export_onnx`; ``onnx_file="model_qint8.onnx"`` for
-    the int8 model) on onnxruntime or OpenVINO. The one loader the service, the LlamaIndex postprocessor and the
+    the int8 model) on onnxruntime or OpenVINO; ``precision="bf16"``: OpenVINO computes in bf16 (the fastest CPU
+    variant on a CPU with AVX512-BF16, ``benchmarks/inference_speed.py``; fp32 otherwise). The one loader the service, the LlamaIndex postprocessor and the
     notebooks share."""
+    if precision not in PRECISIONS or (precision != "f32" and backend != "openvino"):
+        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)} (bf16 with backend='openvino' only)")
     if backend == "torch":
         return load_cross_encoder(str(model), device=device)
     if backend in ("onnx", "openvino"):
@@ -84,6 +89,6 @@ def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str 
                                     f"(export the model first: rerank-utils export, or rerank_utils.models.export.export_onnx)")
         runtime = "onnxruntime" if backend == "onnx" else "openvino"
         if (Path(model) / STANDARD_CONFIG).is_file():  # a standard cross-encoder's export
-            return OnnxCrossEncoder(model, file_name=onnx_file, runtime=runtime)
-        return OnnxBridgeReranker(model, file_name=onnx_file, runtime=runtime)
+            return OnnxCrossEncoder(model, file_name=onnx_file, runtime=runtime, precision=precision)
+        return OnnxBridgeReranker(model, file_name=onnx_file, runtime=runtime, precision=precision)
     raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -218,12 +218,12 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
 
 def load_service(model_dir: str, backend: str = "torch", device: str | None = None, max_batch: int = 64, max_wait_ms: float = 5.0,
                  cache_size: int = 100_000, max_documents: int = 1000, redis_url: str | None = None,
-                 onnx_file: str = "model.onnx") -> RerankService:
+                 onnx_file: str = "model.onnx", precision: str = "f32") -> RerankService:
     """A :class:`RerankService` over a saved model folder, loaded once: ``backend="torch"`` (any cross-encoder
     folder, the bridge included), ``"onnx"`` (a bridge exported by :func:`rerank_utils.models.export.export_onnx`,
     on onnxruntime; ``onnx_file="model_qint8.onnx"`` for the int8 model) or ``"openvino"`` (the same export
-    on OpenVINO). The cache is Redis when ``redis_url`` or the ``REDIS_URL`` environment variable is set."""
-    reranker = load_reranker(model_dir, backend=backend, device=device, onnx_file=onnx_file)
+    on OpenVINO; ``precision="bf16"`` computes in bf16 there). The cache is Redis when ``redis_url`` or the ``REDIS_URL`` environment variable is set."""
+    reranker = load_reranker(model_dir, backend=backend, device=device, onnx_file=onnx_file, precision=precision)
     scorer = RawScorer(reranker)  # raw scores from every backend: the service applies the sigmoid itself
     return RerankService(MicroBatcher(scorer, max_batch=max_batch, max_wait_ms=max_wait_ms), model_name=Path(model_dir).name,
                          max_documents=max_documents, cache=make_cache(cache_size, redis_url))

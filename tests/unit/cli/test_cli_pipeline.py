@@ -226,7 +226,7 @@ OPTIONS = {
     "export": ["--config", "--profile", "--set", "--model", "--output", "--quantize", "--no-quantize"],
     "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir", "--quiet"],
     "profiles": [],
-    "serve": ["model_dir", "--config", "--host", "--port", "--backend", "--onnx-file", "--device", "--api-key", "--max-batch",
+    "serve": ["model_dir", "--config", "--host", "--port", "--backend", "--onnx-file", "--precision", "--device", "--api-key", "--max-batch",
               "--max-wait-ms", "--cache-size", "--redis-url", "--max-documents"],
 }
 

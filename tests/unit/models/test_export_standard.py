@@ -82,3 +82,15 @@ def test_the_service_serves_a_standard_export_with_the_same_order(standard, tmp_
             assert list(np.argsort(-raw, kind="stable")) == list(np.argsort(-logits, kind="stable"))
     finally:
         service.scorer.close()
+
+
+def test_openvino_bf16_is_asked_for_by_name_and_refused_elsewhere(standard, tmp_path):
+    """bf16 is the fastest CPU variant here (benchmarks/inference_speed.py); it is chosen explicitly, never by default."""
+    export_onnx(standard, tmp_path / "onnx")
+    reference = standard.predict(PAIRS)
+    bf16 = load_reranker(tmp_path / "onnx", backend="openvino", precision="bf16")
+    assert np.abs(bf16.predict(PAIRS) - reference).max() < 1e-2  # bf16 keeps about 3 significant digits
+    with pytest.raises(ValueError, match="bf16 with backend='openvino' only"):
+        load_reranker(tmp_path / "onnx", backend="onnx", precision="bf16")
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        load_reranker(tmp_path / "onnx", backend="openvino", precision="fp8")
