@@ -13,6 +13,7 @@ optimum-onnx, which requires transformers < 4.58; this stack has transformers 5)
 
     .venv/bin/python benchmarks/inference_speed.py                       # run 03 on the cpu profile first
     .venv/bin/python benchmarks/inference_speed.py --architecture standard --latency-queries 20
+    .venv/bin/python benchmarks/inference_speed.py --variants bf16 --out benchmarks/results/inference_speed_bf16.json
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ VARIANTS = {
     "PyTorch fp32, batch 32 (baseline)": ("torch", 32),
     "PyTorch fp32, batch 8": ("torch", 8),
     "PyTorch fp32, batch 128": ("torch", 128),
+    "PyTorch bf16 autocast, batch 32": ("torch-bf16", 32),
     "ONNX fp32, batch 32": ("onnx", 32),
     "ONNX int8 dynamic per-channel, batch 32": ("onnx-int8", 32),
     "ONNX int8 dynamic per-tensor, batch 32": ("onnx-int8pt", 32),
@@ -59,13 +61,25 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dic
     dense = DenseRetriever(test.corpus, load_bi_encoder("default"))
     run20 = dense.search(test.queries, top_k=20)
     run100 = dense.search(test.queries, top_k=100)
-    if kind == "torch":
+    if kind.startswith("torch"):
         model = load_cross_encoder(str(artifacts_dir("cpu", "models", architecture, create=False)), device="cpu")
     else:
         file_name = {"int8": "model_qint8.onnx", "int8pt": "model_qint8_per_tensor.onnx"}.get(kind.split("-")[-1], "model.onnx")
         scorer = OnnxBridgeReranker if architecture == "bridge" else OnnxCrossEncoder
         model = scorer(ONNX_ROOT / architecture, file_name=file_name, runtime="openvino" if kind.startswith("openvino") else "onnxruntime",
                        precision="bf16" if kind.endswith("bf16") else "f32")
+    if kind == "torch-bf16":  # autocast: matmuls in bf16 (AVX512-BF16 here), the rest in fp32
+        import torch
+
+        class _Autocast:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def predict(self, *a, **kw):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return np.asarray(self.inner.predict(*a, **kw), dtype=np.float32)
+
+        model = _Autocast(model)
     t0 = time.perf_counter()
     reranked = rerank_run(model, test, run20, top_k=20, batch_size=batch)
     seconds = time.perf_counter() - t0
@@ -102,19 +116,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--latency-queries", type=int, default=30, help="queries timed one by one (default: %(default)s)")
     ap.add_argument("--architecture", choices=[*ARCHITECTURES, "both"], default="both", help="(default: %(default)s)")
+    ap.add_argument("--variants", nargs="+", metavar="TEXT", help="only the variants whose name contains one of these (and the baseline)")
+    ap.add_argument("--out", type=Path, default=OUT, help="results file (default: %(default)s)")
     ap.add_argument("--child", nargs=3, metavar=("ARCH", "KIND", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]), args.latency_queries)))
         return
     archs = ARCHITECTURES if args.architecture == "both" else (args.architecture,)
-    results: dict = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    out_path: Path = args.out
+    results: dict = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    variants = {n: v for n, v in VARIANTS.items() if not args.variants or "baseline" in n or any(s in n for s in args.variants)}
     if results and not all(a in results for a in ARCHITECTURES) and "PyTorch fp32, batch 32 (baseline)" in results:
         results = {"bridge": results}  # the file of earlier versions held the bridge's rows only
     for arch in archs:
         prepare_onnx(arch)
         rows = {}
-        for name, (kind, batch) in VARIANTS.items():
+        for name, (kind, batch) in variants.items():
             out = subprocess.run([sys.executable, __file__, "--child", arch, kind, str(batch), "--latency-queries", str(args.latency_queries)],
                                  capture_output=True, text=True, check=True)
             rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -124,8 +142,8 @@ def main() -> None:
             r["speed-up"] = r["pairs_per_s"] / base["pairs_per_s"]
             r["ndcg@10 change"] = r["ndcg@10"] - base["ndcg@10"]
         results[arch] = {**rows, "_run": {"latency_queries": args.latency_queries, "at": time.strftime("%Y-%m-%d %H:%M")}}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=1))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=1))
     for arch in archs:
         print(f"\n{arch}:\n| variant | pairs/s | speed-up | top-20 p50 / p95 ms | top-100 p50 / p95 ms | peak RSS MB | NDCG@10 | change |")
         print("|---|---|---|---|---|---|---|---|")
