@@ -262,26 +262,15 @@ def sections() -> list[str]:
 
 
 def children(section: str) -> list[str]:
-    """The keys (leaves and sub-sections) directly under ``section`` ("" = the top level)."""
+    """The keys (leaves and sub-sections) directly under ``section`` ("" = the top level), in schema order."""
     prefix = section + "." if section else ""
     out: list[str] = []
-    for path in [k.path for k in SCHEMA] + sections():
-        if path.startswith(prefix) and "." not in path[len(prefix):]:
-            name = path[len(prefix):]
-            if name not in out:
-                out.append(name)
-    return sorted(out, key=[p.rsplit(".", 1)[-1] for p in _order(section)].index)
-
-
-def _order(section: str) -> list[str]:
-    prefix = section + "." if section else ""
-    seen: list[str] = []
     for k in SCHEMA:
         if k.path.startswith(prefix):
-            head = prefix + k.path[len(prefix):].split(".")[0]
-            if head not in seen:
-                seen.append(head)
-    return seen
+            head = k.path[len(prefix):].split(".")[0]
+            if head not in out:
+                out.append(head)
+    return out
 
 
 def suggest(path: str, section_keys: Iterable[str]) -> str:

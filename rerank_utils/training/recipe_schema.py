@@ -11,7 +11,6 @@ allowed values are copies of the package's (``training.arguments.LOSSES``, ``tra
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
@@ -31,8 +30,6 @@ def _number(value: Any) -> Any:
             return float(value)
         except ValueError:
             return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return value
     return value
 
 

@@ -59,6 +59,8 @@ def test_an_identity_head_stays_raw_and_other_models_are_refused(tiny_bert_dir, 
         export_onnx(CrossEncoder(str(tiny_bert_dir), max_length=64, activation_fn=torch.nn.Tanh()), tmp_path / "tanh")
     with pytest.raises(FileNotFoundError, match="onnx_config.json not found"):
         OnnxCrossEncoder(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="runtime='tvm': choose one of"):
+        OnnxCrossEncoder(tmp_path / "raw", runtime="tvm")
 
 
 def test_every_backend_of_a_standard_cross_encoder(standard, tmp_path):
