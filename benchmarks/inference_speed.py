@@ -1,15 +1,17 @@
 """Reranking speed-ups side by side, one run, the same data, for BOTH architectures notebook 03 trains on the `cpu`
 profile (artifacts/cpu/models/bridge and artifacts/cpu/models/standard): each on PyTorch fp32 (the baseline, at
-several batch sizes), exported to ONNX (fp32), ONNX with int8 dynamic quantisation, and the ONNX files on
-OpenVINO's runtime (`pip install -e '.[openvino]'`) in fp32 and in bf16 (OpenVINO's own default on a CPU with
-AVX512-BF16). Ratios are to the same architecture's PyTorch fp32 in the same run.
+several batch sizes) and in bf16 autocast, exported to ONNX (fp32), ONNX with onnxruntime's int8 dynamic
+quantisation, and on OpenVINO (`pip install -e '.[openvino]'`): fp32, bf16, and int8 by NNCF's static quantisation
+(calibrated on 640 training-split pairs), alone and with bf16 for the rest. Ratios are to the same architecture's
+PyTorch fp32 in the same run; the machine (CPU, cores, SIMD flags, native bf16 or not) is recorded with them,
+since these shared machines differ: bf16 is only fast where the CPU computes it natively (AVX512-BF16 / AMX).
 
 For each: pairs/s over every test query's bi-encoder top-20 in one `predict` call, latency per query
-(p50 / p95, one `predict` per query) for the top-20 and the top-100, peak resident memory (each variant in
-its own process), and NDCG@10 of the reranked top-20 on the 99 test queries against the fp32 baseline.
-FP16 is for GPUs (on a CPU it is slower); it is not measured on this machine. Both architectures are
-exported by `rerank_utils.models.export.export_onnx` (sentence-transformers' own `backend="onnx"` needs
-optimum-onnx, which requires transformers < 4.58; this stack has transformers 5).
+(p50 / p95, one `predict` per query) for the top-20 and the top-100 and the pairs/s those requests reach, peak
+resident memory (each variant in its own process), and NDCG@10 of the reranked top-20 on the 99 test queries
+against the fp32 baseline. Both architectures are exported by `rerank_utils.models.export.export_onnx`
+(sentence-transformers' own `backend="onnx"` needs optimum-onnx, which requires transformers < 4.58; this stack
+has transformers 5). Every scorer sorts a request's pairs by length and pads per batch.
 
     .venv/bin/python benchmarks/inference_speed.py                       # run 03 on the cpu profile first
     .venv/bin/python benchmarks/inference_speed.py --architecture standard --latency-queries 20
@@ -27,6 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from rerank_utils.models.precision import cpu_has_bf16, machine_summary
+
 OUT = Path(__file__).parent / "results" / "inference_speed.json"
 VARIANTS = {
     "PyTorch fp32, batch 32 (baseline)": ("torch", 32),
@@ -39,9 +45,14 @@ VARIANTS = {
     "OpenVINO fp32, batch 32": ("openvino", 32),
     "OpenVINO bf16 (its CPU default here), batch 32": ("openvino-bf16", 32),
     "OpenVINO on the int8 per-channel ONNX, batch 32": ("openvino-int8", 32),
+    "OpenVINO int8 (NNCF static), batch 32": ("openvino-nncf", 32),
+    "OpenVINO int8 (NNCF static), batch 8": ("openvino-nncf", 8),
+    "OpenVINO int8 (NNCF static), batch 64": ("openvino-nncf", 64),
+    "OpenVINO int8 (NNCF static) + bf16, batch 32": ("openvino-nncf-bf16", 32),
 }
 ARCHITECTURES = ("bridge", "standard")
 ONNX_ROOT = Path("/tmp/inference_speed")
+CALIBRATION_QUERIES = 32  # x 20 candidates: 640 calibration pairs for NNCF
 
 
 def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dict:
@@ -50,8 +61,10 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dic
 
     from rerank_utils.data.saved_splits import prepare_splits
     from rerank_utils.evaluation.metrics import evaluate_run
+    from rerank_utils.models.export import OPENVINO_INT8
     from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
     from rerank_utils.models.onnx_runtime import OnnxBridgeReranker, OnnxCrossEncoder
+    from rerank_utils.models.precision import Bf16Autocast
     from rerank_utils.paths import artifacts_dir
     from rerank_utils.retrieval.dense import DenseRetriever
     from rerank_utils.retrieval.reranking import rerank_run
@@ -64,22 +77,13 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dic
     if kind.startswith("torch"):
         model = load_cross_encoder(str(artifacts_dir("cpu", "models", architecture, create=False)), device="cpu")
     else:
-        file_name = {"int8": "model_qint8.onnx", "int8pt": "model_qint8_per_tensor.onnx"}.get(kind.split("-")[-1], "model.onnx")
+        file_name = "model_qint8.onnx" if kind == "openvino-int8" or kind == "onnx-int8" else \
+            "model_qint8_per_tensor.onnx" if kind == "onnx-int8pt" else OPENVINO_INT8 if "nncf" in kind else "model.onnx"
         scorer = OnnxBridgeReranker if architecture == "bridge" else OnnxCrossEncoder
         model = scorer(ONNX_ROOT / architecture, file_name=file_name, runtime="openvino" if kind.startswith("openvino") else "onnxruntime",
                        precision="bf16" if kind.endswith("bf16") else "f32")
-    if kind == "torch-bf16":  # autocast: matmuls in bf16 (AVX512-BF16 here), the rest in fp32
-        import torch
-
-        class _Autocast:
-            def __init__(self, inner):
-                self.inner = inner
-
-            def predict(self, *a, **kw):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return np.asarray(self.inner.predict(*a, **kw), dtype=np.float32)
-
-        model = _Autocast(model)
+    if kind == "torch-bf16":  # autocast: matmuls in bf16, the rest in fp32
+        model = Bf16Autocast(model)
     t0 = time.perf_counter()
     reranked = rerank_run(model, test, run20, top_k=20, batch_size=batch)
     seconds = time.perf_counter() - t0
@@ -96,20 +100,57 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dic
             times.append(time.perf_counter() - t)
         latency[f"top{k}_p50_ms"] = float(np.percentile(times, 50) * 1000)
         latency[f"top{k}_p95_ms"] = float(np.percentile(times, 95) * 1000)
+        latency[f"top{k}_pairs_per_s"] = k * len(times) / sum(times)  # one request of k pairs at a time
     return {"pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / seconds, "ndcg@10": ndcg, **latency,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def prepare_onnx(architecture: str) -> None:
-    from rerank_utils.models.export import export_onnx, quantize_onnx
-    from rerank_utils.models.loading import load_cross_encoder
+def prepare_onnx(architecture: str) -> dict:
+    """The exports every variant reads: ONNX fp32, onnxruntime int8 (per channel, per tensor) and NNCF's OpenVINO int8,
+    calibrated on the TRAINING split's bi-encoder top-20 pairs (never the test queries it is measured on)."""
+    from rerank_utils.data.saved_splits import prepare_splits
+    from rerank_utils.models.export import export_onnx, quantize_onnx, quantize_openvino
+    from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
     from rerank_utils.paths import artifacts_dir
+    from rerank_utils.retrieval.dense import DenseRetriever
 
     model = load_cross_encoder(str(artifacts_dir("cpu", "models", architecture, create=False)), device="cpu")
     folder = ONNX_ROOT / architecture
     export_onnx(model, folder)
     quantize_onnx(folder)
     quantize_onnx(folder, file_name="model_qint8_per_tensor.onnx", per_channel=False)
+    train = prepare_splits("cpu", "faq-en", seed=42)["train"]
+    qids = list(train.queries)[:CALIBRATION_QUERIES]
+    run = DenseRetriever(train.corpus, load_bi_encoder("default")).search({q: train.queries[q] for q in qids}, top_k=20)
+    quantize_openvino(folder, [(train.queries[q], train.corpus[d]) for q in qids for d in run[q]])
+    return cost_per_pair(architecture, model)
+
+
+def cost_per_pair(architecture: str, model) -> dict:
+    """FLOPs of one pair's forward pass at the test top-20's mean length: per encoder layer, the projections and the
+    feed-forward (2 L (4 h^2 + 2 h i)) and attention's two products (4 L^2 h); the mean over real tokens (the work
+    a pair needs) and over the padded batches of 32 that are computed."""
+    from rerank_utils.data.saved_splits import prepare_splits
+    from rerank_utils.models.loading import load_bi_encoder, load_reranker
+    from rerank_utils.retrieval.dense import DenseRetriever
+
+    cfg = (model[0].model if architecture == "bridge" else model[0].auto_model).config
+    test = prepare_splits("cpu", "faq-en", seed=42)["test"]
+    run = DenseRetriever(test.corpus, load_bi_encoder("default")).search(test.queries, top_k=20)
+    pairs = sorted(((test.queries[q], test.corpus[d]) for q in run for d in run[q]), key=lambda p: -(len(p[0]) + len(p[1])))
+    scorer = load_reranker(ONNX_ROOT / architecture, backend="onnx")
+    real, padded = [], []
+    for i in range(0, len(pairs), 32):
+        mask = scorer.features(pairs[i: i + 32])["attention_mask"]
+        real += mask.sum(axis=1).tolist()
+        padded += [mask.shape[1]] * len(mask)
+    h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+
+    def flops(length: float) -> float:
+        return layers * (2 * length * (4 * h * h + 2 * h * inter) + 4 * length * length * h)
+
+    return {"layers": layers, "hidden": h, "intermediate": inter, "mean_tokens": float(np.mean(real)), "mean_padded_tokens": float(np.mean(padded)),
+            "gflop_per_pair": float(np.mean([flops(n) for n in real])) / 1e9, "gflop_per_padded_pair": float(np.mean([flops(n) for n in padded])) / 1e9}
 
 
 def main() -> None:
@@ -127,10 +168,17 @@ def main() -> None:
     out_path: Path = args.out
     results: dict = json.loads(out_path.read_text()) if out_path.is_file() else {}
     variants = {n: v for n, v in VARIANTS.items() if not args.variants or "baseline" in n or any(s in n for s in args.variants)}
+    if not cpu_has_bf16():  # emulated bf16 runs a GEMM at well under 1 GFLOP/s here (gemm_peak.py): not worth the hours
+        skipped = [n for n, (kind, _) in variants.items() if kind.endswith("bf16")]
+        variants = {n: v for n, v in variants.items() if n not in skipped}
+        print(f"no native bf16 on this CPU: skipped {skipped}", flush=True)
     if results and not all(a in results for a in ARCHITECTURES) and "PyTorch fp32, batch 32 (baseline)" in results:
         results = {"bridge": results}  # the file of earlier versions held the bridge's rows only
+    gemm = subprocess.run([sys.executable, str(Path(__file__).with_name("gemm_peak.py"))], capture_output=True, text=True, check=True)
+    peak = json.loads(gemm.stdout)
+    print("GEMM peak:", peak, flush=True)
     for arch in archs:
-        prepare_onnx(arch)
+        cost = prepare_onnx(arch)
         rows = {}
         for name, (kind, batch) in variants.items():
             out = subprocess.run([sys.executable, __file__, "--child", arch, kind, str(batch), "--latency-queries", str(args.latency_queries)],
@@ -138,20 +186,27 @@ def main() -> None:
             rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
             print(arch, name, rows[name], flush=True)
         base = rows["PyTorch fp32, batch 32 (baseline)"]
-        for r in rows.values():
+        for name, r in rows.items():
             r["speed-up"] = r["pairs_per_s"] / base["pairs_per_s"]
             r["ndcg@10 change"] = r["ndcg@10"] - base["ndcg@10"]
-        results[arch] = {**rows, "_run": {"latency_queries": args.latency_queries, "at": time.strftime("%Y-%m-%d %H:%M")}}
+            r["gflops"] = r["pairs_per_s"] * cost["gflop_per_padded_pair"]  # what the machine computed, padding included
+            ceiling = peak["int8_gops"] if "int8" in name else peak["bf16_gflops"] if "bf16" in name else peak["fp32_gflops"]
+            r["fraction_of_peak"] = r["gflops"] / ceiling
+        results[arch] = {**rows, "_run": {"latency_queries": args.latency_queries, "at": time.strftime("%Y-%m-%d %H:%M"),
+                                          "machine": machine_summary(), "gemm_peak": peak, "cost": cost}}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
     for arch in archs:
-        print(f"\n{arch}:\n| variant | pairs/s | speed-up | top-20 p50 / p95 ms | top-100 p50 / p95 ms | peak RSS MB | NDCG@10 | change |")
-        print("|---|---|---|---|---|---|---|---|")
+        print(f"\n{arch} ({results[arch]['_run']['machine']}):")
+        print(f"GEMM peak {results[arch]['_run'].get('gemm_peak')}; cost {results[arch]['_run'].get('cost')}")
+        print("| variant | pairs/s | speed-up | top-20 p50 / p95 ms | top-100 p50 / p95 ms | pairs/s at top-20 / top-100 | peak RSS MB | NDCG@10 | change | GFLOP/s (share of peak) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, r in results[arch].items():
             if name.startswith("_"):
                 continue
             print(f"| {name} | {r['pairs_per_s']:.0f} | {r['speed-up']:.2f}x | {r['top20_p50_ms']:.0f} / {r['top20_p95_ms']:.0f} | "
-                  f"{r['top100_p50_ms']:.0f} / {r['top100_p95_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['ndcg@10']:.3f} | {r['ndcg@10 change']:+.3f} |")
+                  f"{r['top100_p50_ms']:.0f} / {r['top100_p95_ms']:.0f} | {r.get('top20_pairs_per_s', 0):.0f} / {r.get('top100_pairs_per_s', 0):.0f} | {r['peak_rss_mb']:.0f} | {r['ndcg@10']:.3f} | {r['ndcg@10 change']:+.3f} | "
+                  f"{r.get('gflops', 0):.0f} ({r.get('fraction_of_peak', 0):.0%}) |")
 
 
 if __name__ == "__main__":

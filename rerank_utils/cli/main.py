@@ -181,7 +181,8 @@ def _build_parser() -> argparse.ArgumentParser:
         sub, "export", "export the reranker (bridge or standard cross-encoder) to ONNX, optionally int8 (notebook 05)",
         "Export the reranker's forward pass (a bridge with its cross-segment mask, or a standard cross-encoder with its\n"
         "activation) to model.onnx with its tokenizer and config, and with quantisation also the dynamic int8\n"
-        "model_qint8.onnx; then compare their scores with PyTorch's on a few pairs. Serve the folder alone with\n"
+        "model_qint8.onnx and, with OpenVINO and NNCF installed, OpenVINO's int8 openvino_int8.xml calibrated on\n"
+        "the training split; then compare their scores with PyTorch's on a few pairs. Serve the folder alone with\n"
         "`rerank-utils serve DIR --backend onnx` (or --backend openvino).",
         "  rerank-utils export --config configs/smoke.yaml\n"
         "  rerank-utils export --config team.yaml --model artifacts/team/models/bridge --no-quantize --output onnx/",
@@ -190,7 +191,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--model", metavar="DIR", help="a saved reranker, bridge or standard (default: artifacts/<name>/models/reranker)")
     ex.add_argument("--output", metavar="DIR", help="folder for the ONNX files (default: artifacts/<name>/models/reranker_onnx)")
     ex.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
-                    help="also write the int8 model (default: export.quantize)")
+                    help="also write the int8 models (default: export.quantize)")
 
     # -------------------------------------------------------------------------- notebooks, service
     run = _sub(
@@ -233,7 +234,9 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"],
                      help="inference backend: torch, or an ONNX export on onnxruntime or OpenVINO (default: %(default)s)")
     srv.add_argument("--onnx-file", default="model.onnx", help="the ONNX file in model_dir, e.g. model_qint8.onnx (default: %(default)s)")
-    srv.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="OpenVINO's inference precision: bf16 is the fastest CPU variant where the CPU has AVX512-BF16 (default: %(default)s)")
+    srv.add_argument("--precision", choices=["f32", "bf16", "auto"], default="f32",  # models.precision.PRECISIONS (it loads torch)
+                     help="f32; bf16 (PyTorch autocast or OpenVINO; fast only on a CPU with native bf16: AVX512-BF16 or AMX); "
+                          "auto: bf16 where the CPU has it, f32 elsewhere (default: %(default)s)")
     srv.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the config's, else automatic)")
     srv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the rerank routes (or env RERANK_API_KEY)")
     srv.add_argument("--max-batch", type=int, default=64, help="pairs per forward pass the micro-batcher gathers (default: %(default)s)")

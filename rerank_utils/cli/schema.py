@@ -89,7 +89,7 @@ class EvaluateSection(Strict):
 
 class ExportSection(Strict):
     """ONNX export of the reranker (notebook 05_deployment): `rerank-utils export`"""
-    quantize: StrictBool = _key("also write the int8 ONNX model (model_qint8.onnx)", "bool", (NB05, "quantize"))
+    quantize: StrictBool = _key("also write the int8 models (model_qint8.onnx; openvino_int8.xml with OpenVINO)", "bool", (NB05, "quantize"))
 
 
 class PipelineSchema(Strict):

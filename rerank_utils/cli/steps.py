@@ -10,6 +10,7 @@ silently: the step says so and names the command that fixes it (:class:`~rerank_
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,7 +27,7 @@ from rerank_utils.data.splits import check_splits
 from rerank_utils.data.triples import write_triples
 from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers, guide_claim, strongest_verdict
 from rerank_utils.models.bridge import is_bridge
-from rerank_utils.models.export import export_onnx, quantize_onnx
+from rerank_utils.models.export import calibration_pairs, export_onnx, quantize_onnx, quantize_openvino
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
@@ -304,7 +305,8 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
 def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str | Path | None = None,
                quantize: bool | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``export``: the reranker (a bridge or a standard cross-encoder) to ONNX (``model.onnx`` + tokenizer + config;
-    with ``quantize`` also the int8 ``model_qint8.onnx``), as notebook 05 does, then checked: the ONNX scores of a few
+    with ``quantize`` also onnxruntime's int8 ``model_qint8.onnx`` and, where OpenVINO and NNCF are installed, OpenVINO's
+    int8 ``openvino_int8.xml`` calibrated on the training split), as notebook 05 does, then checked: the ONNX scores of a few
     pairs against PyTorch's, read back through the loader the service uses."""
     folder = _model_folder(model, cfg)
     quantize = cfg["export.quantize"] if quantize is None else quantize
@@ -317,6 +319,11 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
             files.append(quantize_onnx(out))
     except ImportError as exc:
         raise PipelineError(f"ONNX export needs onnx and onnxruntime: pip install -e '.[onnx]' ({exc})") from None
+    openvino_int8 = None
+    if quantize and importlib.util.find_spec("nncf") and importlib.util.find_spec("openvino"):
+        splits, _ = _splits(cfg)  # calibrated on the training split's candidates, never the test split
+        log(f"calibrating OpenVINO's int8 (NNCF) on {cfg.name}'s training split ...")
+        openvino_int8 = quantize_openvino(out, calibration_pairs(splits["train"], load_bi_encoder(cfg["embedding_model"], device=cfg.device)))
     pairs = [("what does a building permit cost", "A building permit costs a fee set by the municipality."),
              ("who pays the tax", "The buyer of the service pays it."),
              ("how long does it take", "About ten weeks, sometimes longer for a larger house or a complete renovation.")]
@@ -326,12 +333,16 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
     for f in files:
         scores = load_reranker(out, backend="onnx", onnx_file=f.name).predict(pairs)
         checks[f.name] = float(np.abs(scores - reference).max())
+    if openvino_int8:
+        checks[openvino_int8.name] = float(np.abs(load_reranker(out, backend="openvino", onnx_file=openvino_int8.name).predict(pairs) - reference).max())
+        files.append(openvino_int8)
     kind = "scale x cosine" if is_bridge(reranker) else "after its activation"
     span = f"PyTorch's scores ({kind}) run from {reference.min():.2f} to {reference.max():.2f}"
     for f in files:
         log(f"wrote {f} ({f.stat().st_size / 1e6:.1f} MB): largest score difference from PyTorch on {len(pairs)} pairs {checks[f.name]:.2g}")
     log(span + (" (int8 moves scores a little; benchmarks/README.md measures what it does to NDCG)" if quantize else ""))
-    log(f"serve it: rerank-utils serve {out} --backend onnx" + (" --onnx-file model_qint8.onnx" if quantize else ""))
+    log(f"serve it: rerank-utils serve {out} --backend onnx" + (" --onnx-file model_qint8.onnx" if quantize else "")
+        + (f"  (or --backend openvino --onnx-file {openvino_int8.name})" if openvino_int8 else ""))
     return {"folder": str(out), "files": [str(f) for f in files], "max_abs_diff": checks}
 
 

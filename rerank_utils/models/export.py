@@ -1,6 +1,7 @@
 """Export of a bridge reranker to ONNX (:func:`export_onnx`: dynamic batch and sequence axes, the tokenizer beside
-it; a bridge or a standard cross-encoder), its int8 dynamic quantisation (:func:`quantize_onnx`), and :func:`export_backends`: the reranker on every CPU
-backend at once. Notebook ``05_deployment``; ``rerank-utils export``.
+it; a bridge or a standard cross-encoder), its int8 quantisation for onnxruntime (:func:`quantize_onnx`: dynamic) and
+for OpenVINO (:func:`quantize_openvino`: NNCF's static post-training quantisation, calibrated on pairs), and
+:func:`export_backends`: the reranker on every CPU backend at once. Notebook ``05_deployment``; ``rerank-utils export``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from rerank_utils.models.bridge import (
     encode_pairs,
     is_bridge,
 )
+from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import STANDARD_CONFIG
+from rerank_utils.models.precision import Bf16Autocast, cpu_has_bf16
+from rerank_utils.retrieval.dense import DenseRetriever
 
 
 # ------------------------------------------------------------------------------------------- ONNX
@@ -145,12 +149,56 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
     return out
 
 
-def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True) -> dict[str, Any]:
-    """The reranker on every CPU backend it can be served on, by label, PyTorch first: a bridge is exported to
-    ``folder`` (:func:`export_onnx`, with ``quantize`` also :func:`quantize_onnx`) and loaded back through
-    :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime (fp32, int8) and OpenVINO (when installed), a
-    bridge or a standard cross-encoder alike. Notebook ``05_deployment``'s table."""
-    models: dict[str, Any] = {"PyTorch fp32": reranker}
+OPENVINO_INT8 = "openvino_int8.xml"
+
+
+def calibration_pairs(split: RetrievalDataset, bi_encoder, queries: int = 32, top_k: int = 20) -> list[tuple[str, str]]:
+    """``(query, passage)`` pairs like those a reranker scores in service: the first ``queries`` queries of ``split``
+    (a training or validation split, never the test one) with their ``top_k`` candidates from ``bi_encoder``: what
+    :func:`quantize_openvino` calibrates on."""
+    qids = list(split.queries)[:queries]
+    run = DenseRetriever(split.corpus, bi_encoder).search({q: split.queries[q] for q in qids}, top_k=top_k)
+    return [(split.queries[q], split.corpus[d]) for q in qids for d in run[q]]
+
+
+def quantize_openvino(folder: str | os.PathLike, calibration_pairs, file_name: str = OPENVINO_INT8, batch_size: int = 32,
+                      max_batches: int = 32) -> Path:
+    """Static int8 quantisation of ``folder/model.onnx`` for OpenVINO with NNCF (``nncf.quantize``, transformer
+    preset: int8 weights AND activations, their ranges calibrated on ``calibration_pairs``) into ``folder/<file_name>``
+    (``.xml`` + ``.bin``); load it with ``load_reranker(folder, backend="openvino", onnx_file=file_name)``.
+    Calibrate on pairs like those it will score (training or validation queries with their retrieved candidates),
+    never on the test split; at most ``max_batches`` batches of ``batch_size`` are used. Measure the NDCG it costs
+    (``benchmarks/inference_speed.py``) before serving it. Needs ``pip install -e '.[openvino]'`` (NNCF)."""
+    try:
+        import nncf  # local: the optional [openvino] extra
+        import openvino as ov
+    except ImportError as exc:
+        raise ImportError("quantize_openvino needs OpenVINO and NNCF: pip install -e '.[openvino]'") from exc
+
+    folder = Path(folder)
+    pairs = [tuple(p) for p in calibration_pairs]
+    if not pairs:
+        raise ValueError("quantize_openvino: calibration_pairs is empty; pass a few hundred (query, passage) pairs")
+    scorer = load_reranker(folder, backend="openvino")  # its tokenisation is the one the model will be fed
+    pairs.sort(key=lambda p: len(p[0]) + len(p[1]))
+    batches = [pairs[i: i + batch_size] for i in range(0, len(pairs), batch_size)][:max_batches]
+    core = ov.Core()
+    quantized = nncf.quantize(core.read_model(str(folder / "model.onnx")), nncf.Dataset(batches, scorer.features),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+    out = folder / file_name
+    ov.save_model(quantized, str(out))
+    return out
+
+
+def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True, calibration: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The reranker on every CPU backend it can be served on, by label, PyTorch fp32 first: exported to ``folder``
+    (:func:`export_onnx`) and loaded back through :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime
+    (fp32; with ``quantize`` int8, :func:`quantize_onnx`) and OpenVINO when installed (fp32; with ``quantize`` and
+    ``calibration`` pairs (:func:`calibration_pairs`) NNCF's int8, :func:`quantize_openvino`); the bf16 rows (PyTorch
+    autocast, OpenVINO) only on a CPU that computes bf16 natively. A bridge or a standard cross-encoder alike.
+    Notebook ``05_deployment``'s table."""
+    bf16 = cpu_has_bf16()
+    models: dict[str, Any] = {"PyTorch fp32": reranker, **({"PyTorch bf16": Bf16Autocast(reranker)} if bf16 else {})}
     export_onnx(reranker, folder)
     models["ONNX fp32"] = load_reranker(folder, backend="onnx")
     if quantize:
@@ -158,4 +206,9 @@ def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True) 
         models["ONNX int8"] = load_reranker(folder, backend="onnx", onnx_file="model_qint8.onnx")
     if importlib.util.find_spec("openvino"):
         models["OpenVINO fp32"] = load_reranker(folder, backend="openvino")
+        if bf16:
+            models["OpenVINO bf16"] = load_reranker(folder, backend="openvino", precision="bf16")
+        if quantize and calibration and importlib.util.find_spec("nncf"):
+            quantize_openvino(folder, calibration)
+            models["OpenVINO int8"] = load_reranker(folder, backend="openvino", onnx_file=OPENVINO_INT8)
     return models

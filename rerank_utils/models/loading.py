@@ -18,6 +18,7 @@ from rerank_utils.models.onnx_runtime import (
     OnnxBridgeReranker,
     OnnxCrossEncoder,
 )
+from rerank_utils.models.precision import PRECISIONS, Bf16Autocast, resolve_precision
 from rerank_utils.models.resolve import (
     DEFAULT_MODEL,
     is_offline,
@@ -68,22 +69,24 @@ def load_cross_encoder(
 
 
 BACKENDS = ("torch", "onnx", "openvino")
-PRECISIONS = ("f32", "bf16")  # OpenVINO's inference precision
 
 
 def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str | None = None, onnx_file: str = "model.onnx",
                   precision: str = "f32") -> Any:
     """A reranker with ``CrossEncoder.predict``'s signature, whatever runs it: ``backend="torch"`` loads a model folder
     or name (a standard cross-encoder or a bridge) with :func:`load_cross_encoder`; ``"onnx"`` and ``"openvino"``
-    load an export folder of either architecture (:func:`rerank_utils.models.export.export_onnx`; ``onnx_file="model_qint8.onnx"`` for
-    the int8 model) on onnxruntime or OpenVINO; ``precision="bf16"``: OpenVINO computes in bf16 (the fastest CPU
-    variant on a CPU with AVX512-BF16, ``benchmarks/inference_speed.py``; fp32 otherwise). The one loader the service, the LlamaIndex postprocessor and the
-    notebooks share."""
-    if precision not in PRECISIONS or (precision != "f32" and backend != "openvino"):
-        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)} (bf16 with backend='openvino' only)")
+    load an export folder of either architecture (:func:`rerank_utils.models.export.export_onnx`;
+    ``onnx_file="model_qint8.onnx"`` for onnxruntime's int8 model, ``"openvino_int8.xml"`` for NNCF's) on onnxruntime
+    or OpenVINO. ``precision`` (:mod:`rerank_utils.models.precision`): ``"f32"`` (default, exact), ``"bf16"``
+    (PyTorch autocast or OpenVINO's bf16 inference) or ``"auto"`` (bf16 where the CPU computes it natively, f32
+    elsewhere). The one loader the service, the LlamaIndex postprocessor and the notebooks share."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
     if backend == "torch":
-        return load_cross_encoder(str(model), device=device)
+        model = load_cross_encoder(str(model), device=device)
+        return Bf16Autocast(model) if resolve_precision(precision, backend) == "bf16" else model
     if backend in ("onnx", "openvino"):
+        precision = resolve_precision(precision, backend)
         if not (Path(model) / onnx_file).is_file():
             raise FileNotFoundError(f"backend={backend!r}: {Path(model) / onnx_file} not found "
                                     f"(export the model first: rerank-utils export, or rerank_utils.models.export.export_onnx)")

@@ -1,6 +1,6 @@
-""":class:`OnnxBridgeReranker`: an exported bridge reranker scored by onnxruntime or OpenVINO, with the model folder's
-tokenizer; ``predict`` has ``CrossEncoder.predict``'s signature, so the service, LlamaIndex and the notebooks use
-it where they use the PyTorch model.
+"""Exported rerankers scored by onnxruntime or OpenVINO with their folder's tokenizer: :class:`OnnxBridgeReranker`
+(a bridge) and :class:`OnnxCrossEncoder` (a standard cross-encoder). Their ``predict`` has ``CrossEncoder.predict``'s
+signature, so the service, LlamaIndex and the notebooks use them where they use the PyTorch model.
 """
 
 from __future__ import annotations
@@ -37,15 +37,14 @@ class OnnxBridgeReranker:
         self.runtime = runtime
         self._run = _session(folder / file_name, runtime, threads, precision)
 
+    def features(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """The model's inputs for one batch of pairs (what :func:`~rerank_utils.models.export.quantize_openvino`
+        calibrates on)."""
+        feats = encode_pairs(self.tokenizer, list(pairs), self.max_seq_length, self.max_segment_length)
+        return {k: v.numpy() for k, v in feats.items()}
+
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, **_: Any):
-        pairs = list(pairs)
-        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
-        scores = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            feats = encode_pairs(self.tokenizer, [pairs[i] for i in idx], self.max_seq_length, self.max_segment_length)
-            scores[idx] = self._run({k: v.numpy() for k, v in feats.items()}).reshape(-1)
-        return scores
+        return _scores_by_length(self, pairs, batch_size)
 
 
 STANDARD_CONFIG = "onnx_config.json"  # beside a standard cross-encoder's model.onnx: its inputs, length and activation
@@ -73,16 +72,15 @@ class OnnxCrossEncoder:
         self.runtime = runtime
         self._run = _session(folder / file_name, runtime, threads, precision)
 
+    def features(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """The model's inputs for one batch of pairs, padded to the batch's longest."""
+        feats = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], padding=True, truncation=True,
+                               max_length=self.max_seq_length, return_tensors="np")
+        return {k: feats[k].astype(np.int64) for k in self.inputs}
+
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, show_progress_bar: bool = False,
                 activation_fn: Any = None, **_: Any) -> np.ndarray:
-        pairs = list(pairs)
-        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
-        logits = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start: start + batch_size]
-            feats = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True, truncation=True,
-                                   max_length=self.max_seq_length, return_tensors="np")
-            logits[idx] = self._run({k: feats[k].astype(np.int64) for k in self.inputs}).reshape(-1)
+        logits = _scores_by_length(self, pairs, batch_size)
         if activation_fn is not None:  # a torch activation, as CrossEncoder.predict takes it
             import torch  # local: only when a caller passes a torch activation
 
@@ -90,9 +88,23 @@ class OnnxCrossEncoder:
         return 1.0 / (1.0 + np.exp(-logits)) if self.activation == "sigmoid" else logits
 
 
+def _scores_by_length(scorer, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
+    """``scorer``'s raw scores of ``pairs`` in the order given, computed in batches of pairs of similar length
+    (sorted longest first, padded per batch: less padding, the same scores)."""
+    pairs = list(pairs)
+    order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+    scores = np.empty(len(pairs), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start: start + batch_size]
+        scores[idx] = scorer._run(scorer.features([pairs[i] for i in idx])).reshape(-1)
+    return scores
+
+
 def _session(path: Path, runtime: str, threads: int | None, precision: str = "f32"):
-    """``feeds -> scores`` on onnxruntime or OpenVINO for the ONNX file at ``path`` (``precision``: OpenVINO's
-    inference precision, ``"f32"`` or ``"bf16"``)."""
+    """``feeds -> scores`` on onnxruntime or OpenVINO for the model file at ``path`` (ONNX; OpenVINO also reads its
+    own ``.xml``), ``precision``: OpenVINO's inference precision, ``"f32"`` or ``"bf16"``."""
+    if path.suffix == ".xml" and runtime != "openvino":
+        raise ValueError(f"{path.name} is an OpenVINO model: load it with backend='openvino' (runtime='openvino')")
     if runtime == "onnxruntime":
         import onnxruntime as ort  # local: the optional [onnx] extra
 
@@ -105,8 +117,9 @@ def _session(path: Path, runtime: str, threads: int | None, precision: str = "f3
         import openvino as ov  # local: the optional [openvino] extra
     except ImportError as exc:
         raise ImportError("runtime='openvino' needs OpenVINO: pip install -e '.[openvino]'") from exc
-    # OpenVINO's CPU plugin computes in bf16 by default on a CPU with AVX512-BF16 (this project's machines): fp32
-    # unless asked, so "OpenVINO fp32" is what it says and its scores match PyTorch's to 1e-5
+    # OpenVINO's CPU plugin computes in bf16 by default on a CPU with native bf16 (AVX512-BF16, AMX): fp32 unless
+    # asked, so "OpenVINO fp32" is what it says and its scores match PyTorch's to 1e-5. An .xml model (NNCF's int8,
+    # quantize_openvino) is read as well as an .onnx one.
     config = {"INFERENCE_PRECISION_HINT": precision, **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     output = compiled.output("scores")

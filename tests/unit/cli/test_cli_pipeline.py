@@ -342,6 +342,9 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     out = capsys.readouterr().out
     onnx = art / "models" / "reranker_onnx"
     assert (onnx / "model.onnx").is_file() and (onnx / "model_qint8.onnx").is_file() and "serve it: rerank-utils serve" in out
+    # with OpenVINO and NNCF (the dev extra), OpenVINO's int8 too, calibrated on the training split
+    assert (onnx / "openvino_int8.xml").is_file() and "calibrating OpenVINO's int8 (NNCF) on tiny's training split" in out
+    assert "--backend openvino --onnx-file openvino_int8.xml" in out and "wrote " + str(onnx / "openvino_int8.xml") in out
     diff = float(out.split("model.onnx (")[1].split("PyTorch on 3 pairs ")[1].split()[0])
     assert diff < 1e-3  # the fp32 export scores as PyTorch does
 

@@ -13,10 +13,12 @@ from sentence_transformers import CrossEncoder
 from rerank_utils.models.export import export_backends, export_onnx, quantize_onnx
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import OnnxCrossEncoder
+from rerank_utils.models.precision import cpu_has_bf16
 from tests.extras import dev_extra
 
 dev_extra("onnxruntime")
 dev_extra("openvino")
+dev_extra("nncf")
 
 QUERIES = ["what is the building permit cost", "who pays the house tax", "roof water law", "a"]
 DOCS = ["the building permit cost is a fee", "the house tax is paid by the buyer of the house", "water on the roof",
@@ -64,8 +66,11 @@ def test_an_identity_head_stays_raw_and_other_models_are_refused(tiny_bert_dir, 
 
 
 def test_every_backend_of_a_standard_cross_encoder(standard, tmp_path):
-    models = export_backends(standard, tmp_path / "all")
-    assert list(models) == ["PyTorch fp32", "ONNX fp32", "ONNX int8", "OpenVINO fp32"]
+    models = export_backends(standard, tmp_path / "all", calibration=PAIRS)
+    bf16 = cpu_has_bf16()  # the bf16 rows only where the CPU computes bf16 natively
+    assert list(models) == ["PyTorch fp32", *(["PyTorch bf16"] if bf16 else []), "ONNX fp32", "ONNX int8", "OpenVINO fp32",
+                            *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8"]
+    assert (tmp_path / "all" / "openvino_int8.xml").is_file()
     reference = standard.predict(PAIRS)
     assert np.abs(models["ONNX fp32"].predict(PAIRS) - reference).max() < 1e-5
     assert np.abs(models["OpenVINO fp32"].predict(PAIRS) - reference).max() < 1e-5
@@ -87,12 +92,12 @@ def test_the_service_serves_a_standard_export_with_the_same_order(standard, tmp_
 
 
 def test_openvino_bf16_is_asked_for_by_name_and_refused_elsewhere(standard, tmp_path):
-    """bf16 is the fastest CPU variant here (benchmarks/inference_speed.py); it is chosen explicitly, never by default."""
+    """bf16 is chosen by name (or by precision="auto" where the CPU has it), never by default; onnxruntime refuses it."""
     export_onnx(standard, tmp_path / "onnx")
     reference = standard.predict(PAIRS)
     bf16 = load_reranker(tmp_path / "onnx", backend="openvino", precision="bf16")
     assert np.abs(bf16.predict(PAIRS) - reference).max() < 1e-2  # bf16 keeps about 3 significant digits
-    with pytest.raises(ValueError, match="bf16 with backend='openvino' only"):
+    with pytest.raises(ValueError, match="precision='bf16' runs on backend 'torch' \\(autocast\\) or 'openvino'"):
         load_reranker(tmp_path / "onnx", backend="onnx", precision="bf16")
     with pytest.raises(ValueError, match="precision='fp8'"):
         load_reranker(tmp_path / "onnx", backend="openvino", precision="fp8")
