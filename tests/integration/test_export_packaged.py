@@ -1,6 +1,7 @@
 """Integration (issue 14): a standard cross-encoder over the packaged all-MiniLM-L6-v2 encoder, and the bridge over it,
 exported and scored on FAQ pairs: ONNX fp32 on onnxruntime and OpenVINO orders every query as PyTorch does, and
-the int8 models (onnxruntime's dynamic, NNCF's static for OpenVINO, calibrated on other queries) stay close."""
+NNCF's static int8 for OpenVINO, calibrated on other queries, stays close (the fine-tuned models' NDCG@10 under
+every backend is measured by benchmarks/inference_speed.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from rerank_utils.data.faq import load_faq
 from rerank_utils.models.bridge import build_bridge_reranker
-from rerank_utils.models.export import OPENVINO_INT8, export_onnx, quantize_onnx, quantize_openvino
+from rerank_utils.models.export import OPENVINO_INT8, export_onnx, quantize_openvino
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.retrieval.dense import DenseRetriever
 from tests.extras import dev_extra
@@ -22,10 +23,10 @@ TOP = 8
 @pytest.fixture(scope="module")
 def faq_pairs():
     ds = load_faq()
-    qids = list(ds.queries)[:40]
+    qids = list(ds.queries)[:16]
     run = DenseRetriever(ds.corpus, load_bi_encoder("default")).search({q: ds.queries[q] for q in qids}, top_k=TOP)
     pairs = [(ds.queries[q], ds.corpus[d]) for q in qids for d in run[q]]
-    return pairs[: 20 * TOP], pairs[20 * TOP:]  # scored, calibration (other queries)
+    return pairs[: 10 * TOP], pairs[10 * TOP:]  # scored, calibration (other queries)
 
 
 def same_order_share(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,10 +49,6 @@ def test_every_backend_orders_like_pytorch(faq_pairs, tmp_path, architecture):
     for backend in ("onnx", "openvino"):
         fp32 = load_reranker(tmp_path, backend=backend).predict(scored, batch_size=16)
         assert np.abs(fp32 - reference).max() < 1e-3 and same_order_share(fp32, reference) == 1.0, backend
-    q8 = quantize_onnx(tmp_path)
-    ort_int8 = load_reranker(tmp_path, backend="onnx", onnx_file=q8.name).predict(scored)
-    quantize_openvino(tmp_path, calibration)
-    ov_int8 = load_reranker(tmp_path, backend="openvino", onnx_file=OPENVINO_INT8).predict(scored)
-    for name, int8 in (("onnxruntime int8", ort_int8), ("OpenVINO int8", ov_int8)):
-        assert np.corrcoef(int8, reference)[0, 1] > 0.95, name
-        print(architecture, name, np.corrcoef(int8, reference)[0, 1], same_order_share(int8, reference))
+    quantize_openvino(tmp_path, calibration, batch_size=16)
+    int8 = load_reranker(tmp_path, backend="openvino", onnx_file=OPENVINO_INT8).predict(scored)
+    assert np.corrcoef(int8, reference)[0, 1] > 0.95  # onnxruntime's int8 is checked in tests/unit/models
