@@ -174,9 +174,13 @@ def main() -> None:
         print(f"no native bf16 on this CPU: skipped {skipped}", flush=True)
     if results and not all(a in results for a in ARCHITECTURES) and "PyTorch fp32, batch 32 (baseline)" in results:
         results = {"bridge": results}  # the file of earlier versions held the bridge's rows only
-    gemm = subprocess.run([sys.executable, str(Path(__file__).with_name("gemm_peak.py"))], capture_output=True, text=True, check=True)
-    peak = json.loads(gemm.stdout)
-    print("GEMM peak:", peak, flush=True)
+    def gemm_peak() -> dict:
+        out = subprocess.run([sys.executable, str(Path(__file__).with_name("gemm_peak.py"))], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    peak_start = gemm_peak()
+    print("GEMM peak at the start:", peak_start, flush=True)
+    all_rows, costs = {}, {}
     for arch in archs:
         cost = prepare_onnx(arch)
         rows = {}
@@ -185,7 +189,11 @@ def main() -> None:
                                  capture_output=True, text=True, check=True)
             rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
             print(arch, name, rows[name], flush=True)
-        base = rows["PyTorch fp32, batch 32 (baseline)"]
+        all_rows[arch], costs[arch] = rows, cost
+    peak_end = gemm_peak()
+    peak = {k: max(peak_start[k], peak_end[k]) for k in peak_start}  # the machine's best: a ceiling
+    for arch, rows in all_rows.items():
+        cost, base = costs[arch], rows["PyTorch fp32, batch 32 (baseline)"]
         for name, r in rows.items():
             r["speed-up"] = r["pairs_per_s"] / base["pairs_per_s"]
             r["ndcg@10 change"] = r["ndcg@10"] - base["ndcg@10"]
@@ -193,7 +201,8 @@ def main() -> None:
             ceiling = peak["int8_gops"] if "int8" in name else peak["bf16_gflops"] if "bf16" in name else peak["fp32_gflops"]
             r["fraction_of_peak"] = r["gflops"] / ceiling
         results[arch] = {**rows, "_run": {"latency_queries": args.latency_queries, "at": time.strftime("%Y-%m-%d %H:%M"),
-                                          "machine": machine_summary(), "gemm_peak": peak, "cost": cost}}
+                                          "machine": machine_summary(), "gemm_peak": peak, "gemm_start": peak_start,
+                                          "gemm_end": peak_end, "cost": cost}}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
     for arch in archs:
