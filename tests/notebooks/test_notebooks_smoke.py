@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from rerank_utils.models.precision import cpu_has_bf16
 from rerank_utils.paths import notebooks_dir
 from rerank_utils.tutorial.profiles import PROFILES
 from rerank_utils.tutorial.records import read_records
@@ -167,8 +168,12 @@ def check_04_evaluation(r):
 def check_05_deployment(r):
     params = SMOKE.parameters_for("05_deployment")
     backends = {row["backend"]: row for row in r["backends"]}
-    # the bridge (offline default) exports: PyTorch, ONNX fp32, ONNX int8, and OpenVINO (installed by the dev extra)
-    assert list(backends) == ["PyTorch fp32", "ONNX fp32", "ONNX int8", "OpenVINO fp32"]
+    # the bridge (offline default) exports: PyTorch, ONNX fp32, ONNX int8, and OpenVINO fp32 and NNCF's int8 (the dev
+    # extra installs both); the bf16 rows only on a CPU with native bf16
+    bf16 = cpu_has_bf16()
+    assert list(backends) == ["PyTorch fp32", *(["PyTorch bf16"] if bf16 else []), "ONNX fp32", "ONNX int8", "OpenVINO fp32",
+                              *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8"]
+    assert backends["OpenVINO int8"]["pairs_per_s"] > 0 and _unit(backends["OpenVINO int8"]["same_order"])
     assert backends["ONNX fp32"]["max_abs_diff"] < 1e-3 and backends["ONNX fp32"]["ndcg@10_change"] == 0.0
     assert all(row["pairs_per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"] and _unit(row["ndcg@10"]) for row in backends.values())
     assert r["served"]["label"] == "ONNX int8" and r["served"]["health"]["status"] == "ok" and r["served"]["docs_status"] == 200
