@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.models.bridge import (
     BridgeEncoder,
     bridge_scores,
     encode_pairs,
     is_bridge,
 )
-from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import STANDARD_CONFIG
 from rerank_utils.models.precision import Bf16Autocast, cpu_has_bf16
