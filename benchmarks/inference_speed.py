@@ -77,8 +77,8 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int) -> dic
     if kind.startswith("torch"):
         model = load_cross_encoder(str(artifacts_dir("cpu", "models", architecture, create=False)), device="cpu")
     else:
-        file_name = "model_qint8.onnx" if kind == "openvino-int8" or kind == "onnx-int8" else \
-            "model_qint8_per_tensor.onnx" if kind == "onnx-int8pt" else OPENVINO_INT8 if "nncf" in kind else "model.onnx"
+        file_name = {"onnx-int8": "model_qint8.onnx", "openvino-int8": "model_qint8.onnx", "onnx-int8pt": "model_qint8_per_tensor.onnx",
+                     "openvino-nncf": OPENVINO_INT8, "openvino-nncf-bf16": OPENVINO_INT8}.get(kind, "model.onnx")
         scorer = OnnxBridgeReranker if architecture == "bridge" else OnnxCrossEncoder
         model = scorer(ONNX_ROOT / architecture, file_name=file_name, runtime="openvino" if kind.startswith("openvino") else "onnxruntime",
                        precision="bf16" if kind.endswith("bf16") else "f32")
@@ -109,10 +109,9 @@ def prepare_onnx(architecture: str) -> dict:
     """The exports every variant reads: ONNX fp32, onnxruntime int8 (per channel, per tensor) and NNCF's OpenVINO int8,
     calibrated on the TRAINING split's bi-encoder top-20 pairs (never the test queries it is measured on)."""
     from rerank_utils.data.saved_splits import prepare_splits
-    from rerank_utils.models.export import export_onnx, quantize_onnx, quantize_openvino
+    from rerank_utils.models.export import calibration_pairs, export_onnx, quantize_onnx, quantize_openvino
     from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
     from rerank_utils.paths import artifacts_dir
-    from rerank_utils.retrieval.dense import DenseRetriever
 
     model = load_cross_encoder(str(artifacts_dir("cpu", "models", architecture, create=False)), device="cpu")
     folder = ONNX_ROOT / architecture
@@ -120,9 +119,7 @@ def prepare_onnx(architecture: str) -> dict:
     quantize_onnx(folder)
     quantize_onnx(folder, file_name="model_qint8_per_tensor.onnx", per_channel=False)
     train = prepare_splits("cpu", "faq-en", seed=42)["train"]
-    qids = list(train.queries)[:CALIBRATION_QUERIES]
-    run = DenseRetriever(train.corpus, load_bi_encoder("default")).search({q: train.queries[q] for q in qids}, top_k=20)
-    quantize_openvino(folder, [(train.queries[q], train.corpus[d]) for q in qids for d in run[q]])
+    quantize_openvino(folder, calibration_pairs(train, load_bi_encoder("default"), queries=CALIBRATION_QUERIES, top_k=20))
     return cost_per_pair(architecture, model)
 
 
