@@ -244,6 +244,12 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--cache-size", type=int, default=100_000, help="scores kept in the LRU cache; 0 disables it (default: %(default)s)")
     srv.add_argument("--redis-url", default=None, help="cache scores in Redis instead, shared by workers and replicas, e.g. redis://localhost:6379/0 (default: env REDIS_URL)")
     srv.add_argument("--max-documents", type=int, default=1000, help="documents allowed in one request (default: %(default)s)")
+    srv.add_argument("--max-body-bytes", type=int, default=2_000_000, help="largest request body, chunked or not; larger gets 413 (default: %(default)s)")
+    srv.add_argument("--deadline-s", type=float, default=30.0, help="a request not answered within this many seconds gets 504 (default: %(default)s)")
+    srv.add_argument("--max-queue-pairs", type=int, default=None,
+                     help="pairs allowed to wait for the model; past it 429 with Retry-After (default: what the model scores in --queue-seconds)")
+    srv.add_argument("--queue-seconds", type=float, default=5.0,
+                     help="size the queue bound from the pairs/s measured at start: this many seconds of work (default: %(default)s)")
     return parser
 
 
@@ -353,7 +359,8 @@ def _serve(args) -> int:
         serve(model_dir, host=args.host, port=args.port, backend=args.backend, api_key=args.api_key or os.environ.get("RERANK_API_KEY"),
               device=device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, cache_size=args.cache_size,
               max_documents=args.max_documents, redis_url=args.redis_url, onnx_file=args.onnx_file,
-              precision=args.precision)
+              precision=args.precision, max_body_bytes=args.max_body_bytes, deadline_seconds=args.deadline_s,
+              max_queue_pairs=args.max_queue_pairs, queue_seconds=args.queue_seconds)
     except (FileNotFoundError, ValueError, ConnectionError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

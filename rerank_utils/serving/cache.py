@@ -121,6 +121,14 @@ class RedisScoreCache:
     def put(self, key: tuple[str, str, str], value: float) -> None:
         self.put_many([(key, value)])
 
+    def check(self) -> bool:
+        """Whether Redis answers a PING now (``/health`` reports ``degraded`` while it does not). The client
+        reconnects by itself once the server is back, so the cache is used again without a restart."""
+        try:
+            return bool(self.client.ping())
+        except self._redis_error:
+            return False
+
     def __len__(self) -> int:
         """Keys under this cache's prefix (SCAN: for tests and notebooks, not the hot path)."""
         return sum(1 for _ in self.client.scan_iter(match=self.prefix + "*", count=1000))

@@ -1,7 +1,7 @@
 """The service's ``/metrics`` in the Prometheus text format, written and read with ``prometheus_client``.
 
 :class:`ServiceCollector` turns a :class:`~rerank_utils.serving.app.RerankService`'s counters (requests, errors, pairs
-scored, seconds), its cache's hits, misses and Redis errors, and its micro-batcher's forward passes into metric
+scored, seconds, 429s, 504s and 503s), its cache's hits, misses and Redis errors, and its micro-batcher's forward passes and queue into metric
 families at scrape time; :func:`metrics_text` renders them with ``generate_latest``. :func:`read_metrics` parses a
 scrape back into ``{sample name: value}`` with ``prometheus_client``'s own parser, so notebook ``05_deployment`` and
 the tests read what a Prometheus server would.
@@ -28,6 +28,9 @@ class ServiceCollector:
         yield CounterMetricFamily("rerank_errors", "Rerank requests refused or failed.", value=c["errors"])
         yield CounterMetricFamily("rerank_pairs_scored", "(query, document) pairs scored by the model.", value=c["pairs_scored"])
         yield CounterMetricFamily("rerank_request_seconds", "Seconds spent in rerank requests.", value=c["seconds"])
+        yield CounterMetricFamily("rerank_overloaded", "Requests refused with 429: the queue of pairs was full.", value=c["overloaded"])
+        yield CounterMetricFamily("rerank_timeouts", "Requests answered 504: not scored within their deadline.", value=c["timeouts"])
+        yield CounterMetricFamily("rerank_scorer_failures", "Requests answered 503: the model raised.", value=c["scorer_failures"])
         yield CounterMetricFamily("rerank_cache_hits", "Scores served from the cache.", value=s.cache.hits)
         yield CounterMetricFamily("rerank_cache_misses", "Scores not in the cache.", value=s.cache.misses)
         if hasattr(s.cache, "errors"):  # Redis
@@ -35,6 +38,9 @@ class ServiceCollector:
         if hasattr(s.scorer, "batches"):  # a MicroBatcher
             yield CounterMetricFamily("rerank_batches", "Forward passes run by the micro-batcher.", value=s.scorer.batches)
             yield GaugeMetricFamily("rerank_batch_pairs_max", "Largest number of pairs in one forward pass.", value=s.scorer.largest_batch)
+            yield GaugeMetricFamily("rerank_queue_pairs", "Pairs waiting for or in a forward pass now.", value=s.scorer.queued_pairs)
+            if s.scorer.max_queue_pairs is not None:
+                yield GaugeMetricFamily("rerank_queue_pairs_limit", "Most pairs allowed to wait; past it 429.", value=s.scorer.max_queue_pairs)
 
 
 def metrics_text(service: Any) -> str:
