@@ -28,6 +28,7 @@ Introduced in notebook ``05_deployment``.
 # and the request models are local to create_app.
 import hmac
 import math
+import signal
 import threading
 import time
 import uuid
@@ -302,6 +303,10 @@ def load_service(model_dir: str, backend: str = "torch", device: str | None = No
                          deadline_seconds=deadline_seconds)
 
 
+def _stopped(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8080, backend: str = "torch", api_key: str | None = None,
           max_body_bytes: int = 2_000_000, **kwargs) -> None:
     """Load ``model_dir`` once and serve it with uvicorn until stopped (Ctrl-C / SIGTERM stop it cleanly: requests
@@ -309,6 +314,10 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8080, backend: st
     service = load_service(model_dir, backend=backend, **kwargs)
     print(f"serving {model_dir} ({backend}) on http://{host}:{port}: at most {service.scorer.max_queue_pairs} pairs queued, "
           f"deadline {service.deadline_seconds:g} s", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it found: this one
+        # makes that a clean exit (status 0, as process managers expect of a requested stop) instead of death by signal
+        signal.signal(signal.SIGTERM, _stopped)
     try:
         uvicorn.run(create_app(service, api_key=api_key, max_body_bytes=max_body_bytes), host=host, port=port, log_level="info")
     finally:

@@ -136,3 +136,76 @@ def test_redis_going_away_mid_run_never_fails_a_request(redis_url, tmp_path):
 def test_ttl_must_be_positive(fresh):
     with pytest.raises(ValueError, match="ttl_seconds=0"):
         RedisScoreCache(fresh, ttl_seconds=0)
+
+
+def _start_redis(port: int, folder) -> subprocess.Popen:
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(250):
+        try:
+            redis.Redis(port=port).ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"redis-server did not answer on port {port} within 5 s")
+
+
+def test_redis_stopped_and_started_again_under_load(redis_url, tmp_path):
+    """A real uvicorn server under a steady load while its Redis is stopped, then started again on the same port:
+    every request is answered 200, /health says degraded while Redis is away and ok once it is back, and the
+    cache is used again (hits grow) without restarting the service."""
+    import threading
+
+    from rerank_utils.serving.background import BackgroundServer
+
+    httpx = dev_extra("httpx")
+    port = free_port()
+    proc = _start_redis(port, tmp_path)
+    service = RerankService(WordScorer(), model_name="words", cache=RedisScoreCache(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.5))
+    statuses, stop = [], threading.Event()
+
+    def load():
+        with httpx.Client(timeout=10) as http:
+            i = 0
+            while not stop.is_set():
+                r = http.post(f"{srv.url}/v2/rerank", json={"query": f"roof tax {i % 5}", "documents": TEXTS})
+                statuses.append(r.status_code)
+                i += 1
+
+    def health():
+        return httpx.get(f"{srv.url}/health").json()
+
+    def wait_for(condition, what):
+        deadline = time.monotonic() + 10
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"waited 10 s for {what}")
+            time.sleep(0.05)
+
+    try:
+        with BackgroundServer(service) as srv:
+            clients = [threading.Thread(target=load) for _ in range(4)]
+            for c in clients:
+                c.start()
+            wait_for(lambda: service.cache.hits > 20, "cache hits before the outage")
+            proc.terminate()
+            proc.wait(timeout=10)
+            wait_for(lambda: service.cache.errors > 0, "a Redis error counted")
+            away = health()
+            assert away["status"] == "degraded" and f"127.0.0.1:{port}" in away["problem"]
+            served_while_away = len(statuses)
+            wait_for(lambda: len(statuses) > served_while_away + 20, "requests served while Redis is away")
+            proc = _start_redis(port, tmp_path)
+            wait_for(lambda: health()["status"] == "ok", "/health ok again")
+            hits_back = service.cache.hits
+            wait_for(lambda: service.cache.hits > hits_back + 20, "cache hits after Redis came back")
+            stop.set()
+            for c in clients:
+                c.join(timeout=10)
+    finally:
+        stop.set()
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert read_metrics(service.metrics_text())["rerank_cache_errors_total"] == service.cache.errors > 0
