@@ -72,6 +72,8 @@ class PrepareSection(Strict):
     split_fractions: SplitFractions = _key("train: training; val: every choice; test: the reported result", "fractions", (NB01, "split_fractions"))
     group_key: Optional[str] = _key("keep queries sharing this metadata value on one side (category, paper_id); null: none", "str",
                                     (NB01, "group_key"))
+    resplit: StrictBool = _key("a BEIR folder with its own qrels/train.tsv (dev.tsv) and test.tsv keeps those splits; true: re-split it",
+                               "bool", (NB01, "resplit"))
 
 
 class FinetuneSection(Strict):

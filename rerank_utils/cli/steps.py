@@ -62,7 +62,8 @@ def base_model_for(cfg: PipelineConfig, architecture: str) -> str:
 
 def split_params_of(cfg: PipelineConfig) -> dict[str, Any]:
 
-    return split_params(cfg["data_source"], cfg["seed"], cfg["prepare.split_fractions"], cfg["prepare.group_key"], cfg["max_queries"])
+    return split_params(cfg["data_source"], cfg["seed"], cfg["prepare.split_fractions"], cfg["prepare.group_key"], cfg["max_queries"],
+                        cfg["prepare.resplit"])
 
 
 def _check_device(device: str) -> None:
@@ -71,7 +72,7 @@ def _check_device(device: str) -> None:
             raise PipelineError(f"device: {device!r}, but torch sees no CUDA GPU here; set `device: cpu` (or --set device=cpu)")
 
 
-def _splits(cfg: PipelineConfig, rebuild: bool = False):
+def _splits(cfg: PipelineConfig, rebuild: bool = False, log: Callable[[str], None] = print):
     """``(splits, how)``: the config's split from artifacts/<name>/data/splits when it was made with these
     values, else built and saved there. Splits made from other values are never replaced silently."""
     params = split_params_of(cfg)
@@ -85,7 +86,8 @@ def _splits(cfg: PipelineConfig, rebuild: bool = False):
         )
     how = "reused" if saved == params and not rebuild else "built"
     splits = prepare_splits(cfg.name, cfg["data_source"], seed=cfg["seed"], fractions=cfg["prepare.split_fractions"],
-                            group_key=cfg["prepare.group_key"], max_queries=cfg["max_queries"], rebuild=rebuild)
+                            group_key=cfg["prepare.group_key"], max_queries=cfg["max_queries"], rebuild=rebuild,
+                            resplit=cfg["prepare.resplit"], log=log)
     return splits, how
 
 
@@ -100,7 +102,7 @@ def _sizes(splits) -> str:
 
 def run_prepare(cfg: PipelineConfig, rebuild: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``prepare``: build and save the leak-free split (notebook 01), or reuse the one saved with these values."""
-    splits, how = _splits(cfg, rebuild=rebuild)
+    splits, how = _splits(cfg, rebuild=rebuild, log=log)
     leakage = check_splits(splits)
     leak_free = all(r.ok for r in leakage.values())
     folder = splits_dir(cfg.name)

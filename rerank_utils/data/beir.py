@@ -24,6 +24,7 @@ from rerank_utils.data.records import (
 from rerank_utils.data.triples import _check_pairs
 
 BEIR_QRELS_HEADER = ("query-id", "corpus-id", "score")
+BEIR_SPLIT = "beir_split"  # query_meta key: the qrels file (stem) a query was read from
 
 
 def read_beir(
@@ -42,11 +43,19 @@ def read_beir(
     another grade (``conflicting_labels``). The report counts the records of all three files: a query
     outside the split counts as kept (it is valid), though the dataset does not hold it.
 
+    ``split="all"``: every ``qrels/*.tsv`` at once (corpus and queries read once); each query's split is its
+    ``query_meta[q]["beir_split"]``, which
+    :func:`~rerank_utils.data.splits.make_splits` turns back into the folder's own train / val / test. A query
+    with positives in two qrels files is an error naming both.
+
     Raises FileNotFoundError naming the missing file (for a missing split: the splits present).
     """
     _check_mode(mode)
     folder = Path(folder)
-    corpus_path, queries_path, qrels_path = _beir_paths(folder, split)
+    names = beir_splits(folder) if split == "all" else [split]
+    if not names:
+        _beir_paths(folder, "test")  # names what is missing
+    corpus_path, queries_path, _ = _beir_paths(folder, names[0])
 
     doc_entries = _jsonl_entries(corpus_path)
     doc_found = _Found(str(corpus_path), doc_entries)
@@ -56,23 +65,47 @@ def read_beir(
     query_found = _Found(str(queries_path), query_entries)
     queries, query_meta = _beir_items(query_entries, query_found, "query")
 
-    row_entries = _qrels_entries(qrels_path)
-    row_found = _Found(str(qrels_path), row_entries)
-    qrels = _beir_qrels(row_entries, row_found, queries, corpus)
+    reports = [doc_found.report(), query_found.report()]
+    qrels: dict[str, dict[str, float]] = {}
+    split_of: dict[str, str] = {}
+    for name in names:
+        qrels_path = _beir_paths(folder, name)[2]
+        row_entries = _qrels_entries(qrels_path)
+        row_found = _Found(str(qrels_path), row_entries)
+        these = _beir_qrels(row_entries, row_found, queries, corpus)
+        reports.append(row_found.report())
+        twice = sorted(q for q in these if q in split_of and any(g > 0 for g in these[q].values()))
+        if twice:
+            raise ValueError(f"{folder}: queries {twice[:5]} ({len(twice)} in all) have judgements in qrels/{split_of[twice[0]]}.tsv and "
+                             f"qrels/{name}.tsv; a query belongs to one split: fix the folder, or read one split (split='{name}')")
+        for qid, judged in these.items():
+            qrels[qid] = judged
+            if any(grade > 0 for grade in judged.values()):
+                split_of[qid] = name
 
-    in_split = [qid for qid in queries if any(grade > 0 for grade in qrels.get(qid, {}).values())]
+    in_split = [qid for qid in queries if qid in split_of]
     dataset = RetrievalDataset(
         corpus=corpus,
         queries={qid: queries[qid] for qid in in_split},
         qrels={qid: qrels[qid] for qid in in_split},
         doc_meta=doc_meta,
-        query_meta={qid: query_meta[qid] for qid in in_split if qid in query_meta},
+        query_meta=({qid: {**query_meta.get(qid, {}), BEIR_SPLIT: split_of[qid]} for qid in in_split} if split == "all"
+                    else {qid: query_meta[qid] for qid in in_split if qid in query_meta}),
         name=folder.name,
     )
-    report = _merge_reports(str(folder), [doc_found.report(), query_found.report(), row_found.report()])
+    report = _merge_reports(str(folder), reports)
     if mode == "strict" and report.problems:
         raise DataValidationError(report)
     return dataset, report
+
+
+def beir_splits(folder: str | Path) -> list[str]:
+    """The splits a BEIR folder holds: the stems of ``qrels/*.tsv``, train first, then dev / val, then test, then
+    any others by name."""
+    qrels = Path(folder) / "qrels"
+    found = sorted(p.stem for p in qrels.glob("*.tsv")) if qrels.is_dir() else []
+    order = {"train": 0, "dev": 1, "val": 1, "validation": 1, "test": 2}
+    return sorted(found, key=lambda name: (order.get(name, 3), name))
 
 
 def write_beir(ds: RetrievalDataset, folder: str | Path, split: str = "test") -> Path:
@@ -275,7 +308,7 @@ def _beir_row(item_id: str, text: str, meta: dict, title: bool) -> dict:
     if title or "title" in meta:
         row["title"] = meta.get("title") or ""
     row["text"] = text
-    row.update((key, val) for key, val in meta.items() if key not in ("_id", "title", "text"))
+    row.update((key, val) for key, val in meta.items() if key not in ("_id", "title", "text", BEIR_SPLIT))  # the qrels file says the split
     return row
 
 

@@ -17,7 +17,7 @@ from rerank_utils.data.beir import read_beir, write_beir
 from rerank_utils.data.convert import dataset_to_triples
 from rerank_utils.data.records import DEFAULT_FRACTIONS, RetrievalDataset
 from rerank_utils.data.sources import build_dataset
-from rerank_utils.data.splits import split_dataset
+from rerank_utils.data.splits import make_splits
 from rerank_utils.data.triples import write_triples
 from rerank_utils.paths import artifacts_dir
 
@@ -28,8 +28,9 @@ def splits_dir(profile: str) -> Path:
     return artifacts_dir(profile, "data", "splits")
 
 
-def save_splits(splits: dict[str, RetrievalDataset], folder: str | Path, params: dict[str, Any] | None = None) -> Path:
-    """Write ``splits`` (sharing one corpus) under ``folder``; returns the folder."""
+def save_splits(splits: dict[str, RetrievalDataset], folder: str | Path, params: dict[str, Any] | None = None,
+                made: str | None = None) -> Path:
+    """Write ``splits`` (sharing one corpus) under ``folder``; ``made``: how they were made (recorded); returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     first = next(iter(splits.values()))
@@ -41,6 +42,7 @@ def save_splits(splits: dict[str, RetrievalDataset], folder: str | Path, params:
         write_triples(dataset_to_triples(split), folder / "triples" / f"{name}.jsonl")
     meta = {
         "params": params or {},
+        "made": made,
         "name": first.name,
         "splits": {name: list(s.queries) for name, s in splits.items()},
         "doc_meta": first.doc_meta,
@@ -69,7 +71,9 @@ def load_splits(folder: str | Path) -> dict[str, RetrievalDataset]:
 
 def saved_split_params(profile: str) -> dict[str, Any] | None:
     path = splits_dir(profile) / META_FILE
-    return json.loads(path.read_text(encoding="utf-8"))["params"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    return {"resplit": False, **json.loads(path.read_text(encoding="utf-8"))["params"]}  # saved before the key existed: made without it
 
 
 def split_params(
@@ -78,6 +82,7 @@ def split_params(
     fractions: dict[str, float] | None = None,
     group_key: str | None = None,
     max_queries: int | None = None,
+    resplit: bool = False,
 ) -> dict[str, Any]:
     """The parameters that define a split; saved with it so a later notebook knows whether it matches."""
     return {
@@ -86,6 +91,7 @@ def split_params(
         "fractions": dict(fractions or DEFAULT_FRACTIONS),
         "group_key": group_key,
         "max_queries": max_queries,
+        "resplit": resplit,
     }
 
 
@@ -97,23 +103,27 @@ def prepare_splits(
     group_key: str | None = None,
     max_queries: int | None = None,
     rebuild: bool = False,
+    resplit: bool = False,
+    log: Any = print,
 ) -> dict[str, RetrievalDataset]:
     """The profile's saved splits if they were made with these parameters, else build and save them.
 
     Notebooks after ``01`` call this with ``fractions=None`` and ``group_key=None``: then any split that
     ``01`` saved for the same ``data_source``, ``seed`` and ``max_queries`` is reused, whatever fractions or
     group key it used; when there is none, the default 70/10/20 split by query is built and saved, so each
-    notebook can also run alone.
+    notebook can also run alone. A BEIR folder that publishes its own train (and dev) and test qrels keeps
+    them unless ``resplit`` (:func:`~rerank_utils.data.splits.make_splits`; ``log`` says which); how the split was
+    made is saved in ``split_meta.json`` (``"made"``).
     """
-    params = split_params(data_source, seed, fractions, group_key, max_queries)
+    params = split_params(data_source, seed, fractions, group_key, max_queries, resplit)
     saved = saved_split_params(profile)
     if not rebuild and saved is not None:
-        same_data = all(saved.get(k) == params[k] for k in ("data_source", "seed", "max_queries"))
+        same_data = all(saved.get(k) == params[k] for k in ("data_source", "seed", "max_queries", "resplit"))
         if saved == params or (same_data and fractions is None and group_key is None):
             return load_splits(splits_dir(profile))
     ds = build_dataset(data_source)
     if max_queries:
         ds = ds.sample(max_queries, seed=seed)
-    splits = split_dataset(ds, fractions=params["fractions"], seed=seed, group_key=group_key)
-    save_splits(splits, splits_dir(profile), params)
+    splits, made = make_splits(ds, fractions=params["fractions"], seed=seed, group_key=group_key, resplit=resplit, log=log)
+    save_splits(splits, splits_dir(profile), params, made=made)
     return splits

@@ -73,7 +73,7 @@ def load_triples_file(path: str | os.PathLike, mode: str = "strict", require_pos
 BUILD_SOURCES = (
     "'faq' / 'faq-en' / 'faq-sv' (the packaged Swedish construction FAQ)",
     "'qasper' (kwargs: split, qasper_source=<local copy>, ...)",
-    "a BEIR folder (with corpus.jsonl; kwargs: split, mode)",
+    "a BEIR folder (with corpus.jsonl; kwargs: split (default: every qrels/*.tsv), mode)",
     "an MS MARCO folder (with collection.tsv; kwargs: split='dev.small' picks queries.<split>.tsv and "
     "qrels.<split>.tsv, limit_queries)",
     "a triples file: .json / .jsonl / .csv in the guide's format (kwargs: mode, require_positive)",
@@ -86,7 +86,9 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
 
     Returns a :class:`~rerank_utils.data.records.RetrievalDataset` for each: ``"faq"``/``"faq-en"``/``"faq-sv"`` -> :func:`~rerank_utils.data.faq.load_faq`;
     ``"qasper"`` -> :func:`~rerank_utils.data.qasper.load_qasper_papers` + :func:`~rerank_utils.data.qasper.qasper_to_dataset`; a folder with
-    ``corpus.jsonl`` -> :func:`load_beir_folder`; a folder with ``collection.tsv`` ->
+    ``corpus.jsonl`` -> :func:`load_beir_folder` (every ``qrels/*.tsv`` unless ``split`` names one; each query's
+    ``query_meta["beir_split"]`` says which, so :func:`~rerank_utils.data.splits.make_splits` keeps the folder's own
+    train / dev / test); a folder with ``collection.tsv`` ->
     :func:`~rerank_utils.data.msmarco.load_msmarco_dataset`; a ``.json``/``.jsonl``/``.csv`` file -> :func:`load_triples_file` +
     :func:`rerank_utils.data.convert.triples_to_dataset` (ids from the text; score-0 pairs stay in the qrels as
     judged non-relevant); a ``.tsv`` file -> :func:`~rerank_utils.data.msmarco.load_msmarco_triples` + the same conversion.
@@ -108,6 +110,7 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     path = resolve_path(text)
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
+            kw.setdefault("split", "all")  # every qrels file, each query tagged with its split (data.splits.make_splits)
             dataset, report = load_beir_folder(path, **kw)
             _log_report(report, path)
             return dataset

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from rerank_utils.data.beir import BEIR_SPLIT
 from rerank_utils.data.records import (
     DEFAULT_FRACTIONS,
     POSITIVE_THRESHOLD,
@@ -62,6 +63,66 @@ def split_dataset(
         name: ds.subset([qids[n] for n in sorted(members[k])], name=f"{ds.name}-{name}" if ds.name else name)
         for k, name in enumerate(names)
     }
+
+
+def published_splits(ds: RetrievalDataset) -> dict[str, list[str]] | None:
+    """The query ids of each split a BEIR folder published (``query_meta[q]["beir_split"]``, as
+    ``read_beir(..., split="all")`` tags them): ``{"train", "val" (from dev.tsv or val.tsv, when there is one),
+    "test"}``; ``None`` when the dataset has no such tags or no train and test splits among them."""
+    tags = {q: ds.query_meta.get(q, {}).get(BEIR_SPLIT) for q in ds.queries}
+    if not tags or any(t is None for t in tags.values()):
+        return None
+    by_split: dict[str, list[str]] = collections.defaultdict(list)
+    for q, t in tags.items():
+        by_split[{"dev": "val", "validation": "val"}.get(t, t)].append(q)
+    if "train" not in by_split or "test" not in by_split:
+        return None
+    return {name: by_split[name] for name in ("train", "val", "test") if name in by_split}
+
+
+def make_splits(
+    ds: RetrievalDataset,
+    fractions: Mapping[str, float] | None = None,
+    seed: int = 42,
+    group_key: str | None = None,
+    resplit: bool = False,
+    log: Any = print,
+) -> tuple[dict[str, RetrievalDataset], str]:
+    """``(splits, how they were made)``: a BEIR folder's own train / val / test when it published them (read with
+    ``split="all"``: qrels/train.tsv, dev.tsv or val.tsv, test.tsv) unless ``resplit``, else :func:`split_dataset`.
+    A published train without a dev split gives up part of its queries to val (``fractions``' val share of
+    train + val, by :func:`split_dataset`, so linked queries stay on one side); test is always the published one.
+    ``log`` gets one line saying which was done and why. Introduced in notebook ``01_data_preparation``."""
+    published = published_splits(ds)
+    tags = {ds.query_meta.get(q, {}).get(BEIR_SPLIT) for q in ds.queries} - {None}
+    if published is None or resplit:
+        if published is not None:
+            how = f"re-split {_shares(fractions)} by query (resplit: true), ignoring the folder's own {', '.join(sorted(tags))} qrels"
+        elif tags:
+            how = f"re-split {_shares(fractions)} by query: the folder publishes only {', '.join(sorted(tags))} qrels (no qrels/train.tsv)"
+        else:
+            how = f"split {_shares(fractions)} by query (seed {seed})"
+        log(how)
+        return split_dataset(ds, fractions=fractions, seed=seed, group_key=group_key), how
+    name = f"{ds.name}-" if ds.name else ""
+    splits = {split: ds.subset(qids, name=f"{name}{split}") for split, qids in published.items()}
+    how = f"the folder's own splits: train {len(published['train'])} queries (qrels/train.tsv)"
+    if "val" not in splits:
+        names, weights = _normalised_fractions(fractions)
+        shares = dict(zip(names, weights))
+        carved = split_dataset(splits["train"], {"train": shares.get("train", 0.7), "val": shares.get("val", 0.1)}, seed=seed, group_key=group_key)
+        splits = {"train": carved["train"], "val": carved["val"], "test": splits["test"]}
+        how = (f"the folder's own splits, test from qrels/test.tsv; it has no dev.tsv, so val is {len(splits['val'])} of the "
+               f"{len(published['train'])} qrels/train.tsv queries, train the other {len(splits['train'])}")
+    else:
+        how += f", val {len(published['val'])} (its dev/val qrels), test {len(published['test'])} (qrels/test.tsv)"
+    log(f"{how}; set resplit: true (notebook 01's `resplit`) to re-split instead")
+    return {"train": splits["train"], "val": splits["val"], "test": splits["test"]}, how
+
+
+def _shares(fractions: Mapping[str, float] | None) -> str:
+    names, weights = _normalised_fractions(fractions)
+    return "/".join(f"{w * 100:.0f}" for w in weights) + f" ({'/'.join(names)})"
 
 
 def split_triples(

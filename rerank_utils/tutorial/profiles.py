@@ -222,7 +222,7 @@ PROFILES: dict[str, Profile] = {
         common=_OFFLINE_COMMON,
         notebooks={
             "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 20, "batch_size": 32},
-            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 256},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 256},
             "02_negative_mining": _MINING_NB,
             "03_fine_tuning": _FINETUNE_NB,
             "04_evaluation": _EVAL_NB,
@@ -243,7 +243,7 @@ PROFILES: dict[str, Profile] = {
         common={**_OFFLINE_COMMON, "max_queries": 40},
         notebooks={
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
-            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 128},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 128},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
@@ -274,7 +274,7 @@ PROFILES: dict[str, Profile] = {
         },
         notebooks={
             "00_concepts": {"top_k_values": [10, 20, 50, 100], "latency_queries": 50, "batch_size": 64},
-            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "max_length": 512},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": "paper_id", "resplit": False, "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 2000, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": _HUB_FINETUNE,
             "04_evaluation": {**_EVAL_NB, "base_reranker": "cross-encoder/ms-marco-MiniLM-L-12-v2", "learning_curve_sizes": [100, 250, 500]},
@@ -304,7 +304,7 @@ PROFILES: dict[str, Profile] = {
         },
         notebooks={
             "00_concepts": {"top_k_values": [5, 10, 20], "latency_queries": 10, "batch_size": 32},
-            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "max_length": 512},
+            "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 512},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": None, "learning_rate": 2e-5, "max_length": 512},
             "03_fine_tuning": {**_HUB_FINETUNE, "engine_train_queries": 8},
             "04_evaluation": {**_EVAL_NB, "base_reranker": "BAAI/bge-reranker-base", "learning_curve_sizes": [4, 8]},

@@ -227,7 +227,8 @@ OPTIONS = {
     "run-notebooks": ["--profile", "--only", "--from", "--to", "--cell-timeout", "--log-output", "--list", "--notebooks-dir", "--quiet"],
     "profiles": [],
     "serve": ["model_dir", "--config", "--host", "--port", "--backend", "--onnx-file", "--precision", "--device", "--api-key", "--max-batch",
-              "--max-wait-ms", "--cache-size", "--redis-url", "--max-documents"],
+              "--max-wait-ms", "--cache-size", "--redis-url", "--max-documents", "--max-body-bytes",
+              "--deadline-s", "--max-queue-pairs", "--queue-seconds"],
 }
 
 
