@@ -73,6 +73,9 @@ def _jsonl_entries(path: Path) -> list[_Entry]:
             except json.JSONDecodeError as err:
                 message = f"not valid JSON ({err.msg}, column {err.colno}); each line must hold one JSON object"
                 entries.append(_Entry(location, problem=Problem(source, location, "invalid_json", message)))
+            except RecursionError:  # Python's parser gives up on nesting about 1,000 deep
+                message = "JSON nested too deeply to parse; a record is one flat object of text fields"
+                entries.append(_Entry(location, problem=Problem(source, location, "invalid_json", message)))
     return entries
 
 
@@ -136,6 +139,8 @@ def _json_array_entries(path: Path) -> list[_Entry]:
                 value, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as err:
                 fail(err.pos, "invalid_json", f"not valid JSON: {err.msg}")
+            except RecursionError:
+                fail(pos, "invalid_json", "JSON nested too deeply to parse; a record is one flat object of text fields")
             entries.append(_Entry(f"record {len(entries)} (line {where(pos)[0]})", value))
             pos = skip(end)
             if pos < len(text) and text[pos] == ",":
