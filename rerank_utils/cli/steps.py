@@ -27,6 +27,7 @@ from rerank_utils.data.splits import check_splits
 from rerank_utils.data.triples import write_triples
 from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers, guide_claim, strongest_verdict
 from rerank_utils.models.bridge import is_bridge
+from rerank_utils.models.calibration import copy_calibration
 from rerank_utils.models.export import calibration_pairs, export_onnx, quantize_onnx, quantize_openvino
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.models.published import publish_reranker
@@ -316,6 +317,7 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
     reranker = load_cross_encoder(str(folder), device="cpu")
     try:
         path = export_onnx(reranker, out)
+        copy_calibration(folder, out)  # the export is served alone: its probabilities stay calibrated
         files = [path]
         if quantize:
             files.append(quantize_onnx(out))

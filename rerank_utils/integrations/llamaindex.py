@@ -21,7 +21,9 @@ from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from rerank_utils.data.records import RetrievalDataset
 from rerank_utils.evaluation.pipelines import _ordered
+from rerank_utils.models.calibration import PlattCalibration, load_calibration
 from rerank_utils.models.loading import BACKENDS, load_reranker
+from rerank_utils.models.scores import activation_of, raw_scores
 from rerank_utils.models.resolve import DEFAULT_MODEL, resolve_model
 
 
@@ -59,6 +61,7 @@ def cross_encoder_reranker(
     device: str | None = None,
     backend: str = "torch",
     keep_retrieval_score: bool = True,
+    calibration: PlattCalibration | None = None,
 ):
     """The package's LlamaIndex node postprocessor: rerank retrieved nodes with a cross-encoder.
 
@@ -66,16 +69,20 @@ def cross_encoder_reranker(
     export folder with ``backend="onnx"`` or ``"openvino"`` (both through :func:`rerank_utils.models.loading.load_reranker`), or a loaded model with ``predict``. Unlike LlamaIndex's
     ``SentenceTransformerRerank`` it takes a batch size, an ONNX backend and a loaded model, and keeps
     the first stage's score beside the new one (``node.metadata["retrieval_score"]``, excluded from the
-    text the model and the LLM see). Introduced in notebook ``14_bridge_reranker`` (``04_evaluation`` uses it).
+    text the model and the LLM see). Nodes are ordered by the model's raw scores; ``node.score`` is the calibrated
+    probability where there is a calibration (``calibration``, or the model folder's ``calibration.json``), else the
+    model's own activation computed in float64 (never a float32 sigmoid that ties at 1.0).
+    Introduced in notebook ``14_bridge_reranker`` (``04_evaluation`` uses it).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
     if top_n < 1 or batch_size < 1:
         raise ValueError(f"top_n={top_n}, batch_size={batch_size}: both must be >= 1")
-    return _postprocessor_class()(
-        top_n=top_n, batch_size=batch_size, keep_retrieval_score=keep_retrieval_score,
-        scorer=model if not isinstance(model, (str, os.PathLike)) else load_reranker(model, backend=backend, device=device),
-    )
+    if isinstance(model, (str, os.PathLike)):
+        calibration = calibration or (load_calibration(model) if os.path.isdir(model) else None)
+        model = load_reranker(model, backend=backend, device=device)
+    return _postprocessor_class()(top_n=top_n, batch_size=batch_size, keep_retrieval_score=keep_retrieval_score, scorer=model,
+                                  calibration=calibration)
 
 
 def _postprocessor_class():
@@ -85,10 +92,11 @@ def _postprocessor_class():
         batch_size: int = Field(default=32, description="pairs per forward pass")
         keep_retrieval_score: bool = Field(default=True, description="keep the first stage's score in metadata")
         _scorer: Any = PrivateAttr()
+        _calibration: Any = PrivateAttr()
 
-        def __init__(self, scorer: Any, **kwargs: Any) -> None:
+        def __init__(self, scorer: Any, calibration: PlattCalibration | None = None, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self._scorer = scorer
+            self._scorer, self._calibration = scorer, calibration
 
         @classmethod
         def class_name(cls) -> str:
@@ -100,16 +108,18 @@ def _postprocessor_class():
             if not nodes:
                 return []
             pairs = [(query_bundle.query_str, n.node.get_content(metadata_mode=MetadataMode.EMBED)) for n in nodes]
-            scores = self._scorer.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+            raw = raw_scores(self._scorer, pairs, batch_size=self.batch_size)
+            scores = self._calibration.probability(raw) if self._calibration is not None else activation_of(self._scorer)(raw)
+            order = sorted(range(len(nodes)), key=lambda i: -raw[i])  # stable: ties keep the first stage's order
             out = []
-            for n, s in zip(nodes, scores):
+            for i in order:
+                n, s = nodes[i], scores[i]
                 if self.keep_retrieval_score:
                     n.node.metadata["retrieval_score"] = n.score
                     for keys in (n.node.excluded_embed_metadata_keys, n.node.excluded_llm_metadata_keys):
                         if "retrieval_score" not in keys:
                             keys.append("retrieval_score")
                 out.append(NodeWithScore(node=n.node, score=float(s)))
-            out.sort(key=lambda n: -n.score)  # stable: ties keep the first stage's order
             return out[: self.top_n]
 
     return CrossEncoderReranker

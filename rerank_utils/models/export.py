@@ -23,6 +23,7 @@ from rerank_utils.models.bridge import (
     encode_pairs,
     is_bridge,
 )
+from rerank_utils.models.calibration import copy_calibration
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import STANDARD_CONFIG
 from rerank_utils.models.precision import Bf16Autocast, cpu_has_bf16
@@ -190,16 +191,20 @@ def quantize_openvino(folder: str | os.PathLike, calibration_pairs, file_name: s
     return out
 
 
-def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True, calibration: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True, calibration: list[tuple[str, str]] | None = None,
+                    model_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The reranker on every CPU backend it can be served on, by label, PyTorch fp32 first: exported to ``folder``
     (:func:`export_onnx`) and loaded back through :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime
     (fp32; with ``quantize`` int8, :func:`quantize_onnx`) and OpenVINO when installed (fp32; with ``quantize`` and
     ``calibration`` pairs (:func:`calibration_pairs`) NNCF's int8, :func:`quantize_openvino`); the bf16 rows (PyTorch
     autocast, OpenVINO) only on a CPU that computes bf16 natively. A bridge or a standard cross-encoder alike.
+    ``model_dir``: the folder ``reranker`` was loaded from, whose ``calibration.json`` the export carries.
     Notebook ``05_deployment``'s table."""
     bf16 = cpu_has_bf16()
     models: dict[str, Any] = {"PyTorch fp32": reranker, **({"PyTorch bf16": Bf16Autocast(reranker)} if bf16 else {})}
     export_onnx(reranker, folder)
+    if model_dir is not None:
+        copy_calibration(model_dir, folder)
     models["ONNX fp32"] = load_reranker(folder, backend="onnx")
     if quantize:
         quantize_onnx(folder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.models.scores import ranking_scores
 from rerank_utils.retrieval.queries import rank
 
 
@@ -29,13 +30,15 @@ def rerank_run(
     """Score each query's first-stage top-``top_k`` with ``model.predict`` and return the reranked run.
 
     Only queries present in both ``ds.queries`` and ``first_stage`` are reranked. All pairs are scored in
-    one batched ``predict`` call. Documents below ``top_k`` are dropped (the reranker never saw them).
+    one batched ``predict`` call. Documents below ``top_k`` are dropped (the reranker never saw them). The scores
+    are ``predict``'s, computed from the raw scores in float64 (:func:`~rerank_utils.models.scores.ranking_scores`):
+    a float32 sigmoid would tie every document above a logit of about 17.
     """
     cand = candidates({q: first_stage[q] for q in ds.queries if q in first_stage}, top_k)
     pairs = [(ds.queries[q], ds.corpus[d]) for q, docs in cand.items() for d in docs]
     if not pairs:
         return {q: {} for q in cand}
-    scores = np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar), dtype=float)
+    scores = ranking_scores(model, pairs, batch_size=batch_size, show_progress_bar=show_progress_bar)
     out: dict[str, dict[str, float]] = {}
     i = 0
     for q, docs in cand.items():

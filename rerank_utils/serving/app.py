@@ -40,9 +40,10 @@ import uvicorn
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rerank_utils.models.calibration import PlattCalibration, load_calibration
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.serving.batching import MicroBatcher, RawScorer, measure_pairs_per_s
 from rerank_utils.serving.cache import ScoreCache, make_cache
@@ -65,6 +66,7 @@ class RerankService:
     batch_size: int = 32
     cache: Any = field(default_factory=ScoreCache)  # ScoreCache or RedisScoreCache
     deadline_seconds: float = 30.0  # a request not scored within this many seconds of its arrival gets a 504
+    calibration: PlattCalibration | None = None  # the model folder's calibration.json: probabilities a client can threshold
     counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -99,10 +101,18 @@ class RerankService:
             for name, value in increments.items():
                 self.counters[name] += value
 
+    def probability(self, raw: float) -> float:
+        """The probability returned for a raw score: calibrated (``sigmoid(a * s + b)``) where the model has a
+        calibration, else ``sigmoid(s)``; float64 either way (the order is always the raw scores')."""
+        if self.calibration is not None:
+            return float(self.calibration.probability(raw))
+        return _sigmoid(raw)
+
     def health(self) -> dict[str, Any]:
         """``{"status": "ok" | "degraded" | "busy", ...}``: busy when the micro-batcher's queue is over 80 % full
         or its forward pass has run longer than the deadline; degraded when the Redis cache does not answer."""
-        out: dict[str, Any] = {"status": "ok", "model": self.model_name, "cache": type(self.cache).__name__}
+        out: dict[str, Any] = {"status": "ok", "model": self.model_name, "cache": type(self.cache).__name__,
+                               "calibrated": self.calibration is not None}
         if hasattr(self.cache, "check") and not self.cache.check():
             out["status"], out["problem"] = "degraded", f"the Redis cache at {self.cache.url} does not answer: scoring without it"
         if isinstance(self.scorer, MicroBatcher):
@@ -117,6 +127,13 @@ class RerankService:
     def metrics_text(self) -> str:
         """The counters in the Prometheus text format (:mod:`rerank_utils.serving.metrics`)."""
         return metrics_text(self)
+
+
+def _not_blank(cls, query: str) -> str:
+    """A request model's check (``field_validator("query")``): a query of whitespace alone is refused."""
+    if not query.strip():
+        raise ValueError("the query is blank (only whitespace): send the search text")
+    return query
 
 
 def _sigmoid(x: float) -> float:
@@ -140,6 +157,8 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
         truncate: bool = True
         top_n: int | None = Field(default=None, ge=1, description="keep the best top_n (the guide's body)")
 
+        _blank = field_validator("query")(_not_blank)
+
         @model_validator(mode="after")
         def _one_list(self):
             if (self.texts is None) == (self.passages is None):
@@ -155,6 +174,8 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
         return_documents: bool = False
         model: str | None = None
         max_tokens_per_doc: int | None = Field(default=None, ge=1, description="accepted for Cohere clients; texts are cut at the server's max_text_chars instead")
+
+        _blank = field_validator("query")(_not_blank)
 
     app = FastAPI(title="rerank-finetune service", version="1", description=__doc__)
 
@@ -240,7 +261,7 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
             if req.top_n is not None:
                 order = order[: req.top_n]
             return [
-                {"index": i, "score": raw[i] if req.raw_scores else _sigmoid(raw[i]), **({"text": texts[i]} if req.return_text else {})}
+                {"index": i, "score": raw[i] if req.raw_scores else service.probability(raw[i]), **({"text": texts[i]} if req.return_text else {})}
                 for i in order
             ]
 
@@ -252,7 +273,7 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
             raw = service.raw_scores(req.query, texts, timeout=left)
             order = sorted(range(len(texts)), key=lambda i: -raw[i])[: req.top_n or len(texts)]
             results = [
-                {"index": i, "relevance_score": _sigmoid(raw[i]), **({"document": {"text": texts[i]}} if req.return_documents else {})}
+                {"index": i, "relevance_score": service.probability(raw[i]), **({"document": {"text": texts[i]}} if req.return_documents else {})}
                 for i in order
             ]
             return {"id": str(uuid.uuid4()), "results": results, "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}}}
@@ -288,6 +309,7 @@ def load_service(model_dir: str, backend: str = "torch", device: str | None = No
     folder, the bridge included), ``"onnx"`` (a bridge exported by :func:`rerank_utils.models.export.export_onnx`,
     on onnxruntime; ``onnx_file="model_qint8.onnx"`` for the int8 model) or ``"openvino"`` (the same export
     on OpenVINO; ``precision="bf16"`` computes in bf16 there). The cache is Redis when ``redis_url`` or the ``REDIS_URL`` environment variable is set.
+    The folder's ``calibration.json`` (saved by training), when there is one, calibrates the probabilities returned.
 
     Back-pressure: at most ``max_queue_pairs`` pairs wait to be scored; by default as many as the model scores in
     ``queue_seconds`` at its pairs/s measured here once at load (:func:`~rerank_utils.serving.batching.measure_pairs_per_s`),
@@ -300,7 +322,7 @@ def load_service(model_dir: str, backend: str = "torch", device: str | None = No
         max_queue_pairs = max(max_batch, int(measure_pairs_per_s(scorer) * queue_seconds))
     return RerankService(MicroBatcher(scorer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue_pairs=max_queue_pairs),
                          model_name=Path(model_dir).name, max_documents=max_documents, cache=make_cache(cache_size, redis_url),
-                         deadline_seconds=deadline_seconds)
+                         deadline_seconds=deadline_seconds, calibration=load_calibration(model_dir))
 
 
 def _stopped(signum, frame) -> None:

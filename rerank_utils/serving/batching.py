@@ -15,8 +15,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-import torch
-
+from rerank_utils.models.scores import raw_scores
 from rerank_utils.serving.errors import DeadlineExceeded, Overloaded
 
 
@@ -164,10 +163,11 @@ def measure_pairs_per_s(scorer: Any, pairs: int = 32, batch_size: int = 32) -> f
 
 
 class RawScorer:
-    """``predict`` returning raw scores (logits; ``scale x cosine`` for a bridge) from a ``CrossEncoder``,
-    whatever activation it keeps; the service applies the sigmoid itself unless ``raw_scores``."""
+    """``predict`` returning raw scores (logits; ``scale x cosine`` for a bridge) from any reranker
+    (:func:`~rerank_utils.models.scores.raw_scores`), whatever activation it keeps; the service turns them into
+    probabilities itself (calibrated where the model folder has a calibration) unless ``raw_scores``."""
     def __init__(self, model: Any):
         self.model = model
 
     def predict(self, pairs, batch_size: int = 32, show_progress_bar: bool = False):
-        return self.model.predict(list(pairs), batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=torch.nn.Identity())
+        return raw_scores(self.model, pairs, batch_size=batch_size, show_progress_bar=show_progress_bar)

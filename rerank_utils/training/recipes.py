@@ -16,6 +16,7 @@ from typing import Any, Callable
 from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.evaluation.metrics import evaluate_run
 from rerank_utils.models.bridge import build_bridge_reranker
+from rerank_utils.models.calibration import CALIBRATION_FILE, calibrate_reranker, load_calibration
 from rerank_utils.models.loading import load_cross_encoder
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever
@@ -137,7 +138,8 @@ def train_recipe(
     log: Callable[[str], None] | None = None,
 ) -> RecipeRun:
     """Mine negatives for ``train`` as the recipe says, fine-tune, and validate by reranking the
-    validation queries' ``val_first_stage`` top-``top_k`` (NDCG@10) after each epoch."""
+    validation queries' ``val_first_stage`` top-``top_k`` (NDCG@10) after each epoch; then fit the kept model's
+    Platt calibration on those same validation candidates (``calibration.json`` beside it, also in ``training.json``)."""
     train = trained_on(recipe, train)
     t0 = time.perf_counter()
     mined = mine_negatives(train, recipe.mining, retriever=first_stages.retriever_for(recipe.mining))
@@ -152,7 +154,29 @@ def train_recipe(
         recipe.build_model(base_model, device), rows, output_dir, recipe.training, val_samples=samples, device=device,
         show_progress=show_progress, card={**info, **(card or {})}, log=log,
     )
+    _calibrate(result.model, val, val_runs[val_first_stage], top_k, Path(output_dir), log)
     return RecipeRun(recipe, result, mined.report, mining_seconds, first_ndcg)
+
+
+def _calibrate(model, val: RetrievalDataset, run: dict, top_k: int, output_dir: Path, log: Callable[[str], None] | None = None) -> dict:
+    """Fit and save the model's calibration on validation (:mod:`rerank_utils.models.calibration`), recorded in
+    ``training.json`` too. Validation candidates without a positive or without a negative (a tiny split) cannot be
+    fitted: then the model has no ``calibration.json`` (served with a plain sigmoid), and the reason is recorded."""
+    try:
+        calibration = calibrate_reranker(model, val, run, top_k=top_k)
+    except ValueError as exc:
+        summary = {"skipped": f"{exc}; probabilities stay sigmoid(raw score)"}
+        (output_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # never a stale one from an earlier training
+        (log or print)(f"calibration skipped: {summary['skipped']}")
+    else:
+        calibration.save(output_dir)
+        summary = {"a": calibration.a, "b": calibration.b, "pairs": calibration.pairs, "fitted_on": calibration.fitted_on}
+    facts_path = output_dir / "training.json"
+    if facts_path.is_file():
+        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        facts["calibration"] = summary
+        facts_path.write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
+    return summary
 
 
 def _normalised(recipe_dict: dict) -> str:
@@ -188,6 +212,9 @@ def load_or_train_recipe(
         same_base = str(facts.get("base_model")) == str(base_model)
         same_data = facts.get("data_fingerprint") == data_fingerprint(trained_on(recipe, train), val)
         if same_base and same_data and "recipe" in facts and _normalised(facts["recipe"]) == _normalised(recipe.to_dict()):
-            return load_cross_encoder(str(output_dir), device=device), facts, True
+            model = load_cross_encoder(str(output_dir), device=device)
+            if load_calibration(output_dir) is None and "calibration" not in facts:  # trained before calibration was saved with the model
+                facts["calibration"] = _calibrate(model, val, first_stages.runs(val.queries, top_k=top_k)["bi-encoder"], top_k, output_dir, log)
+            return model, facts, True
     run = train_recipe(recipe, train, val, first_stages, output_dir, base_model, top_k=top_k, device=device, show_progress=show_progress, log=log)
     return run.model, json.loads(facts_path.read_text(encoding="utf-8")), False

@@ -324,6 +324,9 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert steps and "epoch 1 done: step" in out and all(" s elapsed, " in s for s in steps)
     facts = json.loads((art / "models" / "bridge" / "training.json").read_text())
     assert facts["recipe"] == recipe_for(load_config(tiny_config)).to_dict()
+    # issue 16: a Platt calibration fitted on validation is saved with the model (and recorded)
+    calibration = json.loads((art / "models" / "bridge" / "calibration.json").read_text())
+    assert calibration["fitted_on"] == "validation: 4 queries x top-5" and facts["calibration"]["a"] == calibration["a"]
     assert published_reranker("tiny")["architecture"] == "bridge"
     assert main(["finetune", *cfg]) == 0 and "reused the model saved with this recipe" in capsys.readouterr().out
     assert main(["finetune", *cfg, "--retrain", "--quiet"]) == 0
@@ -343,6 +346,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     out = capsys.readouterr().out
     onnx = art / "models" / "reranker_onnx"
     assert (onnx / "model.onnx").is_file() and (onnx / "model_qint8.onnx").is_file() and "serve it: rerank-utils serve" in out
+    assert json.loads((onnx / "calibration.json").read_text()) == calibration  # the export is served alone, calibrated
     # with OpenVINO and NNCF (the dev extra), OpenVINO's int8 too, calibrated on the training split
     assert (onnx / "openvino_int8.xml").is_file() and "calibrating OpenVINO's int8 (NNCF) on tiny's training split" in out
     assert "--backend openvino --onnx-file openvino_int8.xml" in out and "wrote " + str(onnx / "openvino_int8.xml") in out

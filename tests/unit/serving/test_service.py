@@ -72,6 +72,7 @@ def test_cohere_shapes(client_and_service):
     "route, body, status, words",
     [
         ("/rerank", {"query": "", "texts": ["a"]}, 422, "query"),
+        ("/v2/rerank", {"query": " \t ", "documents": ["a"]}, 422, "query: Value error, the query is blank"),
         ("/rerank", {"query": "q", "texts": []}, 422, "empty"),
         ("/rerank", {"query": "q"}, 422, "exactly one"),
         ("/rerank", {"query": "q", "texts": ["a"] * 6}, 413, "at most 5"),
@@ -112,7 +113,7 @@ def test_cache_health_metrics(client_and_service):
     calls = service.scorer.calls
     client.post("/rerank", json=body)
     assert service.scorer.calls == calls and service.cache.hits == 3  # the repeat was served from the cache
-    assert client.get("/health").json() == {"status": "ok", "model": "words", "cache": "ScoreCache"}
+    assert client.get("/health").json() == {"status": "ok", "model": "words", "cache": "ScoreCache", "calibrated": False}
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     m = read_metrics(response.text)  # parsed by prometheus_client, as a Prometheus server would
