@@ -69,7 +69,7 @@ def cases() -> list[tuple[str, str, dict]]:
         ("Unicode: combining, emoji, RTL, NUL", "/v2/rerank", {"json": {"query": "e\u0301 \U0001F3E0", "documents": ["\u202eroof", "a\x00b"]}}),
         ("a text over max_text_chars, truncate false", "/rerank", {"json": {"query": "q", "texts": ["x" * 30_000], "truncate": False}}),
         ("wrong API key", "/rerank", {"json": {"query": "q", "texts": ["a"]}, "headers": {"Authorization": "Bearer nope"}}),
-        ("no API key", "/rerank", {"json": {"query": "q", "texts": ["a"]}, "headers": {}}),
+        ("no API key", "/rerank", {"json": {"query": "q", "texts": ["a"]}, "noauth": True}),
         ("unknown route", "/v3/rerank", {"json": {"query": "q", "documents": ["a"]}}),
     ]
 
@@ -80,8 +80,10 @@ class Server:
     def __init__(self, model_dir: str, port: int, *extra: str):
         self.url = f"http://127.0.0.1:{port}"
         cli = Path(sys.executable).with_name("rerank-utils")
+        # the server's log goes to a file: a pipe nobody reads fills up (64 KB of access log) and blocks its event loop
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="service_faults_", suffix=".log", delete=False)
         self.proc = subprocess.Popen([str(cli), "serve", model_dir, "--port", str(port), "--device", "cpu", "--api-key", KEY, *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -90,7 +92,7 @@ class Server:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{self.proc.stdout.read() if self.proc.poll() is not None else ''}")
+                raise RuntimeError(f"the server did not start:\n{Path(self.log.name).read_text()}")
             time.sleep(0.2)
 
     def metrics(self) -> dict[str, float]:
@@ -122,7 +124,10 @@ def hostile(server: Server) -> list[dict]:
     rows = []
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
         for name, route, kwargs in cases():
-            r = http.post(route, **kwargs)
+            if kwargs.pop("noauth", False):
+                r = httpx.post(server.url + route, timeout=60, **kwargs)
+            else:
+                r = http.post(route, **kwargs)
             body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
             error_type = body.get("error_type", "") if isinstance(body, dict) else ""
             rows.append({"case": name, "status": r.status_code, "error_type": error_type,
@@ -192,14 +197,20 @@ def open_loop(server: Server, bodies: list[dict], rate_rps: float, seconds: floa
 
 
 def steady(server: Server, bodies: list[dict], stop: threading.Event, out: list, clients: int = 4) -> list[threading.Thread]:
+    """``clients`` clients sending ``bodies`` in turn until ``stop``; ``out`` gets (sent, answered, status or the
+    exception's name) per request."""
     def client(c: int):
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
             i = c
             while not stop.is_set():
+                t0 = time.monotonic()
                 try:
-                    out.append((time.monotonic(), http.post("/v2/rerank", json=bodies[i % len(bodies)]).status_code))
+                    status = http.post("/v2/rerank", json=bodies[i % len(bodies)]).status_code
+                    out.append((t0, time.monotonic(), status))
                 except httpx.HTTPError as exc:
-                    out.append((time.monotonic(), type(exc).__name__))
+                    out.append((t0, time.monotonic(), type(exc).__name__))
+                    if isinstance(exc, httpx.ConnectError):
+                        time.sleep(0.05)  # the port is closed: a client backs off
                 i += clients
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
@@ -250,12 +261,12 @@ def main() -> None:
         # 3. Redis stopped and started again under a steady load
         time.sleep(1)
         stop, answers, health_seen = threading.Event(), [], {}
-        threads = steady(server, bodies, stop, answers)
+        threads = steady(server, bodies[:4], stop, answers)  # four questions over and over: the cache serves the repeats
         time.sleep(3)
-        hits_before = server.metrics()["rerank_cache_hits_total"]
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
         t_down = time.monotonic()
+        hits_before = server.metrics()["rerank_cache_hits_total"]
         time.sleep(1)
         health_seen["while Redis is away"] = httpx.get(f"{server.url}/health").json()["status"]
         time.sleep(3)
@@ -269,9 +280,9 @@ def main() -> None:
         for t in threads:
             t.join(timeout=60)
         m = server.metrics()
-        statuses = [s for _, s in answers]
+        statuses = [s for _, _, s in answers]
         result["redis_outage"] = {"requests": len(answers), "200": statuses.count(200), "not 200": len(statuses) - statuses.count(200),
-                                  "during the outage": sum(t_down <= t < t_up for t, _ in answers), "health": health_seen,
+                                  "during the outage": sum(t_down <= t < t_up for _, t, _ in answers), "health": health_seen,
                                   "cache hits before": hits_before, "cache hits while away": hits_down - hits_before,
                                   "cache hits after it is back": m["rerank_cache_hits_total"] - hits_down, "redis errors counted": m["rerank_cache_errors_total"]}
         print("redis outage:", result["redis_outage"], flush=True)
@@ -286,11 +297,13 @@ def main() -> None:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        after = [s for t, s in answers if t > t_term]
-        result["sigterm"] = {"exit_status": code, "answered 200": sum(s == 200 for _, s in answers),
-                             "5xx": sum(isinstance(s, int) and s >= 500 for _, s in answers),
-                             "200 after SIGTERM (in flight)": sum(s == 200 for s in after),
-                             "refused after SIGTERM": sum(not isinstance(s, int) for s in after)}
+        result["sigterm_trace"] = [(round(a - t_term, 3), round(b - t_term, 3), s) for a, b, s in answers if a - t_term < 1]
+        in_flight = [s for sent, done, s in answers if sent < t_term < done]
+        after = [s for sent, _, s in answers if sent >= t_term]
+        outcomes = lambda xs: {str(k): sum(str(x) == str(k) for x in xs) for k in sorted({str(x) for x in xs})}  # noqa: E731
+        result["sigterm"] = {"exit_status": code, "answered 200 before": sum(s == 200 for sent, done, s in answers if done < t_term),
+                             "in flight at SIGTERM": outcomes(in_flight), "sent after SIGTERM": outcomes(after),
+                             "5xx": sum(isinstance(s, int) and s >= 500 for _, _, s in answers)}
         print("sigterm:", result["sigterm"], flush=True)
     finally:
         if server.proc.poll() is None:

@@ -31,8 +31,9 @@ def test_sigterm_during_a_load_finishes_in_flight_requests_refuses_new_ones_and_
     url = f"http://127.0.0.1:{port}"
     cli = Path(sys.executable).with_name("rerank-utils")
     # the micro-batcher waits 1.5 s for more requests: the six below are in flight when SIGTERM arrives
+    log = tmp_path / "serve.log"  # a file, not a pipe: an unread pipe fills up with the access log and blocks the server
     proc = subprocess.Popen([str(cli), "serve", str(folder), "--port", str(port), "--device", "cpu", "--api-key", "k", "--max-wait-ms", "1500"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -42,7 +43,7 @@ def test_sigterm_during_a_load_finishes_in_flight_requests_refuses_new_ones_and_
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start (exit {proc.poll()}):\n{proc.stdout.read() if proc.poll() is not None else ''}")
+                pytest.fail(f"the server did not start (exit {proc.poll()}):\n{log.read_text()}")
             time.sleep(0.1)
         with ThreadPoolExecutor(6) as pool:
             body = {"query": "roof tax", "documents": ["the roof", "a tax on houses"]}
@@ -58,5 +59,5 @@ def test_sigterm_during_a_load_finishes_in_flight_requests_refuses_new_ones_and_
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = proc.stdout.read()
+    output = log.read_text()
     assert "Shutting down" in output and f"serving {folder}" in output
