@@ -22,7 +22,7 @@ from rerank_utils.data.records import DataValidationError
 from rerank_utils.data.triples import read_triples
 
 FIELD_REASONS = {"missing_field", "wrong_type", "empty_text", "score_not_number", "score_out_of_range", "extra_field"}
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                     derandomize=True)
 ODD = ["e\u0301", "\U0001F3E0", "\u202eroof", "a\x00b", "\ufeff", " ", "", "roof " * 500]
 texts = st.one_of(st.sampled_from(ODD), st.text(max_size=20))
@@ -68,11 +68,12 @@ def read_both_modes(reader, path):
 
 
 @SETTINGS
-@given(lines(triple()))
-def test_triples_jsonl(tmp_path_factory, rows):
-    path = tmp_path_factory.mktemp("fuzz") / "triples.jsonl"
+@given(st.one_of(lines(triple()).map(lambda rows: ("triples", rows)), lines(group()).map(lambda rows: ("grouped", rows))))
+def test_triples_and_grouped_jsonl(tmp_path_factory, kind_and_rows):
+    kind, rows = kind_and_rows
+    path = tmp_path_factory.mktemp("fuzz") / f"{kind}.jsonl"
     path.write_bytes(b"\n".join(rows))
-    read_both_modes(read_triples, path)
+    read_both_modes(read_triples if kind == "triples" else read_grouped, path)
 
 
 @SETTINGS
@@ -96,14 +97,6 @@ def test_triples_csv(tmp_path_factory, rows):
     path = tmp_path_factory.mktemp("fuzz") / "triples.csv"
     path.write_text(buf.getvalue().replace("\x00", "\\0"), encoding="utf-8")  # the csv module cannot write NUL
     read_both_modes(read_triples, path)
-
-
-@SETTINGS
-@given(lines(group()))
-def test_grouped_jsonl(tmp_path_factory, rows):
-    path = tmp_path_factory.mktemp("fuzz") / "grouped.jsonl"
-    path.write_bytes(b"\n".join(rows))
-    read_both_modes(read_grouped, path)
 
 
 @SETTINGS
