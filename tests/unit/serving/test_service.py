@@ -164,6 +164,10 @@ def test_service_setup_refusals(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="max_batch=0"):
         MicroBatcher(WordScorer(), max_batch=0)
+    with pytest.raises(ValueError, match="deadline_seconds=0, queue_seconds=5.0: both must be > 0"):
+        load_service(str(tmp_path), deadline_seconds=0)
+    with pytest.raises(ValueError, match="max_body_bytes=0: must be >= 1"):
+        TestClient(create_app(RerankService(WordScorer()), max_body_bytes=0)).get("/health")
     with pytest.raises(ValueError, match="backend='tensorrt': choose one of torch, onnx, openvino"):
         load_service(str(tmp_path), backend="tensorrt")
     with pytest.raises(ValueError, match="top_n=0, batch_size=32"):
