@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from rerank_utils.retrieval.embedding_cache import cached_embeddings
 from rerank_utils.retrieval.queries import _as_query_dict, _check_top_k
 
 RunDict = dict[str, dict[str, float]]
@@ -39,9 +40,12 @@ class DenseRetriever:
         faiss_index: with ``backend="faiss"``: ``"flat"`` (exact inner product, FAISS's BLAS kernels) or
             ``"hnsw"`` (approximate, a graph index: much faster search on millions of documents, at a
             small loss of recall).
+        cache_dir: a folder of corpus embeddings to read back instead of encoding again
+            (:mod:`rerank_utils.retrieval.embedding_cache`, keyed by the model's weights and the texts); default
+            ``$RERANK_EMBEDDING_CACHE``, which ``rerank-utils run-notebooks`` sets; unset, nothing is cached.
 
     The corpus is encoded once, into ``self.doc_embeddings`` (float32, ``n_docs x dim``); the time it
-    took is ``self.encode_seconds``. With FAISS, documents tied on score may come back in another order
+    took is ``self.encode_seconds`` (reading them back, when ``self.from_cache``). With FAISS, documents tied on score may come back in another order
     than the exact backend's trec_eval tie rule (FAISS does not promise one).
     """
     def __init__(
@@ -53,6 +57,7 @@ class DenseRetriever:
         query_prompt: str | None = None,
         backend: str = "exact",
         faiss_index: str = "flat",
+        cache_dir: str | Path | None = None,
     ):
         if not corpus:
             raise ValueError("empty corpus")
@@ -74,7 +79,8 @@ class DenseRetriever:
         self._tie_rank = np.empty(len(order), dtype=np.int64)
         self._tie_rank[order] = np.arange(len(order))
         t0 = time.perf_counter()
-        self.doc_embeddings = self._encode([corpus[d] for d in self.doc_ids])
+        self.doc_embeddings, self.from_cache = cached_embeddings(
+            model, [corpus[d] for d in self.doc_ids], f"batch_size={batch_size} normalize={normalize}", self._encode, cache_dir)
         self.encode_seconds = time.perf_counter() - t0
         self._index = self._build_faiss_index() if backend == "faiss" else None
 

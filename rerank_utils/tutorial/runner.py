@@ -4,6 +4,8 @@
   working directory ``notebooks/``, a per-cell timeout), writes the executed copies to
   ``artifacts/<profile>/executed/`` and ends with ``artifacts/<profile>/REPORT.md``.
 * what the notebooks record, and the tests read back, is :mod:`rerank_utils.tutorial.records`.
+* the kernels share one corpus-embedding cache, ``artifacts/<profile>/cache/embeddings``
+  (:mod:`rerank_utils.retrieval.embedding_cache`), so a later notebook reads back what an earlier one encoded.
 
 The command line is ``rerank-utils run-notebooks --profile smoke`` (see :mod:`rerank_utils.cli.main`).
 Introduced in notebook ``00_concepts`` (recording) and the README (running).
@@ -26,6 +28,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from rerank_utils.paths import ENV_ARTIFACTS, artifacts_dir, notebooks_dir
+from rerank_utils.retrieval.embedding_cache import ENV_EMBEDDING_CACHE
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
@@ -210,9 +213,11 @@ def run_notebooks(
     timeout = cell_timeout or prof.cell_timeout
     executed = artifacts_dir(profile, "executed")
     summary = RunSummary(profile=profile)
-    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: ""}}
+    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: "", ENV_EMBEDDING_CACHE: ""}}
     os.environ.update(_kernel_env(prof.needs_hub))
     os.environ[ENV_ARTIFACTS] = str(artifacts_dir(profile).parent)  # the kernel writes where we read
+    # corpus embeddings computed once per (model weights, corpus) for the whole run, unless the caller chose a folder
+    os.environ.setdefault(ENV_EMBEDDING_CACHE, str(artifacts_dir(profile, "cache", "embeddings")))
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
             if progress:

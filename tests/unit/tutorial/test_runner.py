@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
 
 from rerank_utils.cli.main import main
+from rerank_utils.retrieval.embedding_cache import ENV_EMBEDDING_CACHE
 from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
 from rerank_utils.tutorial.records import (
     Recorder,
@@ -63,8 +65,10 @@ def test_discover_and_select(nb_dir):
         select_notebooks(found, only=["07"])
 
 
-def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp):
+def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp, monkeypatch):
+    monkeypatch.delenv(ENV_EMBEDDING_CACHE, raising=False)
     make_notebook(nb_dir / "00_first.ipynb", "import os\nrecord('cwd', os.getcwd())\nrecord('max_queries', max_queries)\n"
+                  f"record('embedding_cache', os.environ.get({ENV_EMBEDDING_CACHE!r}))\n"
                   "import numpy as np\nrecord('ndcg', np.float32(0.5))")
     make_notebook(nb_dir / "01_second.ipynb",
                   "from rerank_utils.tutorial.records import read_records\nprev = read_records(profile, '00_first')\n"
@@ -78,6 +82,8 @@ def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp):
     assert first["cwd"] == str(nb_dir)  # cwd = the notebooks' folder
     assert first["max_queries"] == PROFILES["smoke"].common["max_queries"]  # the profile's value was injected
     assert first["ndcg"] == 0.5
+    assert first["embedding_cache"] == str(_artifacts_in_tmp / "smoke" / "cache" / "embeddings")  # one cache for the run's kernels
+    assert ENV_EMBEDDING_CACHE not in os.environ  # and the caller's environment as it was
     second = read_records("smoke", "01_second")
     assert second["saw_previous"] == 0.5
     assert (_artifacts_in_tmp / "smoke" / second["_figures"]["line"]).is_file()
