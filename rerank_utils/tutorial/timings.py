@@ -3,7 +3,10 @@ cell that ran 10 s or more, per run with its machine) and read back as the table
 
 ``python -m rerank_utils.tutorial.timings --profile cpu`` prints that table from the profile's last runs, and says
 whether its rows come from ONE run (the figure to publish) or from several (a partial rerun replaced some notebooks:
-then the total is a stitch, and the table says so).
+then the total is a stitch, and the table says so). ``--update-readme`` writes the smoke and cpu columns of both
+READMEs' notebook tables and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``) from
+the two profiles' timings.json, and refuses a profile whose rows are stitched from several runs: the README's figure
+is always one whole run.
 """
 
 from __future__ import annotations
@@ -12,17 +15,35 @@ import argparse
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
-from rerank_utils.paths import artifacts_dir
+from rerank_utils.paths import artifacts_dir, repo_root
 
 LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the instructions that decide its speed here (AVX2, AVX512, AVX512-BF16, VNNI, AMX),
+    read from ``/proc/cpuinfo``; ``platform.processor()`` where there is none."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags_line = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    wanted = [("avx2", "AVX2"), ("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "VNNI"),
+              ("amx_bf16", "AMX")]
+    has = [label for flag, label in wanted if flag in flags]
+    model = name.group(1).strip() if name else (platform.processor() or platform.machine())
+    return f"{model} ({', '.join(has)})" if has else model
+
+
 def machine() -> dict[str, Any]:
     """The machine a run was timed on (timings.json, the README's tables)."""
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "system": platform.platform(),
+    return {"cpus": os.cpu_count(), "processor": cpu_model(), "system": platform.platform(),
             "python": platform.python_version()}
 
 
@@ -71,10 +92,109 @@ def timings_markdown(profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+class NotOneRun(ValueError):
+    """A profile's timings are stitched from several runs (or there are none): not a figure to publish."""
+
+
+def one_run(profile: str, data: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The run id and timings of ``profile`` when every notebook's row comes from ONE run; else :class:`NotOneRun`
+    naming the runs and what to do."""
+    data = read_timings(profile) if data is None else data
+    runs = sorted({row["run"] for row in data["notebooks"].values()})
+    if not runs:
+        raise NotOneRun(f"no timings for profile {profile!r}: run `make tutorial PROFILE={profile}` first")
+    if len(runs) > 1:
+        raise NotOneRun(f"profile {profile!r}'s timings are stitched from {len(runs)} runs ({', '.join(runs)}): "
+                        f"rerun the whole profile (`make tutorial PROFILE={profile}`) for one figure")
+    return runs[0], data
+
+
+def duration(seconds: float) -> str:
+    """``44 s`` under 100 s, else ``5.1 min``: how the READMEs write a notebook's time."""
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+def _machine_text(data: dict[str, Any], run: str) -> str:
+    m = data["runs"].get(run, {}).get("machine", {})
+    return f"{m.get('cpus')} CPUs, {m.get('processor')}"
+
+
+def totals_sentence(profile: str, data: dict[str, Any], chinese: bool = False) -> str:
+    """One sentence: the profile's whole run, its total, its date and machine."""
+    run, _ = one_run(profile, data)
+    total = sum(row["seconds"] for row in data["notebooks"].values())
+    n = len(data["notebooks"])
+    if chinese:
+        return (f"`{profile}` profile 的一次完整运行（{run}，{n} 个 notebook，{_machine_text(data, run)}）："
+                f"**{total / 60:.1f} min**（notebook 部分 {total:,.0f} s）。")
+    return (f"One whole `{profile}` run ({run}, {n} notebooks, on {_machine_text(data, run)}): "
+            f"**{total / 60:.1f} min** ({total:,.0f} s of notebooks).")
+
+
+TABLE_ROW = re.compile(r"^\| (\d\d) \|(.*)\| ([^|]*) \| ([^|]*) \|$")
+BLOCK = re.compile(r"(<!-- timings: begin[^>]*-->\n)(.*?)(<!-- timings: end -->)", re.S)
+
+
+def readme_with_timings(text: str, profiles: dict[str, dict[str, Any]], chinese: bool = False) -> str:
+    """``text`` (a README) with its notebook table's "smoke / cpu" column and its timings block rewritten from
+    ``profiles`` (``{"smoke": timings, "cpu": timings}``, each one whole run). A profile not given keeps its figures;
+    a README without the markers is an error, so a changed README cannot silently stop being updated."""
+    if not BLOCK.search(text):
+        raise ValueError("README has no `<!-- timings: begin -->` ... `<!-- timings: end -->` block: put it back "
+                         "where the totals go")
+    for profile, data in profiles.items():
+        one_run(profile, data)
+    rows = []
+    for line in text.split("\n"):
+        m = TABLE_ROW.match(line)
+        if m and "/" in m.group(3):
+            nb = m.group(1)
+            old_smoke, old_cpu = (part.strip() for part in m.group(3).split("/", 1))
+            new = {"smoke": old_smoke, "cpu": old_cpu}
+            for profile, data in profiles.items():
+                hit = [row for name, row in data["notebooks"].items() if name.startswith(nb + "_")]
+                if hit:
+                    new[profile] = duration(hit[0]["seconds"])
+            line = f"| {nb} |{m.group(2)}| {new['smoke']} / {new['cpu']} | {m.group(4)} |"
+        rows.append(line)
+    text = "\n".join(rows)
+    block = BLOCK.search(text)
+    kept = {p: line for p, line in re.findall(r"^<!-- (\w+) -->(.*)$", block.group(2), re.M)}
+    for profile, data in profiles.items():
+        kept[profile] = totals_sentence(profile, data, chinese=chinese)
+    body = "".join(f"<!-- {p} -->{kept[p]}\n" for p in sorted(kept))
+    return text[:block.start(2)] + body + text[block.end(2):]
+
+
+def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = ("smoke", "cpu")) -> list[Path]:
+    """Rewrite the READMEs' timings from ``profiles``' timings.json (each must be one whole run)."""
+    root = repo_root()
+    if paths is None:
+        if root is None:
+            raise FileNotFoundError("no repository: pass the README paths")
+        paths = [root / "README.md", root / "README.zh-CN.md"]
+    data = {p: read_timings(p) for p in profiles}
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        path.write_text(readme_with_timings(text, data, chinese=path.name.endswith("zh-CN.md")), encoding="utf-8")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rerank_utils.tutorial.timings", description="Print a profile's notebook timings.")
     parser.add_argument("--profile", default="cpu")
-    print(timings_markdown(parser.parse_args(argv).profile), end="")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="write both READMEs' smoke / cpu timings from ONE whole run of each profile")
+    args = parser.parse_args(argv)
+    if args.update_readme:
+        try:
+            for path in update_readme():
+                print(f"updated {path}")
+        except NotOneRun as exc:
+            print(f"error: {exc}")
+            return 2
+        return 0
+    print(timings_markdown(args.profile), end="")
     return 0
 
 
