@@ -63,11 +63,12 @@ def evaluate_reranker(
     batch_size: int = 32,
     seed: int = 0,
 ) -> RerankEvaluation:
-    """Each first stage alone vs its top-``top_k`` reranked by ``model``; paired bootstrap intervals."""
+    """Each first stage alone vs its top-``top_k`` reranked by ``model``; paired bootstrap intervals. A pair that
+    two first stages share is scored once (``rerank_run(memo=True)``)."""
     results, comparisons, runs = {}, {}, {}
     for name, run in first_stage_runs.items():
         alone = evaluate_run(run, ds.qrels, list(metrics))
-        reranked_run = rerank_run(model, ds, run, top_k=top_k, batch_size=batch_size)
+        reranked_run = rerank_run(model, ds, run, top_k=top_k, batch_size=batch_size, memo=True)
         reranked = evaluate_run(reranked_run, ds.qrels, list(metrics))
         results[name] = alone
         results[f"{name} + {label}"] = reranked
@@ -117,7 +118,7 @@ def fusion_search(
 ) -> tuple[float, dict[float, float]]:
     """Choose the weight of the reranker's z-scored score against the first stage's on VALIDATION:
     returns ``(best weight, {weight: val NDCG@10})``. Weight 1.0 is the reranker alone, 0.0 the first stage."""
-    ce_run = rerank_run(model, val, val_run, top_k=top_k)
+    ce_run = rerank_run(model, val, val_run, top_k=top_k, memo=True)
     scores = {}
     for w in weights:
         fused = fuse_with_first_stage(ce_run, val_run, w, top_k=top_k)

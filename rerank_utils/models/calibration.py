@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from rerank_utils.models.scores import raw_scores
+from rerank_utils.models.score_memo import memo_raw_scores
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -84,7 +84,7 @@ def calibrate_reranker(model: Any, dataset: Any, run: dict[str, dict[str, float]
         labels += [dataset.qrels.get(q, {}).get(d, 0) > 0 for d in docs]
     if not pairs:
         raise ValueError("calibrate_reranker: the run has no candidates for the dataset's queries")
-    scores = raw_scores(model, pairs, batch_size=batch_size)
+    scores = memo_raw_scores(model, pairs, batch_size=batch_size)  # pairs this notebook already scored: from memory
     return fit_platt(scores, labels, fitted_on=f"{fitted_on}: {len(dataset.queries)} queries x top-{top_k}")
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
+
+from rerank_utils.models.fingerprint import model_fingerprint
 
 ENV_EMBEDDING_CACHE = "RERANK_EMBEDDING_CACHE"
 
@@ -37,23 +38,6 @@ def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path | None:
     """The folder to use: ``cache_dir`` when given, else ``$RERANK_EMBEDDING_CACHE``, else ``None`` (no cache)."""
     chosen = cache_dir if cache_dir is not None else os.environ.get(ENV_EMBEDDING_CACHE)
     return Path(chosen).expanduser() if chosen else None
-
-
-def model_fingerprint(model) -> str | None:
-    """A digest of ``model``'s weights, module summary, tokenizer class and device; ``None`` for an encoder without
-    weights (a test double, a remote API), which is then never cached."""
-    if not isinstance(model, torch.nn.Module):
-        return None
-    h = hashlib.blake2b(digest_size=20)
-    h.update(repr(model).encode())
-    h.update(str(getattr(model, "max_seq_length", None)).encode())  # not in a SentenceTransformer's repr
-    h.update(type(getattr(model, "tokenizer", None)).__name__.encode())
-    h.update(str(getattr(model, "device", "")).encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous().reshape(-1)
-        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def embeddings_key(fingerprint: str, texts: Sequence[str], settings: str) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from rerank_utils.data.records import RetrievalDataset
-from rerank_utils.models.scores import ranking_scores
+from rerank_utils.models.score_memo import memo_raw_scores
+from rerank_utils.models.scores import activation_of, raw_scores
 from rerank_utils.retrieval.queries import rank
 
 
@@ -26,19 +27,22 @@ def rerank_run(
     top_k: int = 20,
     batch_size: int = 32,
     show_progress_bar: bool = False,
+    memo: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Score each query's first-stage top-``top_k`` with ``model.predict`` and return the reranked run.
 
     Only queries present in both ``ds.queries`` and ``first_stage`` are reranked. All pairs are scored in
     one batched ``predict`` call. Documents below ``top_k`` are dropped (the reranker never saw them). The scores
     are ``predict``'s, computed from the raw scores in float64 (:func:`~rerank_utils.models.scores.ranking_scores`):
-    a float32 sigmoid would tie every document above a logit of about 17.
+    a float32 sigmoid would tie every document above a logit of about 17. ``memo=True`` scores only the pairs these
+    weights have not scored before (:mod:`~rerank_utils.models.score_memo`): for evaluation, never for timing.
     """
     cand = candidates({q: first_stage[q] for q in ds.queries if q in first_stage}, top_k)
     pairs = [(ds.queries[q], ds.corpus[d]) for q, docs in cand.items() for d in docs]
     if not pairs:
         return {q: {} for q in cand}
-    scores = ranking_scores(model, pairs, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    raw = (memo_raw_scores if memo else raw_scores)(model, pairs, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    scores = activation_of(model)(raw)
     out: dict[str, dict[str, float]] = {}
     i = 0
     for q, docs in cand.items():
