@@ -275,7 +275,7 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
         paths[label] = str(folder)
     pairs = len(ds) * top_k * len(runs) * len(rerankers)
     log(f"reranking: {len(rerankers)} model(s) x {len(runs)} first stage(s) x {len(ds)} queries x top-{top_k} = up to {pairs} pairs ...")
-    ev = evaluate_rerankers(rerankers, ds, runs, top_k=top_k, seed=cfg["seed"])
+    ev = evaluate_rerankers(rerankers, ds, runs, top_k=top_k, seed=cfg["seed"], log=log)
     table, comparisons = ev.table(), comparison_frame(ev.comparisons)
     claim = guide_claim({k: c for k, c in ev.comparisons.items() if k.count(" + ") == 1})
     verdicts = {}  # issue 12: each reranker judged against the strongest row, the fine-tuned retriever included

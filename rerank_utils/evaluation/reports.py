@@ -7,9 +7,10 @@ strongest row (:func:`strongest_verdict`: a gain is claimed over the fine-tuned 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -62,13 +63,19 @@ def evaluate_reranker(
     label: str = "reranker",
     batch_size: int = 32,
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> RerankEvaluation:
     """Each first stage alone vs its top-``top_k`` reranked by ``model``; paired bootstrap intervals. A pair that
-    two first stages share is scored once (``rerank_run(memo=True)``)."""
+    two first stages share is scored once (``rerank_run(memo=True)``). ``log`` (``print``, say) gets a line per
+    reranked first stage: its pairs and seconds."""
     results, comparisons, runs = {}, {}, {}
     for name, run in first_stage_runs.items():
         alone = evaluate_run(run, ds.qrels, list(metrics))
+        t0 = time.perf_counter()
         reranked_run = rerank_run(model, ds, run, top_k=top_k, batch_size=batch_size, memo=True)
+        if log is not None:
+            pairs = sum(len(r) for r in reranked_run.values())
+            log(f"  {label}: {name}'s top-{top_k} reranked ({pairs} pairs) in {time.perf_counter() - t0:.1f} s")
         reranked = evaluate_run(reranked_run, ds.qrels, list(metrics))
         results[name] = alone
         results[f"{name} + {label}"] = reranked
@@ -85,17 +92,24 @@ def evaluate_rerankers(
     metrics=METRICS,
     batch_size: int = 32,
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> RerankEvaluation:
     """One table for several rerankers on the same queries: each first stage alone, and its top-``top_k``
     reranked by each model (``{label: model}``), with paired intervals against the first stage alone and,
     for every two rerankers over the same first stage, between them (``"X + b vs X + a"``: b minus a).
 
-    Introduced in notebook ``14_bridge_reranker``."""
+    ``log`` gets :func:`evaluate_reranker`'s lines and, after each model, how many are done and roughly how long the
+    rest will take. Introduced in notebook ``14_bridge_reranker``."""
     if not rerankers:
         raise ValueError("evaluate_rerankers: no rerankers given")
     results, comparisons, runs = {}, {}, {}
-    for label, model in rerankers.items():
-        ev = evaluate_reranker(model, ds, first_stage_runs, top_k, metrics, label, batch_size, seed)
+    started = time.perf_counter()
+    for i, (label, model) in enumerate(rerankers.items(), start=1):
+        ev = evaluate_reranker(model, ds, first_stage_runs, top_k, metrics, label, batch_size, seed, log=log)
+        if log is not None:
+            spent = time.perf_counter() - started
+            left = spent / i * (len(rerankers) - i)
+            log(f"{i}/{len(rerankers)} models evaluated in {spent:.0f} s" + (f", about {left:.0f} s left" if i < len(rerankers) else ""))
         for name in first_stage_runs:  # the first stage alone: once, first
             results.setdefault(name, ev.results[name])
             runs.setdefault(name, ev.runs[name])

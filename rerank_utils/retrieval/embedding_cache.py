@@ -30,8 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rerank_utils.models.fingerprint import model_fingerprint
+from rerank_utils.paths import ENV_EMBEDDING_CACHE
 
-ENV_EMBEDDING_CACHE = "RERANK_EMBEDDING_CACHE"
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path | None:

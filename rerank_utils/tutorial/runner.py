@@ -27,8 +27,7 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rerank_utils.paths import ENV_ARTIFACTS, artifacts_dir, notebooks_dir
-from rerank_utils.retrieval.embedding_cache import ENV_EMBEDDING_CACHE
+from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, artifacts_dir, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings

@@ -4,6 +4,7 @@ allowed, complete --help, and a real prepare -> mine -> finetune -> evaluate -> 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -337,6 +338,10 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     out = capsys.readouterr().out
     assert "reranking: 1 model(s) x 2 first stage(s) x 7 queries x top-" in out
     assert "7 test queries" in out and "95 % intervals" in out
+    # issue 15: a line per reranked first stage and per model done; corpus embeddings cached for the profile,
+    # for this command only (main() puts the environment back)
+    assert "  reranker: BM25's top-" in out and "  reranker: bi-encoder's top-" in out and "1/1 models evaluated in " in out
+    assert list((art / "cache" / "embeddings").glob("*.npy")) and "RERANK_EMBEDDING_CACHE" not in os.environ
     result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
     assert list(result["table"]) == ["BM25", "bi-encoder", "BM25 + reranker", "bi-encoder + reranker"]
     comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]
@@ -359,6 +364,8 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     capsys.readouterr()
     std, bridge = art / "models" / "standard", art / "models" / "bridge"
     assert main(["evaluate", *cfg, "--model", str(std), "--model", str(bridge), "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "1/2 models evaluated in " in out and " s left" in out and "2/2 models evaluated in " in out
     result = json.loads((art / "pipeline" / "evaluate_val.json").read_text())
     assert "bi-encoder + bridge vs bi-encoder + standard" in result["comparisons"]
     # issue 14: the standard cross-encoder exports too, and scores as PyTorch does (after its activation)

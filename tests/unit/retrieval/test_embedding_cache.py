@@ -10,7 +10,8 @@ from sentence_transformers import SentenceTransformer
 
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.models.fingerprint import model_fingerprint
-from rerank_utils.retrieval.embedding_cache import ENV_EMBEDDING_CACHE, cached_embeddings
+from rerank_utils.paths import ENV_EMBEDDING_CACHE
+from rerank_utils.retrieval.embedding_cache import cached_embeddings
 
 CORPUS = {"d1": "how much is the building permit", "d2": "the roof water tax", "d3": "a contract of the house", "d4": "cost"}
 

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from rerank_utils.cli.main import main
-from rerank_utils.retrieval.embedding_cache import ENV_EMBEDDING_CACHE
+from rerank_utils.paths import ENV_EMBEDDING_CACHE
 from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
 from rerank_utils.tutorial.records import (
     Recorder,
