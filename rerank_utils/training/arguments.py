@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rerank_utils.models.precision import cpu_has_bf16
+
 LOSSES = ("bce", "mnrl", "lambda", "listnet", "softmax")
 
 
@@ -67,12 +69,20 @@ def _on_gpu(device: str | None) -> bool:
 
 
 def resolve_precision(precision: str, device: str | None = None) -> tuple[bool, bool]:
-    """``(fp16, bf16)`` flags for the Trainer. Half precision only on a CUDA GPU that supports it:
-    on a CPU it is slower than fp32 (see RESEARCH / notebook 12), so "auto" means fp32 there."""
+    """``(fp16, bf16)`` flags for the Trainer. "auto" is half precision only on a CUDA GPU that supports it, fp32 on
+    every CPU. "bf16" on a CPU is allowed only where the CPU computes bf16 natively (AVX512-BF16 or AMX: a training
+    step 1.45-1.57x fp32's, ``benchmarks/bf16_training_step.py``); elsewhere it is emulated, 13-15x slower, and refused.
+    "auto" stays fp32 on the CPU until a bf16-trained model's NDCG@10 is measured against fp32's
+    (``benchmarks/bf16_training_quality.py``)."""
     on_gpu = _on_gpu(device)
     if precision == "fp32":
         return False, False
-    if precision in ("fp16", "bf16") and not on_gpu:
+    if precision == "bf16" and not on_gpu:
+        if not cpu_has_bf16():
+            raise ValueError("precision='bf16' on this CPU is emulated (no AVX512-BF16 or AMX) and 13-15x slower than fp32: "
+                             "use 'auto' or 'fp32', or a GPU")
+        return False, True
+    if precision == "fp16" and not on_gpu:
         raise ValueError(f"precision={precision!r} needs a CUDA GPU; this run is on the CPU: use 'auto' or 'fp32'")
     if precision == "fp16":
         return True, False
