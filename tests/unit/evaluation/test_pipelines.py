@@ -124,6 +124,24 @@ def test_top_k_tradeoff_rows():
     assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
 
 
+def test_top_k_tradeoff_scores_each_pair_once_for_quality_and_times_the_first_queries():
+    from rerank_utils.evaluation.pipelines import top_k_tradeoff
+
+    ds = _ds()
+    per_query = {f"question {j}": [f"d{(i + 7 * j) % 30}" for i in range(30)] for j in range(3)}
+    fs, scorer = FixedRetriever([], per_query), GoldScorer()
+    rows = top_k_tradeoff(fs, scorer, ds, k_values=(2, 5, 10), latency_queries=1)
+    # quality: every query's top-10 scored once (3 x 10 pairs); latency: query 0 end to end at each K, after a
+    # warm-up call (2 x (2 + 5 + 10) pairs)
+    assert scorer.pairs == 3 * 10 + 2 * (2 + 5 + 10)
+    # the same figures as reranking each query's top-K on its own, query by query
+    for row in rows:
+        alone = evaluate_pipeline(Pipeline("k", fs, ds.corpus, reranker=GoldScorer(), top_k=row["k"]), ds.queries, ds.qrels, ("ndcg@10",))
+        assert row["ndcg@10"] == pytest.approx(alone.result.aggregate["ndcg@10"])
+    with pytest.raises(ValueError, match="no k_values"):
+        top_k_tradeoff(fs, scorer, ds, k_values=())
+
+
 def test_worst_queries_names_the_damage():
     from rerank_utils.evaluation.metrics import evaluate_run
     from rerank_utils.evaluation.pipelines import worst_queries
