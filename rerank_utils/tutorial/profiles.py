@@ -246,7 +246,7 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 128},
-            "02_negative_mining": {**_MINING_NB, "compare_train_queries": None},
+            "02_negative_mining": {**_MINING_NB, "compare_train_queries": 12},  # of 28: four trainings, structure only
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
