@@ -235,8 +235,9 @@ PROFILES: dict[str, Profile] = {
             "13_labelling_your_own_data": _LABEL_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
-        # 8x the longest cell measured on 2 idle cores (03's standard cross-encoder, 671 s), so a busy or slower machine
-        # still finishes; a hung cell stops the run, named, after 90 minutes (issue 15)
+        # 13x the longest cell of one whole run on 2 idle cores (03's standard cross-encoder: 409 s on 2026-12-04, 671 s
+        # on a slower machine before), so a busy or slower machine still finishes; a hung cell stops the run, named,
+        # after 90 minutes (issue 15)
         cell_timeout=5400,
     ),
     "smoke": Profile(
