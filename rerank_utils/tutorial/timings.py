@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +120,25 @@ def _machine_text(data: dict[str, Any], run: str) -> str:
     return f"{m.get('cpus')} CPUs, {m.get('processor')}"
 
 
+def _when(run: str) -> str:
+    """A run id (an ISO time) as ``2026-12-04 18:46 UTC``; any other id as it is."""
+    try:
+        t = datetime.fromisoformat(run)
+    except ValueError:
+        return run
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if t.tzinfo else t.strftime("%Y-%m-%d %H:%M")
+
+
 def totals_sentence(profile: str, data: dict[str, Any], chinese: bool = False) -> str:
     """One sentence: the profile's whole run, its total, its date and machine."""
     run, _ = one_run(profile, data)
+    when = _when(run)
     total = sum(row["seconds"] for row in data["notebooks"].values())
     n = len(data["notebooks"])
     if chinese:
-        return (f"`{profile}` profile 的一次完整运行（{run}，{n} 个 notebook，{_machine_text(data, run)}）："
+        return (f"`{profile}` profile 的一次完整运行（{when}，{n} 个 notebook，{_machine_text(data, run)}）："
                 f"**{total / 60:.1f} min**（notebook 部分 {total:,.0f} s）。")
-    return (f"One whole `{profile}` run ({run}, {n} notebooks, on {_machine_text(data, run)}): "
+    return (f"One whole `{profile}` run ({when}, {n} notebooks, on {_machine_text(data, run)}): "
             f"**{total / 60:.1f} min** ({total:,.0f} s of notebooks).")
 
 

@@ -35,8 +35,9 @@ def _timings(run: str, seconds: dict[str, float], other_run: str | None = None) 
             "runs": {run: {"machine": {"cpus": 2, "processor": "Test CPU (AVX2)"}, "notebooks": list(seconds)}}}
 
 
-def test_duration_is_seconds_under_100_then_minutes():
+def test_duration_is_seconds_under_100_then_minutes_and_a_run_is_named_by_its_time():
     assert (duration(44.4), duration(99.4), duration(306.0)) == ("44 s", "99 s", "5.1 min")
+    assert timings._when("2026-12-04T18:46:38.952+00:00") == "2026-12-04 18:46 UTC" and timings._when("c1") == "c1"
 
 
 def test_one_run_refuses_a_stitched_profile_and_an_empty_one():
@@ -54,7 +55,7 @@ def test_readme_column_and_totals_rewritten_from_one_run_each():
     assert "| 00 | [concepts](a) | the pipeline | 41 s / 98 s | — |" in out
     assert "| 01 | [data](b) | formats | 12 s / 9 s | — |" in out
     assert "| — | [_template](c) | shape | | |" in out  # not a notebook row: untouched
-    assert ("<!-- cpu -->One whole `cpu` run (2026-12-04T18:00, 2 notebooks, on 2 CPUs, Test CPU (AVX2)): "
+    assert ("<!-- cpu -->One whole `cpu` run (2026-12-04 18:00, 2 notebooks, on 2 CPUs, Test CPU (AVX2)): "
             "**1.8 min** (107 s of notebooks).") in out
     assert "old cpu sentence" not in out and "old smoke sentence" not in out and out.endswith("after\n")
     # only cpu given: smoke's column and sentence are kept as they were
