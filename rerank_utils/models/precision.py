@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import platform
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rerank_utils.cpu_info import cpu_flags, cpu_model_name
+
 PRECISIONS = ("f32", "bf16", "auto")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
-
-
-def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
-    """The processor's feature flags from ``/proc/cpuinfo`` (Linux); an empty set where there is no such file."""
-    path = Path(cpuinfo)
-    if not path.is_file():
-        return set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
 
 
 @lru_cache(maxsize=1)
@@ -77,12 +66,6 @@ class Bf16Autocast:
 def machine_summary() -> dict[str, Any]:
     """The processor a measurement ran on: model name, cores, the SIMD flags that decide which precisions pay, and
     whether bf16 is native (benchmarks record it beside their ratios, since these shared machines differ)."""
-    name = platform.processor()
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                name = line.partition(":")[2].strip()
-                break
     flags = cpu_flags()
-    return {"cpu": name, "cores": os.cpu_count(), "flags": [f for f in REPORTED_FLAGS if f in flags], "bf16_native": cpu_has_bf16(),
+    return {"cpu": cpu_model_name(), "cores": os.cpu_count(), "flags": [f for f in REPORTED_FLAGS if f in flags], "bf16_native": cpu_has_bf16(),
             "torch_threads": torch.get_num_threads()}

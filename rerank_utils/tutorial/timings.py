@@ -20,25 +20,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rerank_utils.cpu_info import cpu_flags, cpu_model_name
 from rerank_utils.paths import artifacts_dir, repo_root
 
 LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
 
 
+#: The flags that decide which precisions pay on a CPU, as the timings name them.
+SPEED_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "VNNI"),
+               ("amx_bf16", "AMX"))
+
+
 def cpu_model() -> str:
-    """The CPU's model name and the instructions that decide its speed here (AVX2, AVX512, AVX512-BF16, VNNI, AMX),
-    read from ``/proc/cpuinfo``; ``platform.processor()`` where there is none."""
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags_line = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
-    flags = set(flags_line.group(1).split()) if flags_line else set()
-    wanted = [("avx2", "AVX2"), ("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "VNNI"),
-              ("amx_bf16", "AMX")]
-    has = [label for flag, label in wanted if flag in flags]
-    model = name.group(1).strip() if name else (platform.processor() or platform.machine())
+    """The CPU's model name and the instructions that decide its speed here (AVX2, AVX512, AVX512-BF16, VNNI, AMX)."""
+    flags = cpu_flags()
+    has = [label for flag, label in SPEED_FLAGS if flag in flags]
+    model = cpu_model_name()
     return f"{model} ({', '.join(has)})" if has else model
 
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from sentence_transformers import CrossEncoder
 
+from rerank_utils.cpu_info import cpu_flags, cpu_model_name
 from rerank_utils.models import precision
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.precision import (
     BF16_FLAGS,
     Bf16Autocast,
-    cpu_flags,
     cpu_has_bf16,
     machine_summary,
     resolve_precision,
@@ -28,6 +28,7 @@ def test_cpu_flags_are_read_from_the_flags_line(tmp_path):
     info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
     assert cpu_flags(info) == {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}
     assert cpu_flags(tmp_path / "missing") == set()
+    assert cpu_model_name(info) == "Some CPU" and cpu_model_name(tmp_path / "missing")  # platform's name as a fallback
 
 
 def test_the_two_detections_agree_on_this_machine():
