@@ -48,7 +48,7 @@ def variants() -> list[Recipe]:
 
 
 def bridge_variants() -> list[Recipe]:
-    """The bridge reranker (rerank_utils.bridge): listwise softmax over 1 positive + 7 negatives per query,
+    """The bridge reranker (rerank_utils.models.bridge): listwise softmax over 1 positive + 7 negatives per query,
     4 queries a step, max_length 256 (FAQ pairs are ~70 tokens: nothing is cut, so step 0 = the bi-encoder)."""
     mixed = MiningConfig("mixed", num_negatives=7, hard_fraction=0.57)  # 4 dense hard + 3 random
     T = dict(loss="softmax", batch_size=4, max_length=256, early_stopping_patience=1, bridge_learning_rate=5e-2)

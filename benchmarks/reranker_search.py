@@ -5,11 +5,11 @@ its fusion with the fine-tuned retriever. This script measures the late-interact
 splits, every variant with its validation and test NDCG@10 and, on test, its paired-bootstrap 95 % interval
 against the fine-tuned retriever alone:
 
-  * MaxSim over the fine-tuned retriever's own token embeddings, untrained (rerank_utils.late_interaction);
+  * MaxSim over the fine-tuned retriever's own token embeddings, untrained (rerank_utils.models.late_interaction);
   * the same encoder trained as a late-interaction model (sentence-transformers' MultiVectorEncoderTrainer,
     MultiVectorMultipleNegativesRankingLoss, negatives mined from the fine-tuned retriever's top-10, best epoch
     on validation);
-  * the same, first trained one epoch on pseudo-queries cut from the corpus (rerank_utils.pseudo_queries: a
+  * the same, first trained one epoch on pseudo-queries cut from the corpus (rerank_utils.training.pseudo_queries: a
     sentence as the query, its passage without it as the positive; no labels), then the labelled epochs;
   * each fused with the fine-tuned retriever's scores, the weight chosen on validation.
 
@@ -105,7 +105,7 @@ def run_seed(seed: int, workdir: Path) -> dict:
 
 
 def table(done: dict) -> str:
-    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.split_seeds)."""
+    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.evaluation.split_seeds)."""
     parts = ["test NDCG@10", markdown(seed_rows(done))]
     parts += ["validation NDCG@10 (what chooses)", markdown(seed_rows({s: {"test": d["val"]} for s, d in done.items()}))]
     parts += ["paired differences on test, 95 % intervals", markdown(interval_rows(done))]

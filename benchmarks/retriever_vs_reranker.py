@@ -1,7 +1,7 @@
 """Which model should the labels fine-tune? The 2x2 of issue 12 on the offline default (packaged FAQ, cpu profile).
 
 For each split seed: split the FAQ 70/10/20 by query, then
-  * fine-tune the embedding model (rerank_utils.retriever_training: MNRL, 1 mined hard negative, best epoch on
+  * fine-tune the embedding model (rerank_utils.training.retriever: MNRL, 1 mined hard negative, best epoch on
     validation);
   * train the cpu profile's bridge reranker from the base model (what notebook 03 publishes today);
   * train the same bridge recipe grown from the FINE-TUNED embedding model, with its negatives mined and its
@@ -111,7 +111,7 @@ def run_seed(seed: int, workdir: Path) -> dict:
 
 
 def table(done: dict) -> str:
-    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.split_seeds)."""
+    """Test NDCG@10 per seed and each paired difference's interval per seed, with mean and range (rerank_utils.evaluation.split_seeds)."""
     parts = ["test NDCG@10", markdown(seed_rows(done))]
     parts += ["paired differences on test, 95 % intervals", markdown(interval_rows(done))]
     return "\n\n".join(parts)

@@ -236,7 +236,7 @@ def config_yaml(profile: str, minimal: bool = False) -> str:
         return head + to_yaml(data, only=("profile", "name", "data_source", "embedding_model", "reranker_model"))
     head = (
         f"# rerank-utils pipeline config, profile {profile!r}: {prof.description}\n"
-        f"# Every value is the profile's (rerank_utils/config.py PROFILES[{profile!r}]), so the commands run what the\n"
+        f"# Every value is the profile's (rerank_utils/tutorial/profiles.py PROFILES[{profile!r}]), so the commands run what the\n"
         f"# notebooks run. Written by `rerank-utils init-config --profile {profile}`. A team's config can be short:\n"
         f"# `profile: {profile}` and the keys it changes (configs/README.md lists them all).\n"
         f"# Use: rerank-utils prepare --config THIS_FILE (then mine, finetune, evaluate, export).\n\n"

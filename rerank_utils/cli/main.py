@@ -10,8 +10,8 @@
     rerank-utils run-notebooks --profile smoke                # every notebook, in order
     rerank-utils profiles                                     # what each profile runs
 
-The commands only parse options and print; the work is in :mod:`rerank_utils.pipeline_config` (config and
-steps), :mod:`rerank_utils.notebooks` and :mod:`rerank_utils.service`.
+The commands only parse options and print; the work is in :mod:`rerank_utils.cli.config_files` (configs),
+:mod:`rerank_utils.cli.steps` (the steps), :mod:`rerank_utils.tutorial.runner` and :mod:`rerank_utils.serving.app`.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def _build_parser() -> argparse.ArgumentParser:
     # ------------------------------------------------------------------------------------- config
     init = _sub(
         sub, "init-config", "write a profile's config as YAML, for a team to edit",
-        "Write a pipeline config: every key with the profile's value (the values of rerank_utils/config.py\n"
-        "PROFILES, which the notebooks run) and a comment saying what it means. With --minimal only the keys a\n"
+        "Write a pipeline config: every key with the profile's value (PROFILES in rerank_utils/tutorial/profiles.py,\n"
+        "which the notebooks run) and a comment saying what it means. With --minimal only the keys a\n"
         "team changes first (name, data_source, models); every other key then comes from the profile.",
         "  rerank-utils init-config --profile cpu > my.yaml\n"
         "  rerank-utils init-config --profile smoke --minimal --output team.yaml",

@@ -45,12 +45,12 @@ def load_cross_encoder(
     A hub reranker (``cross-encoder/ms-marco-*``, ``BAAI/bge-reranker-*``) loads with its trained head.
     An embedding model (the packaged default) loads with a NEW, randomly initialised scoring head: fine
     for timing and as the start of fine-tuning, meaningless as a ranker until it is trained.
-    A folder holding a saved bridge reranker (:mod:`rerank_utils.bridge`) loads as one.
+    A folder holding a saved bridge reranker (:mod:`rerank_utils.models.bridge`) loads as one.
     """
     resolved = resolve_model(name)
 
     if model_kind(name) == "local" and is_bridge_folder(resolved):
-        # a saved bridge reranker (rerank_utils.bridge): its module class is this package's own code
+        # a saved bridge reranker (rerank_utils.models.bridge): its module class is this package's own code
         return CrossEncoder(resolved, device=device, max_length=max_length, local_files_only=True, trust_remote_code=True, **kwargs)
     # transformers logs long warnings about the newly initialised head; the docstring says it instead.
     level = hf_logging.get_verbosity()

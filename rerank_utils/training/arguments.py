@@ -38,7 +38,7 @@ class TrainingConfig:
     logging_steps: int = 10
     save_total_limit: int = 2
     lr_scheduler_type: str = "linear"
-    # bridge reranker only (rerank_utils.bridge): learning rate of its cross-segment biases and scale,
+    # bridge reranker only (rerank_utils.models.bridge): learning rate of its cross-segment biases and scale,
     # which start far from where gradients of size 2e-5 could move them in a few hundred steps
     bridge_learning_rate: float = 5e-2
 

@@ -31,7 +31,7 @@ from rerank_utils.training.arguments import LOSSES
 
 
 def faq_as_qasper_papers(lang: str = "en") -> list[dict]:
-    """The packaged FAQ (CC BY 4.0, see :mod:`rerank_utils.datasets`) in QASPER's hub schema: one paper per
+    """The packaged FAQ (CC BY 4.0, see :mod:`rerank_utils.data.faq`) in QASPER's hub schema: one paper per
     category (``id`` ``faq-<category>``, title = the category), one section ``"Answers"`` whose paragraphs
     are the category's answers, and one question per FAQ question with its answers as ``evidence`` and
     ``highlighted_evidence``. A stand-in for QASPER's structure, not for its difficulty: FAQ answers are

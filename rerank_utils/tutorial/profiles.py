@@ -1,4 +1,4 @@
-"""Profiles and paths: the one place that says what each profile runs and where its artifacts live.
+"""Profiles: the one place that says what each profile runs (where its artifacts live: :mod:`rerank_utils.paths`).
 
 A *profile* is a set of parameter values that the notebook runner injects into every notebook's
 ``parameters`` cell. ``common`` values go to every notebook (each notebook must declare them);
@@ -6,7 +6,7 @@ A *profile* is a set of parameter values that the notebook runner injects into e
 profile's values, so opening a notebook in Jupyter and pressing *Run all* gives the default run
 (``tests/unit/tutorial/test_profiles.py`` checks that they agree).
 
-Introduced in notebook ``00_concepts``; the runner is in :mod:`rerank_utils.notebooks`.
+Introduced in notebook ``00_concepts``; the runner is in :mod:`rerank_utils.tutorial.runner`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "top_k": 20,
     "engine_train_queries": 40,
     "engine_epochs": 1,
-    # the bridge reranker (rerank_utils.bridge), trained beside the standard one; chosen on validation too
+    # the bridge reranker (rerank_utils.models.bridge), trained beside the standard one; chosen on validation too
     "default_reranker": "bridge",  # the model later notebooks load: best on validation offline
     "bridge_loss": "softmax",
     "bridge_hard_fraction": 0.57,  # 4 dense hard negatives + 3 random ones per query

@@ -112,7 +112,7 @@ def check_parameters(path: Path, parameters: dict[str, Any]) -> None:
         raise NotebookParameterError(
             f"{path.name} does not declare parameter(s) {', '.join(unknown)} in its 'parameters' cell "
             f"(it declares: {', '.join(declared) or 'nothing'}). Add them to the cell or fix the profile "
-            "in rerank_utils/config.py."
+            "in rerank_utils/tutorial/profiles.py."
         )
 
 

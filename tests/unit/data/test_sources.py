@@ -1,4 +1,4 @@
-"""Builders of rerank_utils.datasets on small fixtures the tests write: QASPER through the real
+"""Builders of rerank_utils.data.sources on small fixtures the tests write: QASPER through the real
 ``datasets`` loading route (parquet, JSON Lines, the original release's JSON), MS MARCO TSVs, the
 dispatcher, and the Chinese sample shipped in data/."""
 

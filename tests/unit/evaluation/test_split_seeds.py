@@ -1,4 +1,4 @@
-"""Claims over several split seeds (rerank_utils.split_seeds)."""
+"""Claims over several split seeds (rerank_utils.evaluation.split_seeds)."""
 
 from __future__ import annotations
 

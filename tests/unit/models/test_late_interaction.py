@@ -1,4 +1,4 @@
-"""The late-interaction (MaxSim) reranker over an embedding model's token embeddings (rerank_utils.late_interaction)."""
+"""The late-interaction (MaxSim) reranker over an embedding model's token embeddings (rerank_utils.models.late_interaction)."""
 
 from __future__ import annotations
 

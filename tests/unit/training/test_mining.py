@@ -1,4 +1,4 @@
-"""Tests for rerank_utils.mining: random / BM25 / dense / mixed negatives, margins, filters, rows.
+"""Tests for rerank_utils.training.mining: random / BM25 / dense / mixed negatives, margins, filters, rows.
 
 Fast and offline: a hashed bag-of-words fake encoder and a word-overlap fake cross-encoder.
 """

@@ -1,4 +1,4 @@
-"""Inverse-cloze pseudo-queries cut from a corpus (rerank_utils.pseudo_queries)."""
+"""Inverse-cloze pseudo-queries cut from a corpus (rerank_utils.training.pseudo_queries)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A recipe has one home (rerank_utils.recipe_values): notebooks 03 and 14 and the CLI build it by one function
+"""A recipe has one home (rerank_utils.training.recipe_values): notebooks 03 and 14 and the CLI build it by one function
 of the same values. The notebooks' own `parameters` cells are executed here, as papermill would run them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fine-tuning the embedding model (rerank_utils.retriever_training): a tiny random BERT on a synthetic corpus."""
+"""Fine-tuning the embedding model (rerank_utils.training.retriever): a tiny random BERT on a synthetic corpus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The figures of notebook 04 that compare the fine-tuned retriever with the reranker (rerank_utils.plots)."""
+"""The figures of notebook 04 that compare the fine-tuned retriever with the reranker (rerank_utils.tutorial.plots)."""
 
 from __future__ import annotations
 
