@@ -11,7 +11,8 @@ For each: pairs/s over every test query's bi-encoder top-20 in one `predict` cal
 resident memory (each variant in its own process), and NDCG@10 of the reranked top-20 on the 99 test queries
 against the fp32 baseline. Both architectures are exported by `rerank_utils.models.export.export_onnx`
 (sentence-transformers' own `backend="onnx"` needs optimum-onnx, which requires transformers < 4.58; this stack
-has transformers 5). Every scorer sorts a request's pairs by length and pads per batch.
+has transformers 5). Every scorer sorts a request's pairs by length and pads per batch: PyTorch's
+`CrossEncoder.predict` by characters, the exported scorers by tokens.
 
     .venv/bin/python benchmarks/inference_speed.py                       # run 03 on the cpu profile first
     .venv/bin/python benchmarks/inference_speed.py --architecture standard --latency-queries 20
@@ -47,7 +48,10 @@ VARIANTS = {
     "OpenVINO on the int8 per-channel ONNX, batch 32": ("openvino-int8", 32),
     "OpenVINO int8 (NNCF static), batch 32": ("openvino-nncf", 32),
     "OpenVINO int8 (NNCF static), batch 8": ("openvino-nncf", 8),
+    "OpenVINO int8 (NNCF static), batch 16": ("openvino-nncf", 16),
     "OpenVINO int8 (NNCF static), batch 64": ("openvino-nncf", 64),
+    "OpenVINO int8 (NNCF static) + bf16, batch 8": ("openvino-nncf-bf16", 8),
+    "OpenVINO int8 (NNCF static) + bf16, batch 16": ("openvino-nncf-bf16", 16),
     "OpenVINO int8 (NNCF static) + bf16, batch 32": ("openvino-nncf-bf16", 32),
 }
 ARCHITECTURES = ("bridge", "standard")
@@ -123,10 +127,11 @@ def prepare_onnx(architecture: str) -> dict:
     return cost_per_pair(architecture, model)
 
 
-def cost_per_pair(architecture: str, model) -> dict:
+def cost_per_pair(architecture: str, model, batches=(8, 16, 32, 64, 128)) -> dict:
     """FLOPs of one pair's forward pass at the test top-20's mean length: per encoder layer, the projections and the
     feed-forward (2 L (4 h^2 + 2 h i)) and attention's two products (4 L^2 h); the mean over real tokens (the work
-    a pair needs) and over the padded batches of 32 that are computed."""
+    a pair needs) and, per batch size, over the padded batches that are computed: PyTorch's (``CrossEncoder.predict``
+    sorts pairs by characters) and the exported scorers' (sorted by tokens)."""
     from rerank_utils.data.saved_splits import prepare_splits
     from rerank_utils.models.loading import load_bi_encoder, load_reranker
     from rerank_utils.retrieval.dense import DenseRetriever
@@ -135,19 +140,23 @@ def cost_per_pair(architecture: str, model) -> dict:
     test = prepare_splits("cpu", "faq-en", seed=42)["test"]
     run = DenseRetriever(test.corpus, load_bi_encoder("default")).search(test.queries, top_k=20)
     pairs = sorted(((test.queries[q], test.corpus[d]) for q in run for d in run[q]), key=lambda p: -(len(p[0]) + len(p[1])))
-    scorer = load_reranker(ONNX_ROOT / architecture, backend="onnx")
-    real, padded = [], []
-    for i in range(0, len(pairs), 32):
-        mask = scorer.features(pairs[i: i + 32])["attention_mask"]
-        real += mask.sum(axis=1).tolist()
-        padded += [mask.shape[1]] * len(mask)
+    real = load_reranker(ONNX_ROOT / architecture, backend="onnx").features(pairs)["attention_mask"].sum(axis=1)
     h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
 
-    def flops(length: float) -> float:
-        return layers * (2 * length * (4 * h * h + 2 * h * inter) + 4 * length * length * h)
+    def flops(lengths) -> float:
+        lengths = np.asarray(lengths, dtype=float)
+        return float(np.mean(layers * (2 * lengths * (4 * h * h + 2 * h * inter) + 4 * lengths * lengths * h))) / 1e9
 
-    return {"layers": layers, "hidden": h, "intermediate": inter, "mean_tokens": float(np.mean(real)), "mean_padded_tokens": float(np.mean(padded)),
-            "gflop_per_pair": float(np.mean([flops(n) for n in real])) / 1e9, "gflop_per_padded_pair": float(np.mean([flops(n) for n in padded])) / 1e9}
+    def padded(lengths, batch: int) -> np.ndarray:  # each pair computed at its batch's longest
+        return np.concatenate([np.full(len(lengths[i: i + batch]), max(lengths[i: i + batch])) for i in range(0, len(lengths), batch)])
+
+    by_chars, by_tokens = real.tolist(), sorted(real.tolist(), reverse=True)
+    return {"layers": layers, "hidden": h, "intermediate": inter, "mean_tokens": float(np.mean(real)),
+            "gflop_per_pair": flops(real),
+            "mean_padded_tokens": {f"{sort} {b}": float(np.mean(padded(lengths, b))) for b in batches
+                                   for sort, lengths in (("chars", by_chars), ("tokens", by_tokens))},
+            "gflop_per_padded_pair": {f"{sort} {b}": flops(padded(lengths, b)) for b in batches
+                                      for sort, lengths in (("chars", by_chars), ("tokens", by_tokens))}}
 
 
 def main() -> None:
@@ -194,7 +203,8 @@ def main() -> None:
         for name, r in rows.items():
             r["speed-up"] = r["pairs_per_s"] / base["pairs_per_s"]
             r["ndcg@10 change"] = r["ndcg@10"] - base["ndcg@10"]
-            r["gflops"] = r["pairs_per_s"] * cost["gflop_per_padded_pair"]  # what the machine computed, padding included
+            sort = "chars" if name.startswith("PyTorch") else "tokens"
+            r["gflops"] = r["pairs_per_s"] * cost["gflop_per_padded_pair"][f"{sort} {VARIANTS[name][1]}"]  # padding included
             ceiling = peak["int8_gops"] if "int8" in name else peak["bf16_gflops"] if "bf16" in name else peak["fp32_gflops"]
             r["fraction_of_peak"] = r["gflops"] / ceiling
         results[arch] = {**rows, "_run": {"latency_queries": args.latency_queries, "at": time.strftime("%Y-%m-%d %H:%M"),

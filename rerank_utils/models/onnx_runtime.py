@@ -95,9 +95,9 @@ def _scores_by_length(scorer, pairs: Sequence[tuple[str, str]], batch_size: int)
     """``scorer``'s raw scores of ``pairs`` in the order given. Each chunk of :data:`CHUNK_PAIRS` pairs is tokenised in
     one call, its pairs sorted by their TOKEN count (longest first) and cut into batches padded to the batch's longest
     (``features`` pads on the right, so a batch is its rows' first ``width`` columns). Sorting by tokens rather than
-    characters, as ``CrossEncoder.predict`` does, leaves almost no padding: on the FAQ's test top-20 it computes 15 %
-    fewer tokens at batch 8 and made NNCF's int8 model 1.2-1.3x faster (``benchmarks/inference_speed.py``); the
-    scores are the same, padding being masked."""
+    characters, as ``CrossEncoder.predict`` does, leaves almost no padding: on the FAQ's test top-20 at batch 32, 70
+    tokens computed per pair against 88 (69 real; ``benchmarks/inference_speed.py``, ``_run.cost``). The scores are the
+    same, padding being masked."""
     pairs = list(pairs)
     scores = np.empty(len(pairs), dtype=np.float32)
     for first in range(0, len(pairs), CHUNK_PAIRS):
