@@ -197,7 +197,7 @@ def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True, 
     (:func:`export_onnx`) and loaded back through :func:`~rerank_utils.models.loading.load_reranker` on onnxruntime
     (fp32; with ``quantize`` int8, :func:`quantize_onnx`) and OpenVINO when installed (fp32; with ``quantize`` and
     ``calibration`` pairs (:func:`calibration_pairs`) NNCF's int8, :func:`quantize_openvino`); the bf16 rows (PyTorch
-    autocast, OpenVINO) only on a CPU that computes bf16 natively. A bridge or a standard cross-encoder alike.
+    autocast, OpenVINO, OpenVINO int8 + bf16) only on a CPU that computes bf16 natively. A bridge or a standard cross-encoder alike.
     ``model_dir``: the folder ``reranker`` was loaded from, whose ``calibration.json`` the export carries.
     Notebook ``05_deployment``'s table."""
     bf16 = cpu_has_bf16()
@@ -216,4 +216,6 @@ def export_backends(reranker, folder: str | os.PathLike, quantize: bool = True, 
         if quantize and calibration and importlib.util.find_spec("nncf"):
             quantize_openvino(folder, calibration)
             models["OpenVINO int8"] = load_reranker(folder, backend="openvino", onnx_file=OPENVINO_INT8)
+            if bf16:  # what NNCF leaves in fp32 (softmax, layer norms, GELU) in bf16: the fastest CPU row of issue 14
+                models["OpenVINO int8 + bf16"] = load_reranker(folder, backend="openvino", onnx_file=OPENVINO_INT8, precision="bf16")
     return models

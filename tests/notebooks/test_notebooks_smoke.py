@@ -172,7 +172,8 @@ def check_05_deployment(r):
     # extra installs both); the bf16 rows only on a CPU with native bf16
     bf16 = cpu_has_bf16()
     assert list(backends) == ["PyTorch fp32", *(["PyTorch bf16"] if bf16 else []), "ONNX fp32", "ONNX int8", "OpenVINO fp32",
-                              *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8"]
+                              *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8",
+                            *(["OpenVINO int8 + bf16"] if bf16 else [])]
     assert backends["OpenVINO int8"]["pairs_per_s"] > 0 and _unit(backends["OpenVINO int8"]["same_order"])
     assert backends["ONNX fp32"]["max_abs_diff"] < 1e-3 and backends["ONNX fp32"]["ndcg@10_change"] == 0.0
     assert all(row["pairs_per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"] and _unit(row["ndcg@10"]) for row in backends.values())

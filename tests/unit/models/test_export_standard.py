@@ -69,7 +69,8 @@ def test_every_backend_of_a_standard_cross_encoder(standard, tmp_path):
     models = export_backends(standard, tmp_path / "all", calibration=PAIRS)
     bf16 = cpu_has_bf16()  # the bf16 rows only where the CPU computes bf16 natively
     assert list(models) == ["PyTorch fp32", *(["PyTorch bf16"] if bf16 else []), "ONNX fp32", "ONNX int8", "OpenVINO fp32",
-                            *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8"]
+                            *(["OpenVINO bf16"] if bf16 else []), "OpenVINO int8",
+                            *(["OpenVINO int8 + bf16"] if bf16 else [])]
     assert (tmp_path / "all" / "openvino_int8.xml").is_file()
     reference = standard.predict(PAIRS)
     assert np.abs(models["ONNX fp32"].predict(PAIRS) - reference).max() < 1e-5
