@@ -66,7 +66,7 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int, passes
 
     from rerank_utils.data.saved_splits import prepare_splits
     from rerank_utils.evaluation.metrics import evaluate_run
-    from rerank_utils.models.export import OPENVINO_INT8
+    from rerank_utils.models.export import OPENVINO_INT8, calibration_pairs
     from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
     from rerank_utils.models.onnx_runtime import OnnxBridgeReranker, OnnxCrossEncoder
     from rerank_utils.models.precision import Bf16Autocast
@@ -76,7 +76,8 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int, passes
 
     splits = prepare_splits("cpu", "faq-en", seed=42)
     test = splits["test"]
-    dense = DenseRetriever(test.corpus, load_bi_encoder("default"))
+    bi_encoder = load_bi_encoder("default")
+    dense = DenseRetriever(test.corpus, bi_encoder)
     run20 = dense.search(test.queries, top_k=20)
     run100 = dense.search(test.queries, top_k=100)
     if kind.startswith("torch"):
@@ -90,9 +91,8 @@ def child(architecture: str, kind: str, batch: int, latency_queries: int, passes
     if kind == "torch-bf16":  # autocast: matmuls in bf16, the rest in fp32
         model = Bf16Autocast(model)
     if passes > 1:  # warm: a first pass over OTHER pairs (validation queries), so the timed passes see no first call
-        val = splits["val"]
-        warm = DenseRetriever(val.corpus, load_bi_encoder("default")).search(dict(list(val.queries.items())[:20]), top_k=20)
-        model.predict([(val.queries[q], val.corpus[d]) for q in warm for d in warm[q]], batch_size=batch, show_progress_bar=False)
+        warm = calibration_pairs(splits["val"], bi_encoder, queries=20, top_k=20)  # 20 validation queries x their top-20
+        model.predict(warm, batch_size=batch, show_progress_bar=False)
     timed = []
     for _ in range(passes):  # the median pass
         t0 = time.perf_counter()
