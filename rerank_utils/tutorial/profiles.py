@@ -108,6 +108,7 @@ _DEPLOY_NB = {  # 05_deployment, cpu values
     "batch_size": 32,
     "latency_queries": 30,  # queries timed one predict each, per backend
     "quantize": True,  # also measure (and serve) the int8 ONNX model
+    "calibration_queries": 32,  # training queries whose top-K pairs calibrate OpenVINO's int8 (NNCF: ~8 s + 23 ms a pair)
     "load_requests": 200,  # the load test: requests in all
     "concurrency": 16,  # concurrent clients
 }
@@ -250,7 +251,7 @@ PROFILES: dict[str, Profile] = {
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 12},  # of 28: four trainings, structure only
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
-            "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "load_requests": 40, "concurrency": 4},
+            "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "calibration_queries": 4, "load_requests": 40, "concurrency": 4},
             "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
             "11_chinese_reranker": {**_ZH_NB, "epochs": 1, "max_length": 128},
             "12_troubleshooting": {

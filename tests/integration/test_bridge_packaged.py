@@ -11,6 +11,7 @@ from rerank_utils.data.faq import load_faq
 from rerank_utils.models.bridge import build_bridge_reranker, is_bridge
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.dense import DenseRetriever
+from tests.faq_slices import faq_slice
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 def faq_pairs():
     ds = load_faq()
     qids = list(ds.queries)[:6]
+    ds = faq_slice(ds.subset(qids), documents=120)
     dense = DenseRetriever(ds.corpus, load_bi_encoder("default"))
     run = dense.search({q: ds.queries[q] for q in qids}, top_k=5)
     return ds, run, [(ds.queries[q], ds.corpus[d]) for q in qids for d in run[q]]

@@ -15,6 +15,7 @@ from rerank_utils.models.export import OPENVINO_INT8, export_onnx, quantize_open
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.retrieval.dense import DenseRetriever
 from tests.extras import dev_extra
+from tests.faq_slices import faq_slice
 
 pytestmark = pytest.mark.integration
 TOP = 8
@@ -24,6 +25,7 @@ TOP = 8
 def faq_pairs():
     ds = load_faq()
     qids = list(ds.queries)[:16]
+    ds = faq_slice(ds.subset(qids), documents=120)
     run = DenseRetriever(ds.corpus, load_bi_encoder("default")).search({q: ds.queries[q] for q in qids}, top_k=TOP)
     pairs = [(ds.queries[q], ds.corpus[d]) for q in qids for d in run[q]]
     return pairs[: 10 * TOP], pairs[10 * TOP:]  # scored, calibration (other queries)

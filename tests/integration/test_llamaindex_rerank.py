@@ -13,6 +13,7 @@ from rerank_utils.integrations.llamaindex import LlamaIndexPipeline, no_llm_quer
 from rerank_utils.models.bridge import build_bridge_reranker
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.dense import DenseRetriever
+from tests.faq_slices import faq_slice
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def test_llamaindex_rerank_agrees_with_the_package(tmp_path):
         local_embedding,
     )
 
-    ds = load_faq().sample(10, seed=7)
+    ds = faq_slice(load_faq().sample(10, seed=7), documents=120)
     folder = tmp_path / "bridge"
     build_bridge_reranker("default", bias_start=-3.0).save_pretrained(str(folder))  # partly open: its own order
     reranker = cross_encoder_reranker(str(folder), top_n=10, batch_size=16)
