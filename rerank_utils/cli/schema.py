@@ -217,7 +217,8 @@ SECTIONS: dict[str, str] = _section_docs(PipelineSchema)
 #: Parameters of the notebooks that no key mirrors, and why (a test checks every other parameter has a key).
 NOTEBOOK_ONLY = {
     NB01: {"max_length": "the token length notebook 01 measures against"},
-    NB03: {"engine_train_queries": "the guide-engine demo", "engine_epochs": "the guide-engine demo"},
+    NB03: {"engine_train_queries": "the guide-engine demo", "engine_epochs": "the guide-engine demo",
+           "retriever_epochs": "finetune-retriever --epochs (default 2, the cpu value)"},
 }
 
 

@@ -79,6 +79,7 @@ _FINETUNE_NB = {  # 03_fine_tuning, cpu values: the recipe chosen on validation 
     "top_k": 20,
     "engine_train_queries": 40,
     "engine_epochs": 1,
+    "retriever_epochs": 2,  # the embedding model fine-tuned first (section 0b); its best epoch on validation is kept
     # the bridge reranker (rerank_utils.models.bridge), trained beside the standard one; chosen on validation too
     "default_reranker": "bridge",  # the model later notebooks load: best on validation offline
     "bridge_loss": "softmax",
@@ -249,7 +250,7 @@ PROFILES: dict[str, Profile] = {
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 128},
             "02_negative_mining": {**_MINING_NB, "compare_train_queries": 12},  # of 28: four trainings, structure only
-            "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1},
+            "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "bridge_epochs": 1, "retriever_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
             "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "calibration_queries": 4, "load_requests": 40, "concurrency": 4},
             "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
