@@ -5,8 +5,8 @@ cell that ran 10 s or more, per run with its machine) and read back as the table
 whether its rows come from ONE run (the figure to publish) or from several (a partial rerun replaced some notebooks:
 then the total is a stitch, and the table says so). ``--update-readme`` writes the smoke and cpu columns of both
 READMEs' notebook tables and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``) from
-the two profiles' timings.json, and refuses a profile whose rows are stitched from several runs: the README's figure
-is always one whole run.
+the two profiles' timings.json (``--profile smoke`` alone: that profile's only), and refuses a profile whose rows are
+stitched from several runs or whose run left a notebook out (``--only 03``): the README's figure is always one whole run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_utils.cpu_info import cpu_flags, cpu_model_name
-from rerank_utils.paths import artifacts_dir, repo_root
+from rerank_utils.paths import artifacts_dir, notebooks_dir, repo_root
 
 LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
 
@@ -94,9 +94,10 @@ class NotOneRun(ValueError):
     """A profile's timings are stitched from several runs (or there are none): not a figure to publish."""
 
 
-def one_run(profile: str, data: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The run id and timings of ``profile`` when every notebook's row comes from ONE run; else :class:`NotOneRun`
-    naming the runs and what to do."""
+def one_run(profile: str, data: dict[str, Any] | None = None, notebooks: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The run id and timings of ``profile`` when every notebook's row comes from ONE run and, given ``notebooks``
+    (stems), that run timed every one of them (``run-notebooks --only 03`` is one run, not a whole one); else
+    :class:`NotOneRun` naming the runs or the notebooks missing and what to do."""
     data = read_timings(profile) if data is None else data
     runs = sorted({row["run"] for row in data["notebooks"].values()})
     if not runs:
@@ -104,7 +105,16 @@ def one_run(profile: str, data: dict[str, Any] | None = None) -> tuple[str, dict
     if len(runs) > 1:
         raise NotOneRun(f"profile {profile!r}'s timings are stitched from {len(runs)} runs ({', '.join(runs)}): "
                         f"rerun the whole profile (`make tutorial PROFILE={profile}`) for one figure")
+    missing = sorted(set(notebooks or ()) - set(data["notebooks"]))
+    if missing:
+        raise NotOneRun(f"profile {profile!r}'s run {runs[0]} timed {len(data['notebooks'])} of {len(set(notebooks))} notebooks "
+                        f"(missing: {', '.join(missing)}): run the whole profile (`make tutorial PROFILE={profile}`) for one figure")
     return runs[0], data
+
+
+def repository_notebooks() -> list[str]:
+    """The numbered notebooks' stems (``00_concepts`` ...) of this clone: what one whole run times."""
+    return sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
 def duration(seconds: float) -> str:
@@ -174,14 +184,19 @@ def readme_with_timings(text: str, profiles: dict[str, dict[str, Any]], chinese:
     return text[:block.start(2)] + body + text[block.end(2):]
 
 
-def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = ("smoke", "cpu")) -> list[Path]:
-    """Rewrite the READMEs' timings from ``profiles``' timings.json (each must be one whole run)."""
+def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = ("smoke", "cpu"),
+                  notebooks: list[str] | None = None) -> list[Path]:
+    """Rewrite the READMEs' timings from ``profiles``' timings.json, each ONE run of every notebook in ``notebooks``
+    (default: the repository's numbered notebooks); a profile not named keeps its figures."""
     root = repo_root()
     if paths is None:
         if root is None:
             raise FileNotFoundError("no repository: pass the README paths")
         paths = [root / "README.md", root / "README.zh-CN.md"]
+    notebooks = repository_notebooks() if notebooks is None else notebooks
     data = {p: read_timings(p) for p in profiles}
+    for profile, timed in data.items():
+        one_run(profile, timed, notebooks)
     for path in paths:
         text = path.read_text(encoding="utf-8")
         path.write_text(readme_with_timings(text, data, chinese=path.name.endswith("zh-CN.md")), encoding="utf-8")
@@ -190,19 +205,19 @@ def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rerank_utils.tutorial.timings", description="Print a profile's notebook timings.")
-    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--profile", default=None, help="the profile to print (default: cpu), or the only one --update-readme writes")
     parser.add_argument("--update-readme", action="store_true",
-                        help="write both READMEs' smoke / cpu timings from ONE whole run of each profile")
+                        help="write both READMEs' smoke / cpu timings from ONE whole run of each profile (of --profile only, if given)")
     args = parser.parse_args(argv)
     if args.update_readme:
         try:
-            for path in update_readme():
+            for path in (update_readme(profiles=(args.profile,)) if args.profile else update_readme()):
                 print(f"updated {path}")
         except NotOneRun as exc:
             print(f"error: {exc}")
             return 2
         return 0
-    print(timings_markdown(args.profile), end="")
+    print(timings_markdown(args.profile or "cpu"), end="")
     return 0
 
 

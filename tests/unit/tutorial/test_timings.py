@@ -81,14 +81,28 @@ def test_update_readme_reads_timings_json_and_the_command_exits_2_on_a_stitch(tm
     en, zh = tmp_path / "README.md", tmp_path / "README.zh-CN.md"
     en.write_text(README)
     zh.write_text(README)
-    update_readme([en, zh])
+    two = ["00_concepts", "01_data_preparation"]
+    update_readme([en, zh], notebooks=two)
     assert "| 00 | [concepts](a) | the pipeline | 2.0 min / 2.0 min | — |" in en.read_text()
     assert "One whole `cpu` run (c1" in en.read_text() and "`cpu` profile 的一次完整运行（c1" in zh.read_text()
     (tmp_path / "artifacts" / "cpu" / "timings.json").write_text(
         json.dumps(_timings("c2", {"00_concepts": 1.0, "01_data_preparation": 3.0}, other_run="c1")))
-    monkeypatch.setattr(timings, "update_readme", lambda: update_readme([en, zh]))
+    monkeypatch.setattr(timings, "update_readme", lambda **kw: update_readme([en, zh], notebooks=two, **kw))
     assert timings.main(["--update-readme"]) == 2
     assert "stitched from 2 runs (c1, c2)" in capsys.readouterr().out
+    # --profile smoke writes the smoke figures alone: the stitched cpu profile is neither read nor refused
+    (tmp_path / "artifacts" / "smoke" / "timings.json").write_text(
+        json.dumps(_timings("s2", {"00_concepts": 30.0, "01_data_preparation": 3.0})))
+    assert timings.main(["--update-readme", "--profile", "smoke"]) == 0
+    assert "| 00 | [concepts](a) | the pipeline | 30 s / 2.0 min | — |" in en.read_text() and "One whole `cpu` run (c1" in en.read_text()
+
+
+def test_a_run_of_some_notebooks_is_not_a_whole_run():
+    only_03 = _timings("r1", {"03_fine_tuning": 1187.0})
+    with pytest.raises(NotOneRun, match=r"run r1 timed 1 of 3 notebooks \(missing: 00_concepts, 01_data\).*make tutorial PROFILE=cpu"):
+        one_run("cpu", only_03, ["00_concepts", "01_data", "03_fine_tuning"])
+    assert one_run("cpu", only_03, ["03_fine_tuning"])[0] == "r1"
+    assert "00_concepts" in timings.repository_notebooks() and "_template" not in timings.repository_notebooks()
 
 
 def test_both_readmes_carry_the_timings_block():
