@@ -180,7 +180,12 @@ def _calibrate(model, val: RetrievalDataset, run: dict, top_k: int, output_dir: 
 
 
 def _normalised(recipe_dict: dict) -> str:
-
+    """The recipe as a comparable string, its missing keys at their defaults (a training.json written before a
+    knob existed names the same recipe as one with that knob at its default)."""
+    try:
+        recipe_dict = Recipe.from_dict(recipe_dict).to_dict()
+    except (TypeError, ValueError):  # a key this version does not know: compared as written, so never equal
+        pass
     d = json.loads(json.dumps(recipe_dict, default=str))
     d.pop("name", None)
     return json.dumps(d, sort_keys=True)

@@ -46,6 +46,7 @@ from rerank_utils.models.loading import load_cross_encoder
 from rerank_utils.training.arguments import TrainingConfig, _on_gpu, resolve_precision
 from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.losses import _make_loss
+from rerank_utils.training.micro_batches import sorted_micro_batches
 from rerank_utils.training.samples import _pairs_in
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,8 @@ def fine_tune(
     if resume_from_checkpoint is True and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"resume_from_checkpoint=True but {ckpt_dir} holds no checkpoint-* folder")
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    with sorted_micro_batches(model, config.sorted_micro_batch):
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - t0
 
     history = list(trainer.state.log_history)
