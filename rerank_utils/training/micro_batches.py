@@ -1,15 +1,18 @@
 """Training batches fed by length: the pairs of one batch sorted by token count and run through the model in
 micro-batches, each padded only to its own longest pair (``TrainingConfig.sorted_micro_batch``).
 
-A training batch of the packaged FAQ (32 (query, answer) pairs) is padded to its longest pair, so about 38 % of the
-tokens the model computes are padding; sorted micro-batches of 8 cut that to about 11 %. The scores are the same
+A training batch is padded to its longest pair: of 32 (query, answer) pairs of the packaged FAQ padded together, about
+38 % of the tokens computed are padding; sorted micro-batches of 8 cut that to about 11 %. sentence-transformers'
+listwise losses already split a batch of 4 queries x 8 candidates into passes of 4 pairs in input order, fewer padded
+tokens but small matrix products; with this knob they pass the whole batch and it is split by length instead. The scores are the same
 (padding is masked; the micro-batches are put back in the batch's order before the loss), so the loss and its
 gradient are the same up to float rounding, and the batch, the loss over it and the optimiser step are unchanged.
 What does change: dropout draws its masks per micro-batch, so a training run follows another random path, as with
 another seed (benchmarks/sorted_micro_batch_training.py measures the speed and what it does to NDCG@10).
 
 Hand-written because sentence-transformers' listwise losses split a batch into ``mini_batch_size`` pieces in input
-order (each still padded to its longest), and the Trainer's ``group_by_length`` regroups whole batches across the
+order (each padded to its longest; :func:`~rerank_utils.training.trainer.fine_tune` sets it to the whole batch when
+this knob is on), and the Trainer's ``group_by_length`` regroups whole batches across the
 data set, which changes which queries share a batch; neither sorts inside a batch. It wraps the model's ``forward``,
 so every loss (pointwise or listwise) and data-parallel training see it alike.
 """

@@ -112,6 +112,8 @@ def fine_tune(
         else base_model
     )
     loss = _make_loss(model, config, rows)
+    if config.sorted_micro_batch and hasattr(loss, "mini_batch_size"):
+        loss.mini_batch_size = -1  # a listwise loss passes the whole batch in one call; the sorted micro-batches split it
     fp16, bf16 = resolve_precision(config.precision, device)
     total_steps = math.ceil(len(rows) / (config.batch_size * config.gradient_accumulation_steps)) * config.epochs
     if config.warmup_steps is not None and config.warmup_steps >= total_steps:

@@ -98,6 +98,26 @@ def test_fine_tune_trains_with_it_and_records_it(tiny_bert_dir, tmp_path):
         TrainingConfig(sorted_micro_batch=0).validate()
 
 
+def test_fine_tune_feeds_whole_listwise_batches_to_the_sorted_passes(tiny_bert_dir, tmp_path, monkeypatch):
+    from rerank_utils.training import micro_batches
+
+    seen = []
+
+    def spy(forward, features, size, **kwargs):
+        seen.append((features["attention_mask"].shape[0], size))
+        return sorted_forward(forward, features, size, **kwargs)
+
+    monkeypatch.setattr(micro_batches, "sorted_forward", spy)
+    rows = [{"query": f"what is the {w}", "docs": [f"{w} yes", f"{w} no", "other"], "labels": [1.0, 0.0, 0.0]} for w in WORDS[:8]]
+    base = dict(loss="softmax", epochs=1, batch_size=4, max_length=32, early_stopping_patience=None)
+    fine_tune(str(tiny_bert_dir), rows, tmp_path / "plain", TrainingConfig(**base), device="cpu", show_progress=False)
+    assert seen == []  # off by default: sentence-transformers' own passes
+    fine_tune(str(tiny_bert_dir), rows, tmp_path / "sorted", TrainingConfig(**base, sorted_micro_batch=5), device="cpu", show_progress=False)
+    # each step's 4 queries x 3 candidates in one call, split by length in passes of 5 (the model card's usage example,
+    # scored while the checkpoint is saved, goes through it too, whole: 3 pairs)
+    assert [c for c in seen if c[0] == 12] == [(12, 5), (12, 5)] and all(size == 5 for _, size in seen)
+
+
 def test_a_recipe_saved_before_the_knob_is_the_same_recipe():
     recipe = Recipe("r", training=TrainingConfig(loss="lambda"))
     old = recipe.to_dict()
