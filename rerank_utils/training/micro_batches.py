@@ -1,20 +1,21 @@
 """Training batches fed by length: the pairs of one batch sorted by token count and run through the model in
-micro-batches, each padded only to its own longest pair (``TrainingConfig.sorted_micro_batch``).
+micro-batches, each padded only to its own longest pair (``TrainingConfig.sorted_micro_batch``, off by default).
 
-A training batch is padded to its longest pair: of 32 (query, answer) pairs of the packaged FAQ padded together, about
-38 % of the tokens computed are padding; sorted micro-batches of 8 cut that to about 11 %. sentence-transformers'
-listwise losses already split a batch of 4 queries x 8 candidates into passes of 4 pairs in input order, fewer padded
-tokens but small matrix products; with this knob they pass the whole batch and it is split by length instead. The scores are the same
-(padding is masked; the micro-batches are put back in the batch's order before the loss), so the loss and its
-gradient are the same up to float rounding, and the batch, the loss over it and the optimiser step are unchanged.
-What does change: dropout draws its masks per micro-batch, so a training run follows another random path, as with
-another seed (benchmarks/sorted_micro_batch_training.py measures the speed and what it does to NDCG@10).
+A training pass is padded to its longest pair. sentence-transformers' listwise losses run a batch of 4 queries x 8
+candidates in passes of 4 pairs in input order: on notebook 03's recipes 22 % of the tokens computed are padding, in
+small matrix products. With this knob the loss hands over the whole batch, and passes of 8 pairs sorted by length
+leave 11 % (``benchmarks/sorted_micro_batch_training.py``: a whole training 1.24-1.27x faster on 2 CPU cores). The
+scores are the same (padding is masked; the micro-batches are put back in the batch's order before the loss), so the
+loss and its gradient are the same up to float rounding, and the batch, the loss over it and the optimiser step are
+unchanged. What does change: dropout draws its masks per micro-batch, so a training run follows another random path (one
+seed of notebook 03's standard recipe came out 0.046 NDCG@10 lower on test, the bridge 0.004 higher: why it is off
+by default, in benchmarks/README.md).
 
 Hand-written because sentence-transformers' listwise losses split a batch into ``mini_batch_size`` pieces in input
 order (each padded to its longest; :func:`~rerank_utils.training.trainer.fine_tune` sets it to the whole batch when
-this knob is on), and the Trainer's ``group_by_length`` regroups whole batches across the
-data set, which changes which queries share a batch; neither sorts inside a batch. It wraps the model's ``forward``,
-so every loss (pointwise or listwise) and data-parallel training see it alike.
+this knob is on), and the Trainer's ``group_by_length`` regroups whole batches across the data set, which changes
+which queries share a batch; neither sorts inside a batch. It wraps the model's ``forward``, so every loss
+(pointwise or listwise) and data-parallel training see it alike.
 """
 
 from __future__ import annotations
