@@ -7,9 +7,9 @@ small matrix products. With this knob the loss hands over the whole batch, and p
 leave 11 % (``benchmarks/sorted_micro_batch_training.py``: a whole training 1.24-1.27x faster on 2 CPU cores). The
 scores are the same (padding is masked; the micro-batches are put back in the batch's order before the loss), so the
 loss and its gradient are the same up to float rounding, and the batch, the loss over it and the optimiser step are
-unchanged. What does change: dropout draws its masks per micro-batch, so a training run follows another random path (one
-seed of notebook 03's standard recipe came out 0.046 NDCG@10 lower on test, the bridge 0.004 higher: why it is off
-by default, in benchmarks/README.md).
+unchanged. What does change: dropout draws its masks per micro-batch, so a training run follows another random path (notebook
+03's standard recipe came out 0.046 and 0.019 NDCG@10 lower on test in two seeds, the bridge 0.004 higher in one: why
+it is off by default, in benchmarks/README.md).
 
 Hand-written because sentence-transformers' listwise losses split a batch into ``mini_batch_size`` pieces in input
 order (each padded to its longest; :func:`~rerank_utils.training.trainer.fine_tune` sets it to the whole batch when
