@@ -42,7 +42,7 @@ class TrainingConfig:
     # which start far from where gradients of size 2e-5 could move them in a few hundred steps
     bridge_learning_rate: float = 5e-2
     # pairs per forward pass, sorted by token count inside each batch so each pass is padded to its own longest pair
-    # (rerank_utils.training.micro_batches: notebook 03's recipes trained 1.24-1.27x faster on 2 CPU cores, and along
+    # (rerank_utils.training.micro_batches: notebook 03's recipes trained 1.23-1.27x faster on 2 CPU cores, and along
     # another random path); None: sentence-transformers' own passes. Off by default (benchmarks/README.md says why)
     sorted_micro_batch: int | None = None
 

@@ -4,18 +4,18 @@ micro-batches, each padded only to its own longest pair (``TrainingConfig.sorted
 A training pass is padded to its longest pair. sentence-transformers' listwise losses run a batch of 4 queries x 8
 candidates in passes of 4 pairs in input order: on notebook 03's recipes 22 % of the tokens computed are padding, in
 small matrix products. With this knob the loss hands over the whole batch, and passes of 8 pairs sorted by length
-leave 11 % (``benchmarks/sorted_micro_batch_training.py``: a whole training 1.24-1.27x faster on 2 CPU cores). The
+leave 11 % (``benchmarks/sorted_micro_batch_training.py``: a whole training 1.23-1.27x faster on 2 CPU cores). The
 scores are the same (padding is masked; the micro-batches are put back in the batch's order before the loss), so the
 loss and its gradient are the same up to float rounding, and the batch, the loss over it and the optimiser step are
-unchanged. What does change: dropout draws its masks per micro-batch, so a training run follows another random path (notebook
-03's standard recipe came out 0.046 and 0.019 NDCG@10 lower on test in two seeds, the bridge 0.004 higher in one: why
-it is off by default, in benchmarks/README.md).
+unchanged. What does change: dropout draws its masks per micro-batch, so a training run follows another random path
+(notebook 03's standard recipe came out 0.046 and 0.019 NDCG@10 lower on test in two seeds, the bridge +0.004 and
+-0.003: why it is off by default, in benchmarks/README.md).
 
 Hand-written because sentence-transformers' listwise losses split a batch into ``mini_batch_size`` pieces in input
 order (each padded to its longest; :func:`~rerank_utils.training.trainer.fine_tune` sets it to the whole batch when
 this knob is on), and the Trainer's ``group_by_length`` regroups whole batches across the data set, which changes
-which queries share a batch; neither sorts inside a batch. It wraps the model's ``forward``, so every loss
-(pointwise or listwise) and data-parallel training see it alike.
+which queries share a batch; neither sorts inside a batch. It wraps the model's ``forward`` for the length of
+``trainer.train``, so every loss, pointwise or listwise, sees it alike.
 """
 
 from __future__ import annotations
