@@ -34,6 +34,16 @@ def notebooks_dir() -> Path:
     return root / "notebooks"
 
 
+#: The numbered notebooks (``00_concepts.ipynb`` ...): what one whole run executes and times.
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+def discover_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Every ``NN_*.ipynb`` in ``folder`` (default ``notebooks/``), in number order."""
+    folder = Path(folder) if folder is not None else notebooks_dir()
+    return sorted(folder.glob(NOTEBOOK_GLOB))
+
+
 def artifacts_root() -> Path:
     """Root of all artifacts: ``$RERANK_ARTIFACTS_DIR``, else ``<repo>/artifacts``, else ``./artifacts``."""
     env = os.environ.get(ENV_ARTIFACTS)

@@ -25,7 +25,7 @@ from pathlib import Path
 from rerank_utils.cli.config_files import config_yaml, load_config
 from rerank_utils.cli.errors import ConfigError, PipelineError
 from rerank_utils.models.resolve import ModelNotAvailableOffline
-from rerank_utils.paths import ENV_EMBEDDING_CACHE, artifacts_dir
+from rerank_utils.paths import ENV_EMBEDDING_CACHE, artifacts_dir, discover_notebooks
 from rerank_utils.tutorial.profiles import DEFAULT_PROFILE, PROFILES
 
 # The steps (rerank_utils.cli.steps: torch and sentence-transformers), the server (FastAPI) and the notebook runner
@@ -373,7 +373,6 @@ def _run_notebooks(args) -> int:
     from rerank_utils.tutorial.runner import (
         NotebookParameterError,
         NotebookRunError,
-        discover_notebooks,
         run_notebooks,
         select_notebooks,
     )

@@ -109,7 +109,7 @@ _DEPLOY_NB = {  # 05_deployment, cpu values
     "batch_size": 32,
     "latency_queries": 30,  # queries timed one predict each, per backend
     "quantize": True,  # also measure (and serve) the int8 ONNX model
-    "calibration_queries": 32,  # training queries whose top-K pairs calibrate OpenVINO's int8 (NNCF: ~8 s + 23 ms a pair)
+    "calibration_queries": 32,  # training queries whose top-K pairs calibrate OpenVINO's int8 (NNCF's time grows with them)
     "load_requests": 200,  # the load test: requests in all
     "concurrency": 16,  # concurrent clients
 }

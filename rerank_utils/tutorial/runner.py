@@ -27,12 +27,11 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, artifacts_dir, notebooks_dir
+from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
 
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
 KERNEL_NAME = "python3"
@@ -48,12 +47,6 @@ class NotebookRunError(RuntimeError):
         super().__init__(message)
         self.notebook = notebook
         self.output = output
-
-
-def discover_notebooks(folder: str | Path | None = None) -> list[Path]:
-    """Every ``NN_*.ipynb`` in ``folder`` (default ``notebooks/``), in number order."""
-    folder = Path(folder) if folder is not None else notebooks_dir()
-    return sorted(folder.glob(NOTEBOOK_GLOB))
 
 
 def _matches(path: Path, key: str) -> bool:

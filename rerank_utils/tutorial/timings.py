@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_utils.cpu_info import cpu_flags, cpu_model_name
-from rerank_utils.paths import artifacts_dir, notebooks_dir, repo_root
+from rerank_utils.paths import artifacts_dir, discover_notebooks, repo_root
 
 LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
 
@@ -112,11 +112,6 @@ def one_run(profile: str, data: dict[str, Any] | None = None, notebooks: list[st
     return runs[0], data
 
 
-def repository_notebooks() -> list[str]:
-    """The numbered notebooks' stems (``00_concepts`` ...) of this clone: what one whole run times."""
-    return sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-
-
 def duration(seconds: float) -> str:
     """``44 s`` under 100 s, else ``5.1 min``: how the READMEs write a notebook's time."""
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
@@ -193,7 +188,7 @@ def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = (
         if root is None:
             raise FileNotFoundError("no repository: pass the README paths")
         paths = [root / "README.md", root / "README.zh-CN.md"]
-    notebooks = repository_notebooks() if notebooks is None else notebooks
+    notebooks = [p.stem for p in discover_notebooks()] if notebooks is None else notebooks
     data = {p: read_timings(p) for p in profiles}
     for profile, timed in data.items():
         one_run(profile, timed, notebooks)

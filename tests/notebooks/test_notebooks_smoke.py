@@ -14,7 +14,8 @@ from rerank_utils.models.precision import cpu_has_bf16
 from rerank_utils.paths import notebooks_dir
 from rerank_utils.tutorial.profiles import PROFILES
 from rerank_utils.tutorial.records import read_records
-from rerank_utils.tutorial.runner import discover_notebooks, run_notebook, run_notebooks
+from rerank_utils.paths import discover_notebooks
+from rerank_utils.tutorial.runner import run_notebook, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200)]
 NOTEBOOKS = [p.stem for p in discover_notebooks()]

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from rerank_utils.cli.main import main
-from rerank_utils.paths import ENV_EMBEDDING_CACHE
+from rerank_utils.paths import ENV_EMBEDDING_CACHE, discover_notebooks
 from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
 from rerank_utils.tutorial.records import (
     Recorder,
@@ -21,7 +21,6 @@ from rerank_utils.tutorial.runner import (
     NotebookParameterError,
     NotebookRunError,
     check_parameters,
-    discover_notebooks,
     run_notebooks,
     select_notebooks,
     write_report,

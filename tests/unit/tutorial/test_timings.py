@@ -102,7 +102,18 @@ def test_a_run_of_some_notebooks_is_not_a_whole_run():
     with pytest.raises(NotOneRun, match=r"run r1 timed 1 of 3 notebooks \(missing: 00_concepts, 01_data\).*make tutorial PROFILE=cpu"):
         one_run("cpu", only_03, ["00_concepts", "01_data", "03_fine_tuning"])
     assert one_run("cpu", only_03, ["03_fine_tuning"])[0] == "r1"
-    assert "00_concepts" in timings.repository_notebooks() and "_template" not in timings.repository_notebooks()
+
+
+
+def test_update_readme_checks_against_the_repositorys_notebooks(tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    (tmp_path / "artifacts" / "smoke").mkdir(parents=True)
+    (tmp_path / "artifacts" / "smoke" / "timings.json").write_text(json.dumps(_timings("s1", {"00_concepts": 30.0})))
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    with pytest.raises(NotOneRun, match=r"run s1 timed 1 of 11 notebooks \(missing: 01_data_preparation, .*14_bridge_reranker\)"):
+        update_readme([readme], profiles=("smoke",))
+    assert readme.read_text() == README  # nothing written
 
 
 def test_both_readmes_carry_the_timings_block():
