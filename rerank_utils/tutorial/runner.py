@@ -4,6 +4,7 @@
   working directory ``notebooks/``, a per-cell timeout), writes the executed copies to
   ``artifacts/<profile>/executed/`` and ends with ``artifacts/<profile>/REPORT.md``.
 * what the notebooks record, and the tests read back, is :mod:`rerank_utils.tutorial.records`.
+* each kernel is stopped at once when its notebook has run, without Python's slow teardown (:func:`run_notebook`).
 * the kernels share one corpus-embedding cache, ``artifacts/<profile>/cache/embeddings``
   (:mod:`rerank_utils.retrieval.embedding_cache`), so a later notebook reads back what an earlier one encoded.
 
@@ -146,6 +147,11 @@ def run_notebook(
                 progress_bar=progress_bar,
                 log_output=log_output,
                 execution_timeout=cell_timeout,
+                # Once the last cell has run (or one failed), kill the kernel's process group at once: a graceful
+                # shutdown waits for Python to tear torch and friends down, 1.5-2 s a smoke notebook
+                # (benchmarks/kernel_shutdown.py). Every record, figure and model a cell writes is on disk when the
+                # cell ends, so nothing is lost (tests/unit/tutorial/test_runner.py).
+                shutdown_kernel="immediate",
             )
     except PapermillExecutionError as exc:
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "")

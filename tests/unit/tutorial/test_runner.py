@@ -122,6 +122,30 @@ def test_failing_notebook_stops_the_run_naming_notebook_cell_and_error(nb_dir, _
     assert "00_fails.ipynb failed in cell" in capsys.readouterr().err
 
 
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a container's init may never reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc (Linux)")
+def test_the_kernel_goes_with_what_it_started_and_everything_it_wrote_stays(nb_dir, _artifacts_in_tmp):
+    starts = "import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    make_notebook(nb_dir / "00_leaves_a_child.ipynb", starts + "record('child', child.pid)\nrecord('rows', list(range(50_000)))")
+    make_notebook(nb_dir / "01_fails_with_a_child.ipynb", starts + "record('child', child.pid)\nraise RuntimeError('boom')")
+    run_notebooks("smoke", folder=nb_dir, only=["00"], progress=None)
+    first = read_records("smoke", "00_leaves_a_child")
+    assert first["rows"] == list(range(50_000))  # written by the last cell, whole
+    with pytest.raises(NotebookRunError, match="boom"):
+        run_notebooks("smoke", folder=nb_dir, only=["01"], progress=None)
+    second = read_records("smoke", "01_fails_with_a_child")
+    # the kernel is killed at once (no graceful teardown), and a process it started and did not stop goes with it
+    assert not _alive(first["child"]) and not _alive(second["child"])
+
+
 def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
     rec = Recorder("00_x", "smoke")
     rec.record("nan_becomes_null", float("nan"))
