@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import nbformat
 import pytest
@@ -122,13 +123,19 @@ def test_failing_notebook_stops_the_run_naming_notebook_cell_and_error(nb_dir, _
     assert "00_fails.ipynb failed in cell" in capsys.readouterr().err
 
 
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (a container's init may never reap it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+def _alive(pid: int, within: float = 10.0) -> bool:
+    """Whether the process still exists, not as a zombie (a container's init may never reap it), ``within`` seconds
+    from now: a SIGKILL is delivered at once, but nothing waits for the child's death on a busy machine."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                alive = f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            alive = False
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc (Linux)")
