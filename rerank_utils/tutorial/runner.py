@@ -33,8 +33,6 @@ from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
 
-
-
 KERNEL_NAME = "python3"
 SLOW_CELL, REPORT_EVERY = 30.0, 60.0  # seconds: a cell running this long is reported, then again every minute
 # ---------------------------------------------------------------------------------------------- runner

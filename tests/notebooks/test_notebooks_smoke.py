@@ -11,10 +11,9 @@ import math
 import pytest
 
 from rerank_utils.models.precision import cpu_has_bf16
-from rerank_utils.paths import notebooks_dir
+from rerank_utils.paths import discover_notebooks, notebooks_dir
 from rerank_utils.tutorial.profiles import PROFILES
 from rerank_utils.tutorial.records import read_records
-from rerank_utils.paths import discover_notebooks
 from rerank_utils.tutorial.runner import run_notebook, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200)]

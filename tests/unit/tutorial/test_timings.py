@@ -104,7 +104,6 @@ def test_a_run_of_some_notebooks_is_not_a_whole_run():
     assert one_run("cpu", only_03, ["03_fine_tuning"])[0] == "r1"
 
 
-
 def test_update_readme_checks_against_the_repositorys_notebooks(tmp_path, monkeypatch):
     monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     (tmp_path / "artifacts" / "smoke").mkdir(parents=True)
