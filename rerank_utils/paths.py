@@ -14,6 +14,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ENV_ARTIFACTS = "RERANK_ARTIFACTS_DIR"
 #: The folder of the corpus-embedding cache (retrieval/embedding_cache), set by run-notebooks and the CLI per profile.
 ENV_EMBEDDING_CACHE = "RERANK_EMBEDDING_CACHE"
+#: The folder of the reranker score memo's files (models/score_memo), set by run-notebooks and the CLI per profile.
+ENV_SCORE_CACHE = "RERANK_SCORE_CACHE"
 
 
 def repo_root() -> Path | None:

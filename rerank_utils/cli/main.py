@@ -25,7 +25,7 @@ from pathlib import Path
 from rerank_utils.cli.config_files import config_yaml, load_config
 from rerank_utils.cli.errors import ConfigError, PipelineError
 from rerank_utils.models.resolve import ModelNotAvailableOffline
-from rerank_utils.paths import ENV_EMBEDDING_CACHE, artifacts_dir, discover_notebooks
+from rerank_utils.paths import ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE, artifacts_dir, discover_notebooks
 from rerank_utils.tutorial.profiles import DEFAULT_PROFILE, PROFILES
 
 # The steps (rerank_utils.cli.steps: torch and sentence-transformers), the server (FastAPI) and the notebook runner
@@ -265,6 +265,7 @@ def _load(args):
     print(f"config: {source}; artifacts: {artifacts_dir(cfg.name, create=False)}", flush=True)
     # corpus embeddings computed once per profile, shared with run-notebooks (retrieval/embedding_cache); main() restores
     os.environ.setdefault(ENV_EMBEDDING_CACHE, str(artifacts_dir(cfg.name, "cache", "embeddings", create=False)))
+    os.environ.setdefault(ENV_SCORE_CACHE, str(artifacts_dir(cfg.name, "cache", "scores", create=False)))  # models/score_memo
     return cfg
 
 
@@ -409,7 +410,7 @@ _COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    cache_env = os.environ.get(ENV_EMBEDDING_CACHE)
+    cache_env = {name: os.environ.get(name) for name in (ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE)}
     try:
         return _COMMANDS[args.command](args)
     except ConfigError as exc:  # a bad config or --set: exit 2, like a bad command line
@@ -423,11 +424,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise
-    finally:  # _load set it for this command only (main() is also called in-process, by tests and scripts)
-        if cache_env is None:
-            os.environ.pop(ENV_EMBEDDING_CACHE, None)
-        else:
-            os.environ[ENV_EMBEDDING_CACHE] = cache_env
+    finally:  # _load set them for this command only (main() is also called in-process, by tests and scripts)
+        for name, value in cache_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 if __name__ == "__main__":  # pragma: no cover

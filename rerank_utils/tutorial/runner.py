@@ -28,7 +28,7 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir
+from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
@@ -209,11 +209,13 @@ def run_notebooks(
     timeout = cell_timeout or prof.cell_timeout
     executed = artifacts_dir(profile, "executed")
     summary = RunSummary(profile=profile)
-    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: "", ENV_EMBEDDING_CACHE: ""}}
+    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: "", ENV_EMBEDDING_CACHE: "", ENV_SCORE_CACHE: ""}}
     os.environ.update(_kernel_env(prof.needs_hub))
     os.environ[ENV_ARTIFACTS] = str(artifacts_dir(profile).parent)  # the kernel writes where we read
     # corpus embeddings computed once per (model weights, corpus) for the whole run, unless the caller chose a folder
     os.environ.setdefault(ENV_EMBEDDING_CACHE, str(artifacts_dir(profile, "cache", "embeddings")))
+    # and a reranker's scores of a pair once per model weights (models/score_memo): 14 re-evaluates what 03 scored
+    os.environ.setdefault(ENV_SCORE_CACHE, str(artifacts_dir(profile, "cache", "scores")))
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
             if progress:

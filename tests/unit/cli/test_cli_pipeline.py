@@ -342,6 +342,7 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     # for this command only (main() puts the environment back)
     assert "  reranker: BM25's top-" in out and "  reranker: bi-encoder's top-" in out and "1/1 models evaluated in " in out
     assert list((art / "cache" / "embeddings").glob("*.npy")) and "RERANK_EMBEDDING_CACHE" not in os.environ
+    assert list((art / "cache" / "scores").glob("*.json")) and "RERANK_SCORE_CACHE" not in os.environ  # the reranker's scores too
     result = json.loads((art / "pipeline" / "evaluate_test.json").read_text())
     assert list(result["table"]) == ["BM25", "bi-encoder", "BM25 + reranker", "bi-encoder + reranker"]
     comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]

@@ -1,5 +1,6 @@
-"""Issue 15: the same (query, passage) pair is scored once per model weights in evaluation; a model changed in
-place, a scorer without torch weights and every timing path always compute."""
+"""Issue 15: the same (query, passage) pair is scored once per model weights in evaluation, in one process and,
+with ``$RERANK_SCORE_CACHE``, across processes; a model changed in place, a scorer without torch weights and every
+timing path always compute."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rerank_utils.evaluation.reports import evaluate_reranker
 from rerank_utils.models import score_memo
 from rerank_utils.models.score_memo import counts, forget, memo_raw_scores
 from rerank_utils.models.scores import raw_scores
+from rerank_utils.paths import ENV_SCORE_CACHE
 from rerank_utils.retrieval.reranking import rerank_run
 
 QUERIES = {"q1": "what is the building permit cost", "q2": "who pays the house tax", "q3": "roof water law"}
@@ -98,3 +100,63 @@ def test_evaluation_scores_shared_candidates_once_and_rerank_run_computes_unless
     assert counts() == {"scored": 15, "from_memory": 3}
     for q in QUERIES:
         assert ev.runs["A + reranker"][q] == pytest.approx(fresh[q], abs=1e-6)
+
+
+def _spy_predict(model, monkeypatch) -> list:
+    seen = []
+    real = model.predict
+
+    def spy(pairs, batch_size=32, show_progress_bar=False, activation_fn=None):
+        seen.append(list(pairs))
+        return real(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
+
+    monkeypatch.setattr(model, "predict", spy)
+    return seen
+
+
+def test_a_later_process_reads_back_the_scores_of_the_same_weights_saved_and_loaded(model, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_SCORE_CACHE, str(tmp_path / "scores"))
+    pairs = [(QUERIES[q], CORPUS[d]) for q in QUERIES for d in CORPUS]
+    first = memo_raw_scores(model, pairs[:10])
+    files = list((tmp_path / "scores").glob("*.json"))
+    assert len(files) == 1 and QUERIES["q1"] not in files[0].read_text()  # digests, never the texts
+    model.save(str(tmp_path / "saved"))
+    forget()  # what a new process starts with: nothing in memory
+    loaded = CrossEncoder(str(tmp_path / "saved"), max_length=32)  # the same weights, read back as notebook 14 does
+    seen = _spy_predict(loaded, monkeypatch)
+    again = memo_raw_scores(loaded, pairs)
+    assert seen == [pairs[10:]] and counts() == {"scored": 5, "from_memory": 10}
+    np.testing.assert_array_equal(again[:10], first)  # the very numbers written
+    forget()
+    assert memo_raw_scores(loaded, pairs).tolist() == again.tolist() and counts() == {"scored": 0, "from_memory": 15}
+
+
+def test_other_weights_miss_and_an_unreadable_file_is_scored_again_and_replaced(model, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_SCORE_CACHE, str(tmp_path))
+    pairs = [(QUERIES["q1"], CORPUS["d1"]), (QUERIES["q2"], CORPUS["d2"])]
+    memo_raw_scores(model, pairs)
+    (path,) = tmp_path.glob("*.json")
+    with torch.no_grad():
+        next(model.model.parameters()).add_(0.5)
+    forget()
+    changed = memo_raw_scores(model, pairs)
+    assert counts() == {"scored": 2, "from_memory": 0} and len(list(tmp_path.glob("*.json"))) == 2
+    np.testing.assert_allclose(changed, raw_scores(model, pairs), atol=1e-6)
+    with torch.no_grad():
+        next(model.model.parameters()).sub_(0.5)
+    path.write_text('{"format": 1, "model": "cut sh')  # a file cut short
+    forget()
+    memo_raw_scores(model, pairs)
+    assert counts() == {"scored": 2, "from_memory": 0}
+    forget()
+    memo_raw_scores(model, pairs)  # the file was written again, whole
+    assert counts() == {"scored": 0, "from_memory": 2}
+
+
+def test_without_the_variable_nothing_is_written(model, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_SCORE_CACHE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    memo_raw_scores(model, [("a", "b")])
+    forget()
+    memo_raw_scores(model, [("a", "b")])
+    assert counts() == {"scored": 1, "from_memory": 0} and not any(tmp_path.rglob("*"))

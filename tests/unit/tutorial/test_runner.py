@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from rerank_utils.cli.main import main
-from rerank_utils.paths import ENV_EMBEDDING_CACHE, discover_notebooks
+from rerank_utils.paths import ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE, discover_notebooks
 from rerank_utils.tutorial.profiles import COMMON_PARAMETERS, PROFILES
 from rerank_utils.tutorial.records import (
     Recorder,
@@ -67,8 +67,10 @@ def test_discover_and_select(nb_dir):
 
 def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp, monkeypatch):
     monkeypatch.delenv(ENV_EMBEDDING_CACHE, raising=False)
+    monkeypatch.delenv(ENV_SCORE_CACHE, raising=False)
     make_notebook(nb_dir / "00_first.ipynb", "import os\nrecord('cwd', os.getcwd())\nrecord('max_queries', max_queries)\n"
                   f"record('embedding_cache', os.environ.get({ENV_EMBEDDING_CACHE!r}))\n"
+                  f"record('score_cache', os.environ.get({ENV_SCORE_CACHE!r}))\n"
                   "import numpy as np\nrecord('ndcg', np.float32(0.5))")
     make_notebook(nb_dir / "01_second.ipynb",
                   "from rerank_utils.tutorial.records import read_records\nprev = read_records(profile, '00_first')\n"
@@ -83,7 +85,8 @@ def test_run_in_order_records_and_report(nb_dir, _artifacts_in_tmp, monkeypatch)
     assert first["max_queries"] == PROFILES["smoke"].common["max_queries"]  # the profile's value was injected
     assert first["ndcg"] == 0.5
     assert first["embedding_cache"] == str(_artifacts_in_tmp / "smoke" / "cache" / "embeddings")  # one cache for the run's kernels
-    assert ENV_EMBEDDING_CACHE not in os.environ  # and the caller's environment as it was
+    assert first["score_cache"] == str(_artifacts_in_tmp / "smoke" / "cache" / "scores")  # and one score memo
+    assert ENV_EMBEDDING_CACHE not in os.environ and ENV_SCORE_CACHE not in os.environ  # the caller's environment as it was
     second = read_records("smoke", "01_second")
     assert second["saw_previous"] == 0.5
     assert (_artifacts_in_tmp / "smoke" / second["_figures"]["line"]).is_file()
