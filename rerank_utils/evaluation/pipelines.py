@@ -142,23 +142,29 @@ def top_k_tradeoff(
     scored with the same weights comes from :mod:`~rerank_utils.models.score_memo`). Latency is each query end to end
     through a :class:`Pipeline` (first-stage search, then ``predict`` on its top-K, nothing memoised) on the first
     ``latency_queries`` queries (``None``: all): percentiles of 30 queries, at a third of the cost of timing a
-    hundred."""
+    hundred. ``latency_queries=0`` times nothing and the rows have no ``p50_ms`` / ``p95_ms``: for a second first
+    stage in front of the same reranker, whose cost at each K is the same K pairs already timed."""
     if not k_values:
         raise ValueError("top_k_tradeoff: no k_values")
+    if latency_queries is not None and latency_queries < 0:
+        raise ValueError(f"top_k_tradeoff: latency_queries={latency_queries}, must be >= 0 (0: no latency) or None (every query)")
     k_max = max(k_values)
     fs_run = first_stage.search(ds.queries, top_k=k_max)
     scored = rerank_run(reranker, ds, fs_run, top_k=k_max, batch_size=batch_size, memo=True)
     order = {q: rank(run) for q, run in fs_run.items()}
-    timed = dict(list(ds.queries.items())[:latency_queries]) if latency_queries else dict(ds.queries)
+    timed = dict(ds.queries) if latency_queries is None else dict(list(ds.queries.items())[:latency_queries])
     rows = []
     for k in k_values:
         reranked = {q: {d: scores[d] for d in order[q][:k]} for q, scores in scored.items()}
         quality = evaluate_run(reranked, ds.qrels, (metric,)).aggregate[metric]
         first = {q: {d: fs_run[q][d] for d in docs[:k]} for q, docs in order.items()}
         recall = evaluate_run(first, ds.qrels, (f"recall@{k}",)).aggregate[f"recall@{k}"]
-        lat = evaluate_pipeline(Pipeline(f"top-{k}", first_stage, ds.corpus, reranker=reranker, top_k=k, batch_size=batch_size),
-                                timed, ds.qrels, (metric,)).latency
-        rows.append({"k": k, metric: quality, "p50_ms": lat.p50 * 1000, "p95_ms": lat.p95 * 1000, "first_stage_recall@k": recall})
+        row = {"k": k, metric: quality}
+        if timed:
+            lat = evaluate_pipeline(Pipeline(f"top-{k}", first_stage, ds.corpus, reranker=reranker, top_k=k, batch_size=batch_size),
+                                    timed, ds.qrels, (metric,)).latency
+            row.update(p50_ms=lat.p50 * 1000, p95_ms=lat.p95 * 1000)
+        rows.append({**row, "first_stage_recall@k": recall})
     return rows
 
 

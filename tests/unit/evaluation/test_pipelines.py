@@ -140,6 +140,13 @@ def test_top_k_tradeoff_scores_each_pair_once_for_quality_and_times_the_first_qu
         assert row["ndcg@10"] == pytest.approx(alone.result.aggregate["ndcg@10"])
     with pytest.raises(ValueError, match="no k_values"):
         top_k_tradeoff(fs, scorer, ds, k_values=())
+    # latency_queries=0 (a second first stage before the same reranker): quality only, nothing timed
+    quiet = GoldScorer()
+    untimed = top_k_tradeoff(fs, quiet, ds, k_values=(2, 5, 10), latency_queries=0)
+    assert quiet.pairs == 3 * 10 and all("p50_ms" not in r and "p95_ms" not in r for r in untimed)
+    assert [r["ndcg@10"] for r in untimed] == [r["ndcg@10"] for r in rows]
+    with pytest.raises(ValueError, match="latency_queries=-1, must be >= 0"):
+        top_k_tradeoff(fs, quiet, ds, k_values=(2,), latency_queries=-1)
 
 
 def test_worst_queries_names_the_damage():
