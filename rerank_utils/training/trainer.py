@@ -39,7 +39,7 @@ from sentence_transformers.cross_encoder.evaluation import (
     CrossEncoderRerankingEvaluator,
 )
 from transformers import EarlyStoppingCallback, set_seed
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, TrainerCallback
 
 from rerank_utils.models.bridge import bridge_parameters, bridge_summary, is_bridge
 from rerank_utils.models.loading import load_cross_encoder
@@ -69,6 +69,8 @@ class FineTuneResult:
     model: Any = field(default=None, repr=False)
     world_size: int = 1  # processes that trained together (torchrun / accelerate launch: data parallel)
     optimizer_steps: int = 0
+    #: ``(epoch, seconds since training began)`` at the end of each validation: what stopping there would have cost
+    validation_seconds: list[tuple[float, float]] = field(default_factory=list)
 
     def curves(self) -> dict[str, list[tuple[float, float]]]:
         """``{"train_loss": [(epoch, loss)], "val_ndcg@10": [(epoch, value)]}`` from the history."""
@@ -163,7 +165,8 @@ def fine_tune(
         # the default search for unused ones makes DDP mark the scoring head ready twice (a RuntimeError)
         ddp_find_unused_parameters=False,
     )
-    callbacks = [EtaLog(log)] if log else []
+    clock = _ValidationClock()
+    callbacks = [clock, *([EtaLog(log)] if log else [])]
     if evaluator and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = _trainer_class(CrossEncoderTrainer)(
@@ -198,12 +201,28 @@ def fine_tune(
         model=model,
         world_size=trainer.args.world_size,
         optimizer_steps=trainer.state.global_step,
+        validation_seconds=clock.marks,
     )
     # Under torchrun / accelerate launch every process holds the same weights after training: one writes.
     if trainer.is_world_process_zero():
         save_model(model, output_dir, result, card)
     trainer.accelerator.wait_for_everyone()
     return result
+
+
+class _ValidationClock(TrainerCallback):
+    """The seconds from the start of training to the end of each validation, so that a reader of one run can say what
+    the same run stopped at an earlier epoch cost (notebook 12's early stopping)."""
+
+    def __init__(self):
+        self.marks: list[tuple[float, float]] = []
+        self._t0 = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.marks.append((float(state.epoch or 0.0), time.perf_counter() - self._t0))
 
 
 def _trainer_class(base):

@@ -185,6 +185,7 @@ class FaqExperiments:
             "val NDCG@10, first stage": self.first_stage_val,
             "val change vs first stage": (result.best_metric - self.first_stage_val) if result.best_metric is not None else None,
             "train_s": result.train_seconds,
+            "validation_seconds": [round(t, 2) for _, t in result.validation_seconds],  # since training began, per epoch
         }
         if score_test:
             row.update(self._score(result.model, "test"))
@@ -199,6 +200,47 @@ class FaqExperiments:
             shutil.rmtree(out, ignore_errors=True)
         self.runs[key] = row
         return dict(row)
+
+    def early_stopped(self, full: dict[str, Any], patience: int, name: str) -> dict[str, Any]:
+        """The row of ``full`` (a :meth:`run` without early stopping, ``score_last_epoch=True``) trained with early
+        stopping after ``patience`` epochs without a better validation NDCG@10, without training it again.
+
+        Early stopping only reads the validation curve: with the same seed, the same data and the same epochs (so the
+        same learning-rate schedule), the run that stops is the first epochs of ``full``, step for step. So the row
+        applies ``transformers.EarlyStoppingCallback``'s rule (a better value resets the count, any other adds one,
+        stop at ``patience``) to ``full``'s curve: the epochs it would have run, its curve, its best epoch, its
+        seconds (``full``'s clock at the end of that validation) and, as the best epoch's model is ``full``'s best
+        model, ``full``'s test scores. Where the stopped run's best epoch is not ``full``'s (a later epoch beat it),
+        its model is not one ``full`` scored: it is trained for real (:meth:`run`)."""
+        if not patience or patience < 1:
+            raise ValueError(f"early_stopped({name!r}): patience={patience!r}, must be an integer >= 1")
+        if full.get("early_stopping_patience") is not None or "test, last epoch NDCG@10" not in full:
+            raise ValueError(f"early_stopped({name!r}): {full.get('variant')!r} must be a run without early stopping, "
+                             f"scored with score_last_epoch=True")
+        curve = list(full["val_curve"])
+        best, waited, stop = None, 0, len(curve)
+        for epoch, value in enumerate(curve, 1):
+            if best is None or value > best:
+                best, waited = value, 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    stop = epoch
+                    break
+        kept = curve[:stop]
+        best_epoch = kept.index(max(kept)) + 1
+        if best_epoch != full["best_epoch"]:
+            return self.run(name, train_queries=full["train_queries"], label_noise=full["label_noise"],
+                            learning_rate=full["learning_rate"], epochs=full["epochs"], early_stopping_patience=patience,
+                            score_test=True)
+        row = {k: v for k, v in full.items() if "last epoch" not in k}
+        row.update({
+            "variant": name, "early_stopping_patience": patience, "epochs_run": stop, "best_epoch": best_epoch,
+            "val_curve": kept, "val NDCG@10 (best)": max(kept), "val change vs first stage": max(kept) - full["val NDCG@10, first stage"],
+            "train_s": full["validation_seconds"][stop - 1], "validation_seconds": full["validation_seconds"][:stop],
+            "read from": full["variant"],
+        })
+        return row
 
     def _score(self, model, label: str) -> dict[str, float]:
         ev = evaluate_reranker(model, self.test, {self.first_stage: self._test_run}, top_k=self.top_k, metrics=("ndcg@10",))

@@ -183,7 +183,56 @@ def test_faq_experiments_train_each_variant_once(tiny_bert_dir, tmp_path):
         assert 0 <= long[f"{label} NDCG@10"] <= 1
         assert long[f"{label} 95% CI low"] <= long[f"{label} change vs first stage"] <= long[f"{label} 95% CI high"]
         assert long[f"{label} NDCG@10"] == pytest.approx(ex.first_stage_test + long[f"{label} change vs first stage"])
+    assert len(long["validation_seconds"]) == 2 and 0 < long["validation_seconds"][0] < long["validation_seconds"][1] <= long["train_s"]
     assert not list(tmp_path.iterdir())  # the variants' folders are deleted once scored
+
+
+def test_early_stopping_read_from_the_full_run_is_the_run_that_stops(tiny_bert_dir, tmp_path, monkeypatch):
+    """Notebook 12 reads its early-stopped row from the run without early stopping instead of training it again:
+    the two trainings are the same up to the stop (same seed, data and schedule), so the rows must agree."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from rerank_utils.training.arguments import TrainingConfig
+    from rerank_utils.training.mining import MiningConfig
+    from rerank_utils.training.recipes import FirstStages, Recipe
+    from tests.unit.training.test_trainer import toy_ds
+
+    t = Transformer(str(tiny_bert_dir), max_seq_length=64)
+    bi = SentenceTransformer(modules=[t, Pooling(t.get_embedding_dimension(), "mean")], device="cpu")
+    train, val, test = toy_ds(8, seed=1), toy_ds(4, seed=2), toy_ds(6, seed=3)
+    recipe = Recipe("b", MiningConfig("random", num_negatives=3),
+                    TrainingConfig(loss="softmax", epochs=4, batch_size=4, max_length=64, learning_rate=3e-3), train_queries=8)
+    ex = FaqExperiments(recipe, train, val, test, FirstStages(train.corpus, bi), tmp_path, base_model=str(tiny_bert_dir),
+                        top_k=5, device="cpu")
+    full = ex.run("no early stopping", early_stopping_patience=None, score_last_epoch=True)
+    for patience in (1, 2):
+        real = ex.run(f"patience {patience}", early_stopping_patience=patience, score_test=True)
+        read = ex.early_stopped(full, patience, f"patience {patience}, read")
+        for key in ("epochs_run", "best_epoch", "val_curve", "val NDCG@10 (best)", "test NDCG@10", "test 95% CI low"):
+            assert read[key] == pytest.approx(real[key], abs=1e-6), (patience, key)
+        if "read from" in read:  # read, not trained: its clock is the full run's at the end of its last epoch
+            assert read["train_s"] == full["validation_seconds"][read["epochs_run"] - 1] and "test, last epoch NDCG@10" not in read
+        else:  # the stopped run kept another epoch than the full run's best: that model was trained (here: found trained)
+            assert read["best_epoch"] != full["best_epoch"]
+    assert len(ex.runs) == 3  # the full run and the two real ones: reading trained nothing new
+
+    peak = {**full, "val_curve": [0.5, 0.6, 0.55, 0.5], "best_epoch": 2, "validation_seconds": [1.0, 2.0, 3.0, 4.0]}
+    read = ex.early_stopped(peak, 1, "peak")  # stops at epoch 3, keeps epoch 2: the full run's best model
+    assert (read["epochs_run"], read["best_epoch"], read["val_curve"], read["train_s"]) == (3, 2, [0.5, 0.6, 0.55], 3.0)
+    assert read["test NDCG@10"] == full["test NDCG@10"] and read["val change vs first stage"] == pytest.approx(0.6 - ex.first_stage_val)
+
+    trained = []
+    monkeypatch.setattr(ex, "run", lambda name, **kw: trained.append(kw) or {"variant": name})
+    dip = {**full, "val_curve": [0.5, 0.4, 0.6, 0.55], "best_epoch": 3}  # patience 1 stops at epoch 2, best epoch 1
+    assert ex.early_stopped(dip, 1, "dip") == {"variant": "dip"}  # not a model the full run scored: trained for real
+    assert trained == [{"train_queries": 8, "label_noise": 0.0, "learning_rate": 3e-3, "epochs": 4,
+                        "early_stopping_patience": 1, "score_test": True}]
+    assert ex.early_stopped(dip, 2, "patient")["epochs_run"] == 4  # never two epochs without a better one
+    with pytest.raises(ValueError, match="patience=0, must be an integer >= 1"):
+        ex.early_stopped(full, 0, "none")
+    with pytest.raises(ValueError, match="must be a run without early stopping"):
+        ex.early_stopped({**full, "early_stopping_patience": 1}, 1, "twice")
 
 
 # --------------------------------------------------------------------------------- the retriever first
