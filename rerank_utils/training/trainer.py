@@ -183,7 +183,7 @@ def fine_tune(
         trainer.remove_callback(PrinterCallback)
     if resume_from_checkpoint is True and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"resume_from_checkpoint=True but {ckpt_dir} holds no checkpoint-* folder")
-    t0 = time.perf_counter()
+    t0 = clock.t0 = time.perf_counter()
     with sorted_micro_batches(model, config.sorted_micro_batch):
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - t0
@@ -211,18 +211,15 @@ def fine_tune(
 
 
 class _ValidationClock(TrainerCallback):
-    """The seconds from the start of training to the end of each validation, so that a reader of one run can say what
-    the same run stopped at an earlier epoch cost (notebook 12's early stopping)."""
+    """The seconds from ``t0`` (where ``train_seconds`` starts) to the end of each validation, so that a reader of one
+    run can say what the same run stopped at an earlier epoch cost (notebook 12's early stopping)."""
 
     def __init__(self):
         self.marks: list[tuple[float, float]] = []
-        self._t0 = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
 
     def on_evaluate(self, args, state, control, **kwargs):
-        self.marks.append((float(state.epoch or 0.0), time.perf_counter() - self._t0))
+        self.marks.append((float(state.epoch or 0.0), time.perf_counter() - self.t0))
 
 
 def _trainer_class(base):
