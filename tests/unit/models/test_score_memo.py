@@ -42,10 +42,7 @@ class CountingScorer:
         return np.arange(len(pairs), dtype=np.float32)
 
 
-def test_only_new_pairs_are_scored_and_the_scores_are_the_models(model, monkeypatch):
-    pairs = [(QUERIES[q], CORPUS[d]) for q in QUERIES for d in CORPUS]
-    first = memo_raw_scores(model, pairs[:9])
-    assert counts() == {"scored": 9, "from_memory": 0}
+def _spy_predict(model, monkeypatch) -> list:
     seen = []
     real = model.predict
 
@@ -54,6 +51,14 @@ def test_only_new_pairs_are_scored_and_the_scores_are_the_models(model, monkeypa
         return real(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
 
     monkeypatch.setattr(model, "predict", spy)
+    return seen
+
+
+def test_only_new_pairs_are_scored_and_the_scores_are_the_models(model, monkeypatch):
+    pairs = [(QUERIES[q], CORPUS[d]) for q in QUERIES for d in CORPUS]
+    first = memo_raw_scores(model, pairs[:9])
+    assert counts() == {"scored": 9, "from_memory": 0}
+    seen = _spy_predict(model, monkeypatch)
     both = memo_raw_scores(model, pairs + pairs[:2])  # 6 new pairs, the first 9 and the 2 repeats from memory
     assert seen == [pairs[9:]] and counts() == {"scored": 15, "from_memory": 11}
     np.testing.assert_array_equal(both[:9], first)
@@ -100,18 +105,6 @@ def test_evaluation_scores_shared_candidates_once_and_rerank_run_computes_unless
     assert counts() == {"scored": 15, "from_memory": 3}
     for q in QUERIES:
         assert ev.runs["A + reranker"][q] == pytest.approx(fresh[q], abs=1e-6)
-
-
-def _spy_predict(model, monkeypatch) -> list:
-    seen = []
-    real = model.predict
-
-    def spy(pairs, batch_size=32, show_progress_bar=False, activation_fn=None):
-        seen.append(list(pairs))
-        return real(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
-
-    monkeypatch.setattr(model, "predict", spy)
-    return seen
 
 
 def test_a_later_process_reads_back_the_scores_of_the_same_weights_saved_and_loaded(model, tmp_path, monkeypatch):
