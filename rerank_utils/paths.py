@@ -16,6 +16,8 @@ ENV_ARTIFACTS = "RERANK_ARTIFACTS_DIR"
 ENV_EMBEDDING_CACHE = "RERANK_EMBEDDING_CACHE"
 #: The folder of the reranker score memo's files (models/score_memo), set by run-notebooks and the CLI per profile.
 ENV_SCORE_CACHE = "RERANK_SCORE_CACHE"
+#: Both caches' variables: what run-notebooks and the CLI set for a profile (:func:`profile_caches`) and then restore.
+CACHE_VARIABLES = (ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE)
 
 
 def repo_root() -> Path | None:
@@ -73,3 +75,11 @@ def resolve_path(path: str | os.PathLike) -> Path:
     if root is not None and (root / p).exists():
         return (root / p).resolve()
     return p.resolve()
+
+
+def profile_caches(profile: str) -> dict[str, str]:
+    """The cache folders a profile's notebooks and CLI steps share, by the variable that names each:
+    ``artifacts/<profile>/cache/embeddings`` (corpus embeddings) and ``.../scores`` (reranker scores). Each cache
+    creates its folder when it first writes."""
+    return {ENV_EMBEDDING_CACHE: str(artifacts_dir(profile, "cache", "embeddings", create=False)),
+            ENV_SCORE_CACHE: str(artifacts_dir(profile, "cache", "scores", create=False))}

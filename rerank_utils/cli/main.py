@@ -25,7 +25,7 @@ from pathlib import Path
 from rerank_utils.cli.config_files import config_yaml, load_config
 from rerank_utils.cli.errors import ConfigError, PipelineError
 from rerank_utils.models.resolve import ModelNotAvailableOffline
-from rerank_utils.paths import ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE, artifacts_dir, discover_notebooks
+from rerank_utils.paths import CACHE_VARIABLES, artifacts_dir, discover_notebooks, profile_caches
 from rerank_utils.tutorial.profiles import DEFAULT_PROFILE, PROFILES
 
 # The steps (rerank_utils.cli.steps: torch and sentence-transformers), the server (FastAPI) and the notebook runner
@@ -263,9 +263,9 @@ def _load(args):
     cfg = load_config(args.config, None if args.config else args.profile, args.overrides)
     source = cfg.source if cfg.source.startswith("profile ") else f"{cfg.source} (profile {cfg.profile})"
     print(f"config: {source}; artifacts: {artifacts_dir(cfg.name, create=False)}", flush=True)
-    # corpus embeddings computed once per profile, shared with run-notebooks (retrieval/embedding_cache); main() restores
-    os.environ.setdefault(ENV_EMBEDDING_CACHE, str(artifacts_dir(cfg.name, "cache", "embeddings", create=False)))
-    os.environ.setdefault(ENV_SCORE_CACHE, str(artifacts_dir(cfg.name, "cache", "scores", create=False)))  # models/score_memo
+    # corpus embeddings and reranker scores computed once per profile, shared with run-notebooks; main() restores
+    for name, folder in profile_caches(cfg.name).items():
+        os.environ.setdefault(name, folder)
     return cfg
 
 
@@ -410,7 +410,7 @@ _COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    cache_env = {name: os.environ.get(name) for name in (ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE)}
+    cache_env = {name: os.environ.get(name) for name in CACHE_VARIABLES}
     try:
         return _COMMANDS[args.command](args)
     except ConfigError as exc:  # a bad config or --set: exit 2, like a bad command line

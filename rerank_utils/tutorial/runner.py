@@ -6,7 +6,8 @@
 * what the notebooks record, and the tests read back, is :mod:`rerank_utils.tutorial.records`.
 * each kernel is stopped at once when its notebook has run, without Python's slow teardown (:func:`run_notebook`).
 * the kernels share one corpus-embedding cache, ``artifacts/<profile>/cache/embeddings``
-  (:mod:`rerank_utils.retrieval.embedding_cache`), so a later notebook reads back what an earlier one encoded.
+  (:mod:`rerank_utils.retrieval.embedding_cache`), and one cache of reranker scores, ``.../cache/scores``
+  (:mod:`rerank_utils.models.score_memo`), so a later notebook reads back what an earlier one encoded or scored.
 
 The command line is ``rerank-utils run-notebooks --profile smoke`` (see :mod:`rerank_utils.cli.main`).
 Introduced in notebook ``00_concepts`` (recording) and the README (running).
@@ -28,7 +29,7 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir
+from rerank_utils.paths import CACHE_VARIABLES, ENV_ARTIFACTS, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir, profile_caches
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
@@ -209,13 +210,13 @@ def run_notebooks(
     timeout = cell_timeout or prof.cell_timeout
     executed = artifacts_dir(profile, "executed")
     summary = RunSummary(profile=profile)
-    saved_env = {k: os.environ.get(k) for k in _kernel_env(prof.needs_hub) | {ENV_ARTIFACTS: "", ENV_EMBEDDING_CACHE: "", ENV_SCORE_CACHE: ""}}
+    saved_env = {k: os.environ.get(k) for k in [*_kernel_env(prof.needs_hub), ENV_ARTIFACTS, *CACHE_VARIABLES]}
     os.environ.update(_kernel_env(prof.needs_hub))
     os.environ[ENV_ARTIFACTS] = str(artifacts_dir(profile).parent)  # the kernel writes where we read
-    # corpus embeddings computed once per (model weights, corpus) for the whole run, unless the caller chose a folder
-    os.environ.setdefault(ENV_EMBEDDING_CACHE, str(artifacts_dir(profile, "cache", "embeddings")))
-    # and a reranker's scores of a pair once per model weights (models/score_memo): 14 re-evaluates what 03 scored
-    os.environ.setdefault(ENV_SCORE_CACHE, str(artifacts_dir(profile, "cache", "scores")))
+    # corpus embeddings once per (model weights, corpus) and a reranker's score of a pair once per model weights, for
+    # the whole run (14 re-evaluates what 03 scored), unless the caller chose the folders
+    for name, folder in profile_caches(profile).items():
+        os.environ.setdefault(name, folder)
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
             if progress:
