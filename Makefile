@@ -23,8 +23,11 @@ tutorial: setup
 smoke: setup
 	$(BIN)/rerank-utils run-notebooks --profile smoke
 
+# Two pytest workers: the smoke notebooks (one xdist group, ~7 min) run on one while every other test runs on the
+# other (~3 min); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m "not notebooks"
