@@ -42,6 +42,10 @@ def variants() -> list[Recipe]:
         Recipe("bce-random5-lr1e-4", MiningConfig("random", num_negatives=5), TrainingConfig(loss="bce", epochs=3, learning_rate=1e-4, **T)),
         Recipe("bce-mixed-bm25-lr1e-4", MiningConfig("mixed", num_negatives=5, hard_fraction=0.4, hard_source="bm25"), TrainingConfig(loss="bce", epochs=3, learning_rate=1e-4, **T)),
         Recipe("lambda-mixed-lr1e-4", MiningConfig("mixed", num_negatives=7, hard_fraction=0.43), TrainingConfig(loss="lambda", epochs=3, learning_rate=1e-4, batch_size=4, max_length=128, early_stopping_patience=2)),
+        # issue 15 (the cpu tutorial in a coffee break): the standard recipe with one epoch fewer and half the pairs
+        Recipe("lambda-mixed-lr1e-4-2ep", MiningConfig("mixed", num_negatives=7, hard_fraction=0.43), TrainingConfig(loss="lambda", epochs=2, learning_rate=1e-4, batch_size=4, max_length=128, early_stopping_patience=2)),
+        Recipe("lambda-mixed3-lr1e-4-2ep", MiningConfig("mixed", num_negatives=3, hard_fraction=0.43), TrainingConfig(loss="lambda", epochs=2, learning_rate=1e-4, batch_size=4, max_length=128, early_stopping_patience=2)),
+        Recipe("lambda-mixed3-lr1e-4", MiningConfig("mixed", num_negatives=3, hard_fraction=0.43), TrainingConfig(loss="lambda", epochs=3, learning_rate=1e-4, batch_size=4, max_length=128, early_stopping_patience=2)),
         Recipe("mnrl-mixed-lr5e-5", MiningConfig("mixed", num_negatives=4, hard_fraction=0.5), TrainingConfig(loss="mnrl", epochs=3, learning_rate=5e-5, **T)),
         *bridge_variants(),
     ]
@@ -63,6 +67,9 @@ def bridge_variants() -> list[Recipe]:
         bridge("bridge-head-b8-lr2e-5", bias_mode="head"),
         bridge("bridge-layer-b8-lr5e-5", lr=5e-5),
         bridge("bridge-layer-b8-dense7", mining=MiningConfig("dense", num_negatives=7)),
+        # issue 15: the chosen bridge (lr 5e-5, best epoch 1 of 2) trained one epoch, with 7 or 3 negatives
+        bridge("bridge-layer-b8-lr5e-5-1ep", lr=5e-5, epochs=1),
+        bridge("bridge-layer-b8-lr5e-5-1ep-mixed3", mining=MiningConfig("mixed", num_negatives=3, hard_fraction=0.57), lr=5e-5, epochs=1),
     ]
 
 

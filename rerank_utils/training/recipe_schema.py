@@ -84,7 +84,7 @@ RECIPE_VALUES: dict[str, type[_RecipeValues]] = {"standard": StandardRecipeValue
 #: the values each architecture's recipe is built from (the keys of a config's ``finetune.<architecture>``)
 RECIPE_KEYS: dict[str, tuple[str, ...]] = {arch: tuple(model.model_fields) for arch, model in RECIPE_VALUES.items()}
 
-_SHARED_IN_03 = ("negatives", "num_negatives", "hard_source", "relative_margin", "batch_size", "warmup_ratio", "early_stopping_patience")
+_SHARED_IN_03 = ("negatives", "hard_source", "relative_margin", "batch_size", "warmup_ratio", "early_stopping_patience")
 
 #: (notebook, architecture) -> {recipe value: the notebook's parameter name}. Notebook 03 prefixes the bridge's own
 #: values with ``bridge_``; 14, which trains only the bridge, does not.
