@@ -43,6 +43,8 @@ from transformers.trainer_callback import PrinterCallback, TrainerCallback
 
 from rerank_utils.models.bridge import bridge_parameters, bridge_summary, is_bridge
 from rerank_utils.models.loading import load_cross_encoder
+from rerank_utils.models.score_memo import memo_raw_scores
+from rerank_utils.models.scores import activation_of
 from rerank_utils.training.arguments import TrainingConfig, _on_gpu, resolve_precision
 from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.losses import _make_loss
@@ -127,7 +129,7 @@ def fine_tune(
 
     evaluator = None
     if val_samples:
-        evaluator = CrossEncoderRerankingEvaluator(
+        evaluator = _MemoisedRerankingEvaluator(
             samples=list(val_samples), at_k=10, always_rerank_positives=False, name="val", batch_size=64, write_csv=False
         )
     strategy = "steps" if config.eval_steps else "epoch"
@@ -208,6 +210,32 @@ def fine_tune(
         save_model(model, output_dir, result, card)
     trainer.accelerator.wait_for_everyone()
     return result
+
+
+class _MemoScorer:
+    """The model as the validation evaluator sees it: ``predict`` through the score memo, everything else the
+    model's own."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def predict(self, pairs, batch_size: int = 32, **_options):
+        return activation_of(self._model)(memo_raw_scores(self._model, [tuple(p) for p in pairs], batch_size=batch_size))
+
+
+class _MemoisedRerankingEvaluator(CrossEncoderRerankingEvaluator):
+    """sentence-transformers' reranking evaluator whose scores are kept in the score memo
+    (:mod:`~rerank_utils.models.score_memo`, keyed by the weights at that epoch): the kept epoch's scores of the
+    validation candidates are what :func:`~rerank_utils.training.recipes.train_recipe`'s calibration and every later
+    evaluation of the same candidates read back instead of scoring them again (issue 15). Its ranking scores are
+    computed in float64 from the raw scores, as everywhere in the package, so saturated sigmoids do not tie.
+    Hand-written because the evaluator calls ``model.predict`` and keeps nothing."""
+
+    def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        return super().__call__(_MemoScorer(model), output_path, epoch, steps)
 
 
 class _ValidationClock(TrainerCallback):

@@ -123,6 +123,28 @@ def test_fine_tune_learns_and_keeps_the_best_checkpoint(trained):
     assert yes > no  # it learned the task
 
 
+def test_the_kept_epochs_validation_scores_are_read_back_not_scored_again(tiny_bert_dir, tmp_path):
+    from rerank_utils.models import score_memo
+    from rerank_utils.retrieval.reranking import rerank_run
+
+    ds = toy_ds(n_queries=10)
+    # each query's positive and 4 other passages (the evaluator skips a query without a positive among them)
+    first_stage = {q: {d: (1.0 if d in ds.qrels[q] else float(-i)) for i, d in enumerate(ds.corpus)} for q in ds.queries}
+    cfg = TrainingConfig(loss="lambda", epochs=2, batch_size=4, learning_rate=1e-3, max_length=16, warmup_ratio=0.0,
+                         early_stopping_patience=None, save_total_limit=3)
+    score_memo.forget()
+    result = fine_tune(str(tiny_bert_dir), training_rows(ds, negs(ds), "lambda"), tmp_path / "m", cfg,
+                       val_samples=reranking_samples(ds, first_stage, top_k=5), device="cpu", show_progress=False)
+    pairs = 10 * 5
+    assert score_memo.counts() == {"scored": 2 * pairs, "from_memory": 0}  # each epoch's weights scored the candidates once
+    reranked = rerank_run(result.model, ds, first_stage, top_k=5, memo=True)  # the kept epoch's weights: all read back
+    assert score_memo.counts() == {"scored": 2 * pairs, "from_memory": pairs}
+    fresh = rerank_run(result.model, ds, first_stage, top_k=5)  # computed now
+    for q in ds.queries:
+        assert reranked[q] == pytest.approx(fresh[q], abs=1e-5)
+    score_memo.forget()
+
+
 def test_saved_model_reloads_with_the_same_scores(trained):
     from sentence_transformers import CrossEncoder
 
