@@ -16,8 +16,7 @@ from rerank_utils.tutorial.profiles import PROFILES
 from rerank_utils.tutorial.records import read_records
 from rerank_utils.tutorial.runner import run_notebook, run_notebooks
 
-# one xdist group: `make test` runs the whole smoke run (a module fixture) on one worker, once
-pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200), pytest.mark.xdist_group("smoke-notebooks")]
+pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(1200)]
 NOTEBOOKS = [p.stem for p in discover_notebooks()]
 SMOKE = PROFILES["smoke"]
 
