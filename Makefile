@@ -23,12 +23,8 @@ tutorial: setup
 smoke: setup
 	$(BIN)/rerank-utils run-notebooks --profile smoke
 
-# Two pytest workers, a test file each at a time: the smoke notebooks' file (~7 min, scheduled first by
-# tests/conftest.py) runs on one while the other files run on the other (~3 min); TEST_WORKERS=0: one process.
-# (Not --dist loadgroup: pytest 9.2 ignores its groups, pytest-dev/pytest-xdist#1386.)
-TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -ra
 
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m "not notebooks"

@@ -13,13 +13,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test`: a file per worker at a time) the smoke notebooks' file goes first, so the
-    longest file starts at once on one worker and every other file runs on the other meanwhile."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: not item.nodeid.startswith("tests/notebooks/"))
-
-
 @pytest.fixture(autouse=True)
 def _artifacts_in_tmp(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "artifacts"
