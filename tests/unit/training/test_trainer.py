@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from rerank_utils.data.records import DataValidationError, RetrievalDataset
+from rerank_utils.models import score_memo
 from rerank_utils.models.precision import cpu_has_bf16
+from rerank_utils.retrieval.reranking import rerank_run
 from rerank_utils.training.arguments import TrainingConfig, resolve_precision
 from rerank_utils.training.guide_engine import CrossEncoderFinetuneEngine
 from rerank_utils.training.samples import (
@@ -124,9 +126,6 @@ def test_fine_tune_learns_and_keeps_the_best_checkpoint(trained):
 
 
 def test_the_kept_epochs_validation_scores_are_read_back_not_scored_again(tiny_bert_dir, tmp_path):
-    from rerank_utils.models import score_memo
-    from rerank_utils.retrieval.reranking import rerank_run
-
     ds = toy_ds(n_queries=10)
     # each query's positive and 4 other passages (the evaluator skips a query without a positive among them)
     first_stage = {q: {d: (1.0 if d in ds.qrels[q] else float(-i)) for i, d in enumerate(ds.corpus)} for q in ds.queries}
