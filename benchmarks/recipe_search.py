@@ -125,7 +125,7 @@ def print_table(done: dict) -> None:
         b = ti["BM25 + reranker vs BM25"]
         d = ti["bi-encoder + reranker vs bi-encoder"]
         print(
-            f"| {name}{' (chosen)' if name == best else ''} | {r['val_score']:.3f} | "
+            f"| {name}{' (best on validation)' if name == best else ''} | {r['val_score']:.3f} | "
             f"{r['test']['BM25 + reranker']:.3f} vs {r['test']['BM25']:.3f}: {b[0]:+.3f} [{b[1]:+.3f}, {b[2]:+.3f}] | "
             f"{r['test']['bi-encoder + reranker']:.3f} vs {r['test']['bi-encoder']:.3f}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | "
             f"{r['train_seconds']:.0f} |"
