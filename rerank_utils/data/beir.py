@@ -57,23 +57,14 @@ def read_beir(
         _beir_paths(folder, "test")  # names what is missing
     corpus_path, queries_path, _ = _beir_paths(folder, names[0])
 
-    doc_entries = _jsonl_entries(corpus_path)
-    doc_found = _Found(str(corpus_path), doc_entries)
-    corpus, doc_meta = _beir_items(doc_entries, doc_found, "document")
-
-    query_entries = _jsonl_entries(queries_path)
-    query_found = _Found(str(queries_path), query_entries)
-    queries, query_meta = _beir_items(query_entries, query_found, "query")
-
-    reports = [doc_found.report(), query_found.report()]
+    corpus, doc_meta, doc_report = _beir_items(corpus_path, "document")
+    queries, query_meta, query_report = _beir_items(queries_path, "query")
+    reports = [doc_report, query_report]
     qrels: dict[str, dict[str, float]] = {}
     split_of: dict[str, str] = {}
     for name in names:
-        qrels_path = _beir_paths(folder, name)[2]
-        row_entries = _qrels_entries(qrels_path)
-        row_found = _Found(str(qrels_path), row_entries)
-        these = _beir_qrels(row_entries, row_found, queries, corpus)
-        reports.append(row_found.report())
+        these, qrels_report = _beir_qrels(_beir_paths(folder, name)[2], queries, corpus)
+        reports.append(qrels_report)
         twice = sorted(q for q in these if q in split_of and any(g > 0 for g in these[q].values()))
         if twice:
             raise ValueError(f"{folder}: queries {twice[:5]} ({len(twice)} in all) have judgements in qrels/{split_of[twice[0]]}.tsv and "
@@ -129,11 +120,7 @@ def write_beir(ds: RetrievalDataset, folder: str | Path, split: str = "test") ->
     queries = [_beir_row(qid, text, ds.query_meta.get(qid, {}), title=False) for qid, text in ds.queries.items()]
     _write_json_records(_merged_by_id(folder / "queries.jsonl", queries), folder / "queries.jsonl", array=False)
     lines = ["\t".join(BEIR_QRELS_HEADER)]
-    lines += [
-        f"{qid}\t{doc_id}\t{_format_number(grade)}"
-        for qid in ds.queries
-        for doc_id, grade in ds.qrels.get(qid, {}).items()
-    ]
+    lines += [f"{qid}\t{doc_id}\t{_format_number(grade)}" for qid in ds.queries for doc_id, grade in ds.qrels.get(qid, {}).items()]
     (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     return folder
 
@@ -156,34 +143,23 @@ def _beir_paths(folder: Path, split: str) -> tuple[Path, Path, Path]:
     return corpus_path, queries_path, qrels_path
 
 
-def _beir_items(entries: list[_Entry], found: _Found, what: str) -> tuple[dict[str, str], dict[str, dict]]:
-    """``{id: text}`` and ``{id: metadata}`` of the valid corpus or queries lines."""
+def _beir_items(path: Path, what: str) -> tuple[dict[str, str], dict[str, dict], ValidationReport]:
+    """``{id: text}`` and ``{id: metadata}`` of the valid lines of a corpus or queries JSONL file, and the report."""
+    entries = _jsonl_entries(path)
+    found = _Found(str(path), entries)
     texts: dict[str, str] = {}
     meta: dict[str, dict] = {}
     first_at: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        if not found.ok(i):
-            continue
-        value = entry.value
+    for i, value in found.each_ok():
         if not isinstance(value, dict):
-            found.add(
-                i, "not_an_object", f'line is {_kind(value)}, not an object; write {{"_id": "...", "text": "..."}}'
-            )
+            found.add(i, "not_an_object", f'line is {_kind(value)}, not an object; write {{"_id": "...", "text": "..."}}')
             continue
-        issues = _beir_item_issues(value, what)
-        for reason, message, name in issues:
-            found.add(i, reason, message, name)
-        if issues:
+        if found.add_all(i, _beir_item_issues(value, what)):
             continue
         item_id = value["_id"].strip()
         if item_id in first_at:
-            found.add(
-                i,
-                "duplicate_id",
-                f"_id {item_id!r} is also at {entries[first_at[item_id]].location}; give each {what} its own id "
-                "or remove the repeat",
-                "_id",
-            )
+            found.add(i, "duplicate_id", f"_id {item_id!r} is also at {entries[first_at[item_id]].location}; give each "
+                      f"{what} its own id or remove the repeat", "_id")
             continue
         first_at[item_id] = i
         texts[item_id] = value["text"].strip()
@@ -191,7 +167,7 @@ def _beir_items(entries: list[_Entry], found: _Found, what: str) -> tuple[dict[s
         title = (value.get("title") or "").strip()
         if title or extra:
             meta[item_id] = ({"title": title} if title else {}) | extra
-    return texts, meta
+    return texts, meta, found.report()
 
 
 def _beir_item_issues(value: dict, what: str) -> list[tuple[str, str, str]]:
@@ -203,9 +179,7 @@ def _beir_item_issues(value: dict, what: str) -> list[tuple[str, str, str]]:
             issues.append(("wrong_type", f"field {name!r} is {_kind(value[name])}; write it as a JSON string", name))
     title = value.get("title")
     if title is not None and not isinstance(title, str):
-        issues.append(
-            ("wrong_type", f"field 'title' is {_kind(title)}; write it as a JSON string or leave it out", "title")
-        )
+        issues.append(("wrong_type", f"field 'title' is {_kind(title)}; write it as a JSON string or leave it out", "title"))
     if issues:
         return issues
     if not value["_id"].strip():
@@ -246,15 +220,13 @@ def _parse_number(text: str) -> float | None:
 
 
 def _beir_qrels(
-    entries: list[_Entry], found: _Found, queries: dict[str, str], corpus: dict[str, str]
-) -> dict[str, dict[str, float]]:
-    """``qrels[qid][doc_id] = grade`` from the valid rows."""
+    path: Path, queries: dict[str, str], corpus: dict[str, str]
+) -> tuple[dict[str, dict[str, float]], ValidationReport]:
+    """``qrels[qid][doc_id] = grade`` from the valid rows of a qrels file, and the report."""
+    found = _Found(str(path), _qrels_entries(path))
     rows: dict[int, tuple[tuple[str, str], float]] = {}
     layout = "qrels rows are query-id<TAB>corpus-id<TAB>score"
-    for i, entry in enumerate(entries):
-        if not found.ok(i):
-            continue
-        cells = entry.value
+    for i, cells in found.each_ok():
         if len(cells) != 3:
             found.add(i, "invalid_row", f"row has {len(cells)} tab-separated columns, not 3; {layout}")
             continue
@@ -263,26 +235,14 @@ def _beir_qrels(
         if not qid or not doc_id:
             found.add(i, "invalid_row", f"row has an empty id; {layout}")
         elif grade is None:
-            found.add(
-                i, "invalid_row", f"score {raw!r} is not a number; write a grade (0, 1, 2, ...) or a float", "score"
-            )
+            found.add(i, "invalid_row", f"score {raw!r} is not a number; write a grade (0, 1, 2, ...) or a float", "score")
         else:
             if qid not in queries:
-                found.add(
-                    i,
-                    "unknown_query_id",
-                    f"query-id {qid!r} is not in queries.jsonl (or its line there has a problem); "
-                    "add the query or remove the row",
-                    "query-id",
-                )
+                found.add(i, "unknown_query_id", f"query-id {qid!r} is not in queries.jsonl (or its line there has a "
+                          "problem); add the query or remove the row", "query-id")
             if doc_id not in corpus:
-                found.add(
-                    i,
-                    "unknown_doc_id",
-                    f"corpus-id {doc_id!r} is not in corpus.jsonl (or its line there has a problem); "
-                    "add the document or remove the row",
-                    "corpus-id",
-                )
+                found.add(i, "unknown_doc_id", f"corpus-id {doc_id!r} is not in corpus.jsonl (or its line there has a "
+                          "problem); add the document or remove the row", "corpus-id")
             if found.ok(i):
                 rows[i] = ((qid, doc_id), grade)
     _check_pairs(rows, found, "query-id and corpus-id", repeat_field="corpus-id", score_field="score")
@@ -290,7 +250,7 @@ def _beir_qrels(
     for i, ((qid, doc_id), grade) in rows.items():
         if found.ok(i):
             qrels.setdefault(qid, {})[doc_id] = grade
-    return qrels
+    return qrels, found.report()
 
 
 def _merge_reports(source: str, reports: list[ValidationReport]) -> ValidationReport:

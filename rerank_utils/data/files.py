@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import json
 import numbers
 import re
@@ -70,12 +71,12 @@ def _jsonl_entries(path: Path) -> list[_Entry]:
         elif line.text.strip():
             try:
                 entries.append(_Entry(location, json.loads(line.text)))
+                continue
             except json.JSONDecodeError as err:
                 message = f"not valid JSON ({err.msg}, column {err.colno}); each line must hold one JSON object"
-                entries.append(_Entry(location, problem=Problem(source, location, "invalid_json", message)))
             except RecursionError:  # Python's parser gives up on nesting about 1,000 deep
                 message = "JSON nested too deeply to parse; a record is one flat object of text fields"
-                entries.append(_Entry(location, problem=Problem(source, location, "invalid_json", message)))
+            entries.append(_Entry(location, problem=Problem(source, location, "invalid_json", message)))
     return entries
 
 
@@ -85,11 +86,6 @@ class _Unreadable(Exception):
         super().__init__(hint)
         self.problems = problems
         self.hint = hint
-
-
-def _raise_unreadable(source: str, err: _Unreadable) -> NoReturn:
-    report = ValidationReport(source=source, n_input=0, n_kept=0, problems=err.problems)
-    raise DataValidationError(report, hint=err.hint) from None
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -108,12 +104,12 @@ def _json_array_entries(path: Path) -> list[_Entry]:
     if undecodable:
         raise _Unreadable(undecodable, f"{cannot} (or save it as JSONL, where one bad line spoils only itself)")
     text = "".join(line.text for line in lines)
-    starts = list(_line_starts(lines))
+    starts = list(itertools.accumulate((len(line.text) for line in lines[:-1]), initial=0))  # offset of each line
 
     def where(pos: int) -> tuple[int, int]:
         """(line, column) of a character offset, both 1-based."""
         n = bisect.bisect_right(starts, pos)
-        return (n, pos - starts[n - 1] + 1) if n else (1, 1)
+        return n, pos - starts[n - 1] + 1
 
     def fail(pos: int, reason: str, message: str) -> NoReturn:
         n, col = where(pos)
@@ -154,13 +150,6 @@ def _json_array_entries(path: Path) -> list[_Entry]:
     if pos != len(text):
         fail(pos, "invalid_json", "not valid JSON: extra data after the closing ']'")
     return entries
-
-
-def _line_starts(lines: list[_Line]) -> Iterator[int]:
-    offset = 0
-    for line in lines:
-        yield offset
-        offset += len(line.text)
 
 
 def _csv_entries(path: Path, required: tuple[str, ...]) -> list[_Entry]:
@@ -223,27 +212,25 @@ def _csv_entries(path: Path, required: tuple[str, ...]) -> list[_Entry]:
             continue
         numbered.append((number, _Entry(location, dict(zip(header, row, strict=True)))))
     if header is None and not numbered:
-        raise _Unreadable(
-            [
-                Problem(
-                    source,
-                    "line 1",
-                    "missing_field",
-                    f"the file is empty; the first line must be the header {','.join(required)}",
-                )
-            ],
-            "nothing to read",
-        )
+        message = f"the file is empty; the first line must be the header {','.join(required)}"
+        raise _Unreadable([Problem(source, "line 1", "missing_field", message)], "nothing to read")
     numbered.sort(key=lambda item: item[0])  # undecodable lines are noted as the reader passes them
     return [entry for _, entry in numbered]
 
 
-def _file_entries(path: Path, suffix: str, required: tuple[str, ...]) -> list[_Entry]:
-    if suffix == ".jsonl":
-        return _jsonl_entries(path)
-    if suffix == ".json":
-        return _json_array_entries(path)
-    return _csv_entries(path, required)
+def _file_entries(path: Path, allowed: tuple[str, ...], what: str, required: tuple[str, ...]) -> tuple[str, list[_Entry]]:
+    """``(suffix, entries)`` of a record file. A file that cannot be parsed at all raises
+    :class:`~rerank_utils.data.records.DataValidationError`, in either mode."""
+    suffix = _suffix(path, allowed, what)
+    try:
+        if suffix == ".jsonl":
+            return suffix, _jsonl_entries(path)
+        if suffix == ".json":
+            return suffix, _json_array_entries(path)
+        return suffix, _csv_entries(path, required)
+    except _Unreadable as err:
+        report = ValidationReport(source=str(path), n_input=0, n_kept=0, problems=err.problems)
+        raise DataValidationError(report, hint=err.hint) from None
 
 
 def _cell(value: Any) -> str:
@@ -257,7 +244,11 @@ def _cell(value: Any) -> str:
     return _dumps(value)
 
 
-def _records_for_writing(records: Any, required: tuple[str, ...], what: str) -> list[dict]:
+def _write_records(records: Any, path: str | Path, allowed: tuple[str, ...], what: str, required: tuple[str, ...]) -> Path:
+    """Write records as ``.json`` (an array, one record per line), ``.jsonl`` or ``.csv`` (header: ``required``,
+    then any other field); parent folders are created. Returns the path."""
+    path = Path(path)
+    suffix = _suffix(path, allowed, what)
     records = _as_record_list(records)
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -267,7 +258,12 @@ def _records_for_writing(records: Any, required: tuple[str, ...], what: str) -> 
             raise ValueError(
                 f"record {i} lacks {', '.join(map(repr, missing))}; {what} records need {', '.join(required)}"
             )
-    return records
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        _write_csv(records, path, required)
+    else:
+        _write_json_records(records, path, array=suffix == ".json")
+    return path
 
 
 def _write_json_records(records: list[dict], path: Path, array: bool) -> None:
@@ -281,9 +277,7 @@ def _write_json_records(records: list[dict], path: Path, array: bool) -> None:
 
 
 def _write_csv(records: list[dict], path: Path, required: tuple[str, ...]) -> None:
-    columns = list(required)
-    for rec in records:
-        columns += [name for name in rec if name not in columns]
+    columns = list(dict.fromkeys([*required, *(name for rec in records for name in rec)]))  # first-seen order
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)

@@ -7,14 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rerank_utils.data.files import (
-    _file_entries,
-    _raise_unreadable,
-    _records_for_writing,
-    _suffix,
-    _Unreadable,
-    _write_json_records,
-)
+from rerank_utils.data.files import _file_entries, _write_records
 from rerank_utils.data.records import (
     GROUPED_FIELDS,
     GROUPED_SUFFIXES,
@@ -59,22 +52,13 @@ def read_grouped(
     """Read and validate a grouped file: ``.json`` (array) or ``.jsonl``. See :func:`validate_grouped`."""
     _check_mode(mode)
     path = Path(path)
-    suffix = _suffix(path, GROUPED_SUFFIXES, "grouped")
-    try:
-        entries = _file_entries(path, suffix, GROUPED_FIELDS)
-    except _Unreadable as err:
-        _raise_unreadable(str(path), err)
+    _, entries = _file_entries(path, GROUPED_SUFFIXES, "grouped", GROUPED_FIELDS)
     return _validate_grouped_entries(entries, str(path), mode, allowed_extra_fields)
 
 
 def write_grouped(records: Iterable[dict], path: str | Path) -> Path:
     """Write grouped records as ``.json`` (an array, one record per line) or ``.jsonl``; UTF-8."""
-    path = Path(path)
-    suffix = _suffix(path, GROUPED_SUFFIXES, "grouped")
-    records = _records_for_writing(records, ("query", "pos"), "grouped")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_records(records, path, array=suffix == ".json")
-    return path
+    return _write_records(records, path, GROUPED_SUFFIXES, "grouped", ("query", "pos"))
 
 
 def _validate_grouped_entries(
@@ -82,23 +66,14 @@ def _validate_grouped_entries(
 ) -> tuple[list[dict], ValidationReport]:
     found = _Found(source, entries)
     allowed = tuple(allowed_extra_fields)
-    normalised: dict[int, dict] = {}
-    for i, entry in enumerate(entries):
-        if found.ok(i):
-            record = _check_group(entry.value, allowed, found, i)
-            if record is not None:
-                normalised[i] = record
+    checked = {i: _check_group(value, allowed, found, i) for i, value in found.each_ok()}
+    normalised = {i: record for i, record in checked.items() if record is not None}
     first_of: dict[str, int] = {}
     for i, record in normalised.items():
         first = first_of.setdefault(record["query"], i)
         if first != i:
-            found.add(
-                i,
-                "duplicate_pair",
-                f"the same query as {entries[first].location}; merge the two records into one "
-                "(join their pos and neg lists)",
-                "query",
-            )
+            found.add(i, "duplicate_pair", f"the same query as {entries[first].location}; merge the two records into "
+                      "one (join their pos and neg lists)", "query")
     kept = [record for i, record in normalised.items() if found.ok(i)]
     return _finish(found.report(), kept, mode)
 
@@ -112,12 +87,11 @@ def _check_group(value: Any, allowed: tuple[str, ...], found: _Found, i: int) ->
             f'record is {_kind(value)}, not an object; write it as {{"query": ..., "pos": [...], "neg": [...]}}',
         )
         return None
-    issues: list[tuple[str, str, str]] = []
-    for name in ("query", "pos"):
-        if name not in value:
-            issues.append(
-                ("missing_field", f"field {name!r} is missing; every record needs query and pos (and neg)", name)
-            )
+    issues = [
+        ("missing_field", f"field {name!r} is missing; every record needs query and pos (and neg)", name)
+        for name in ("query", "pos")
+        if name not in value
+    ]
     issues += _extra_field_issues(value, GROUPED_FIELDS, allowed, "grouped")
     query = None
     if "query" in value:
@@ -130,19 +104,13 @@ def _check_group(value: Any, allowed: tuple[str, ...], found: _Found, i: int) ->
         issues.append(("no_positive", "field 'pos' is empty; every query needs at least one relevant passage", "pos"))
     if pos and neg:
         where_pos = {text: k for k, text in enumerate(pos)}
-        for j, text in enumerate(neg):
-            if text in where_pos:
-                issues.append(
-                    (
-                        "conflicting_labels",
-                        f"neg[{j}] is also pos[{where_pos[text]}]; a passage can't be both relevant and not, "
-                        "remove it from one list",
-                        f"neg[{j}]",
-                    )
-                )
-    for reason, message, name in issues:
-        found.add(i, reason, message, name)
-    if issues:
+        issues += [
+            ("conflicting_labels", f"neg[{j}] is also pos[{where_pos[text]}]; a passage can't be both relevant and "
+             "not, remove it from one list", f"neg[{j}]")
+            for j, text in enumerate(neg)
+            if text in where_pos
+        ]
+    if found.add_all(i, issues):
         return None
     record = {"query": query, "pos": pos, "neg": neg}
     record.update((name, value[name]) for name in value if name in allowed)

@@ -4,6 +4,7 @@ variables, and :class:`HubDatasetUnavailable` whose message says what to do inst
 
 from __future__ import annotations
 
+import collections
 import gzip
 import os
 import re
@@ -25,12 +26,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return hub_reachable(timeout, offline_vars=_DATASET_OFFLINE_VARS)
 
 
-def _offline_env_var() -> str | None:
-    return offline_env_var(_DATASET_OFFLINE_VARS)
-
-
 def _hub_unavailable_message(dataset: str, split: str, detail: str = "") -> str:
-    var = _offline_env_var()
+    var = offline_env_var(_DATASET_OFFLINE_VARS)
     reason = f"offline mode is on ({var}={os.environ[var]})" if var else "the Hugging Face hub cannot be reached"
     return (
         f"QASPER split {split!r} was asked for by its hub id {dataset!r}, but {reason}{detail}. "
@@ -59,13 +56,11 @@ def _looks_like_hub_id(text: str) -> bool:
 def _data_error(problems: list[tuple[str, str, str, str]], source: str, n_input: int, hint: str) -> DataValidationError:
     """A :class:`~rerank_utils.data.records.DataValidationError` listing every ``(source, location, reason,
     message)`` problem (``reason`` one of :data:`rerank_utils.data.records.REASONS`), with ``hint`` at the end."""
-    report = ValidationReport(source=source, n_input=n_input, n_kept=n_input)
-    bad_locations: dict[tuple[str, str], str] = {}
-    for src, location, reason, message in problems:
-        report.problems.append(Problem(src, location, reason, message))
-        bad_locations.setdefault((src, location), reason)
-    report.dropped.update(bad_locations.values())
-    report.n_kept = n_input - len(bad_locations)
+    first_reason: dict[tuple[str, str], str] = {}  # one dropped record per location, counted by its first reason
+    for src, location, reason, _ in problems:
+        first_reason.setdefault((src, location), reason)
+    report = ValidationReport(source, n_input, n_input - len(first_reason), collections.Counter(first_reason.values()),
+                              [Problem(*problem) for problem in problems])
     return DataValidationError(report, hint=hint)
 
 

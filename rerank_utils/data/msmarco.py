@@ -8,6 +8,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from rerank_utils.data.hub import _data_error, _existing_file, _open_text
 from rerank_utils.data.records import RetrievalDataset
@@ -43,12 +44,9 @@ def load_msmarco_triples(path: str | os.PathLike, limit: int | None = None) -> l
     conflicts = 0
     n_lines = 0
     with _open_text(p) as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in _data_lines(fh):
             if limit is not None and lineno > limit:
                 break
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
             n_lines += 1
             where = (str(p), f"line {lineno}")
             parts = line.split("\t")
@@ -80,14 +78,16 @@ def load_msmarco_triples(path: str | os.PathLike, limit: int | None = None) -> l
     return records
 
 
+def _data_lines(fh: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line without its end)`` of each line that is not blank."""
+    return ((lineno, line.rstrip("\r\n")) for lineno, line in enumerate(fh, 1) if line.strip())
+
+
 def _read_id_text_tsv(path: Path, what: str, problems: list[tuple[str, str, str, str]]) -> tuple[dict[str, str], int]:
     out: dict[str, str] = {}
     n_lines = 0
     with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
+        for lineno, line in _data_lines(fh):
             n_lines += 1
             where = (str(path), f"line {lineno}")
             ident, sep, text = line.partition("\t")
@@ -131,21 +131,16 @@ def load_msmarco_dataset(
     qrels: dict[str, dict[str, float]] = defaultdict(dict)
     n_rows = 0
     with _open_text(rpath) as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in _data_lines(fh):
             parts = line.split()
-            if not parts:
-                continue
             where = (str(rpath), f"line {lineno}")
             if len(parts) == 3 and lineno == 1 and not _is_number(parts[2]):
                 continue  # a header such as "query-id corpus-id score"
             n_rows += 1
-            if len(parts) == 4:
-                qid, _, pid, grade = parts
-            elif len(parts) == 3:
-                qid, pid, grade = parts
-            else:
+            if len(parts) not in (3, 4):
                 problems.append((*where, "invalid_row", f"expected 'qid 0 pid grade', found {len(parts)} fields"))
                 continue
+            qid, pid, grade = parts[0], parts[-2], parts[-1]  # TREC's "qid 0 pid grade" or "qid pid grade"
             if not _is_number(grade):
                 problems.append((*where, "invalid_row", f"grade {grade!r} is not a number"))
             elif qid not in all_queries:

@@ -35,16 +35,12 @@ _ANSWER_DEFAULTS: dict[str, Any] = {
     "highlighted_evidence": [],
 }
 
-
-
 #: The hub's automatic parquet conversion of QASPER; the repository's main branch only holds a loading
 #: script, which ``datasets`` >= 4 no longer runs ("Dataset scripts are no longer supported").
 QASPER_PARQUET_REVISION = "refs/convert/parquet"
 
-
 #: The config name of that conversion: its files are ``qasper/{train,validation,test}/0000.parquet``.
 QASPER_CONFIG = "qasper"
-
 
 QASPER_ATTRIBUTION = (
     "QASPER: Dasigi et al. (2021), 'A Dataset of Information-Seeking Questions and Answers Anchored in "
@@ -52,14 +48,11 @@ QASPER_ATTRIBUTION = (
     "(https://creativecommons.org/licenses/by/4.0/); https://huggingface.co/datasets/allenai/qasper."
 )
 
-
 _QASPER_SPLIT_ALIASES = {
     "train": ("train",),
     "validation": ("validation", "dev", "valid", "val"),
     "test": ("test",),
 }
-
-
 _ALL_SPLIT_TOKENS = {t for aliases in _QASPER_SPLIT_ALIASES.values() for t in aliases}
 
 
@@ -173,10 +166,8 @@ def _qasper_local_files(path: Path, split: str) -> list[Path]:
     if not found:
         raise FileNotFoundError(f"no .parquet, .jsonl or .json files under {path}")
 
-    def tokens(p: Path) -> set[str]:
-        rel = p.relative_to(path)
-        parts = [s.lower() for s in rel.parts[:-1]] + re.split(r"[-_.\s]+", p.stem.lower())
-        return set(parts)
+    def tokens(p: Path) -> set[str]:  # the lower-cased folder names and the parts of the file name
+        return {s.lower() for s in p.relative_to(path).parts[:-1]} | set(re.split(r"[-_.\s]+", p.stem.lower()))
 
     named = [p for p in found if tokens(p) & _ALL_SPLIT_TOKENS]
     if not named:
@@ -190,21 +181,17 @@ def _qasper_local_files(path: Path, split: str) -> list[Path]:
 
 def _read_whole_json(path: Path) -> Any:
     """The parsed document, or ``None`` when the file is JSON Lines (more than one document)."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
     try:
-        return json.loads(text)
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         if exc.msg.startswith("Extra data"):
             return None
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
-def _dict_of_lists(items: Sequence[dict] | None) -> dict[str, list]:
-    keys: list[str] = []
-    for item in items or []:
-        keys.extend(k for k in item if k not in keys)
-    return {k: [item.get(k) for item in items or []] for k in keys}
+def _dict_of_lists(items: Sequence[dict]) -> dict[str, list]:
+    keys = dict.fromkeys(k for item in items for k in item)  # every item's keys, first-seen order
+    return {k: [item.get(k) for item in items] for k in keys}
 
 
 def _list_of_dicts(columns: Any) -> list[dict]:
@@ -383,14 +370,9 @@ def qasper_to_triples(
     """
     if negatives_per_positive < 0:
         raise ValueError(f"negatives_per_positive must be >= 0, got {negatives_per_positive}")
-    stats = dict.fromkeys(
-        (
-            "n_papers", "n_questions", "n_duplicate_questions_merged", "n_with_evidence",
-            "n_skipped_no_evidence", "n_unanswerable", "n_float_evidence_skipped", "n_evidence_not_found",
-            "n_positives", "n_negatives", "n_short_of_negatives", "n_duplicate_pairs_skipped",
-        ),
-        0,
-    )
+    stats = dict.fromkeys(("n_papers", "n_questions", "n_duplicate_questions_merged", "n_with_evidence",
+                           "n_skipped_no_evidence", "n_unanswerable", "n_float_evidence_skipped", "n_evidence_not_found",
+                           "n_positives", "n_negatives", "n_short_of_negatives", "n_duplicate_pairs_skipped"), 0)
     records: list[dict] = []
     seen: set[tuple[str, str]] = set()
     for raw in papers:

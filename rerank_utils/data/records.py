@@ -35,7 +35,7 @@ import math
 import numbers
 import random
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 #: Why a record was reported or dropped. ``Problem.reason`` and the keys of
 #: ``ValidationReport.dropped`` are always one of these.
@@ -62,29 +62,15 @@ REASONS: tuple[str, ...] = (
 
 MODES: tuple[str, ...] = ("strict", "drop")
 
-
 #: A score at or above this is a positive (relevant) label; below it, a negative.
 POSITIVE_THRESHOLD = 0.5
 
-
 TRIPLE_FIELDS: tuple[str, ...] = ("query", "passage", "score")
-
-
 GROUPED_FIELDS: tuple[str, ...] = ("query", "pos", "neg")
-
-
 TRIPLE_SUFFIXES: tuple[str, ...] = (".json", ".jsonl", ".csv")
-
-
 GROUPED_SUFFIXES: tuple[str, ...] = (".json", ".jsonl")
-
-
 DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.7, "val": 0.1, "test": 0.2}
-
-
 IN_MEMORY = "<records>"
-
-
 _MAX_LISTED = 50  # problems listed in a DataValidationError before "... and K more"
 
 
@@ -185,7 +171,7 @@ class RetrievalDataset:
 
     def subset(self, query_ids: Iterable[str], name: str | None = None) -> "RetrievalDataset":
         """The same corpus with only ``query_ids`` (order kept) and their qrels and metadata."""
-        ids = [q for q in query_ids]
+        ids = list(query_ids)
         missing = [q for q in ids if q not in self.queries]
         if missing:
             raise KeyError(f"unknown query ids in subset(): {missing[:5]}{' ...' if len(missing) > 5 else ''}")
@@ -227,18 +213,25 @@ class _Found:
     def __init__(self, source: str, entries: Sequence[_Entry]):
         self.source = source
         self.entries = entries
-        self.by_entry: dict[int, list[Problem]] = {}
-        for i, entry in enumerate(entries):
-            if entry.problem is not None:
-                self.by_entry[i] = [entry.problem]
+        self.by_entry = {i: [entry.problem] for i, entry in enumerate(entries) if entry.problem is not None}
 
     def add(self, i: int, reason: str, message: str, field: str | None = None) -> None:
         assert reason in REASONS, reason
         problem = Problem(self.source, self.entries[i].location, reason, message, field)
         self.by_entry.setdefault(i, []).append(problem)
 
+    def add_all(self, i: int, issues: list[tuple[str, str, str]]) -> bool:
+        """Add each ``(reason, message, field)`` of ``issues``; whether there was any."""
+        for issue in issues:
+            self.add(i, *issue)
+        return bool(issues)
+
     def ok(self, i: int) -> bool:
         return i not in self.by_entry
+
+    def each_ok(self) -> Iterator[tuple[int, Any]]:
+        """``(index, value)`` of each entry that has no problem (checked as the loop reaches it)."""
+        return ((i, entry.value) for i, entry in enumerate(self.entries) if self.ok(i))
 
     def report(self) -> ValidationReport:
         bad = sorted(self.by_entry)

@@ -29,7 +29,6 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from rerank_utils.data.beir import read_beir
 from rerank_utils.data.convert import triples_to_dataset
@@ -40,13 +39,11 @@ from rerank_utils.data.qasper import (
     load_qasper_papers,
     qasper_to_dataset,
 )
-from rerank_utils.data.records import RetrievalDataset
+from rerank_utils.data.records import RetrievalDataset, ValidationReport
 from rerank_utils.data.triples import read_triples
 from rerank_utils.paths import resolve_path
 
 logger = logging.getLogger(__name__)
-
-
 
 
 def load_beir_folder(folder: str | os.PathLike, split: str = "test", mode: str = "strict"):
@@ -101,7 +98,8 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     text = str(source).strip()
     key = text.lower()
     if key in ("faq", "faq-en", "faq-sv"):
-        _no_extra(kw, text)
+        if kw:
+            raise TypeError(f"build_dataset({text!r}) takes no keyword arguments, got {sorted(kw)}")
         return load_faq("sv" if key == "faq-sv" else "en")
     if key == "qasper":
         split = kw.pop("split", "train")
@@ -116,12 +114,8 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
             return dataset
         if (path / "collection.tsv").is_file() or (path / "collection.tsv.gz").is_file():
             split = kw.pop("split", "dev.small")
-            collection = path / "collection.tsv"
-            if not collection.is_file():
-                collection = path / "collection.tsv.gz"
-            return load_msmarco_dataset(
-                collection, _first_existing(path, f"queries.{split}.tsv"), _first_existing(path, f"qrels.{split}.tsv"), **kw
-            )
+            files = [_first_existing(path, name) for name in ("collection.tsv", f"queries.{split}.tsv", f"qrels.{split}.tsv")]
+            return load_msmarco_dataset(*files, **kw)
     elif path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".json", ".jsonl", ".csv"):
@@ -135,11 +129,6 @@ def build_dataset(source: str | os.PathLike, **kw) -> RetrievalDataset:
     raise ValueError(f"cannot build a dataset from {text!r}; accepted sources:\n  - " + "\n  - ".join(BUILD_SOURCES))
 
 
-def _no_extra(kw: dict, source: str) -> None:
-    if kw:
-        raise TypeError(f"build_dataset({source!r}) takes no keyword arguments, got {sorted(kw)}")
-
-
 def _first_existing(folder: Path, name: str) -> Path:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
@@ -147,8 +136,7 @@ def _first_existing(folder: Path, name: str) -> Path:
     raise FileNotFoundError(f"{folder / name} not found")
 
 
-def _log_report(report: Any, source: Path) -> None:
+def _log_report(report: ValidationReport, source: Path) -> None:
     """Say what validation dropped (mode="drop"); nothing is dropped without a count."""
-    dropped = getattr(report, "n_dropped", None)
-    if dropped:
+    if report.n_dropped:
         logger.warning("%s: %s", source, report)

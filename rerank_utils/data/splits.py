@@ -54,13 +54,9 @@ def split_dataset(
                     "give every query that key or split without group_key"
                 )
             links[("group", _hashable(meta[group_key]))].append(n)
-    components = _components(len(qids), links.values())
-    sides = _assign_components([len(c) for c in components], weights, seed, group_key)
-    members: list[list[int]] = [[] for _ in names]
-    for component, side in zip(components, sides, strict=True):
-        members[side] += component
+    side_of = _assign_components(_components(len(qids), links.values()), weights, seed, group_key)
     return {
-        name: ds.subset([qids[n] for n in sorted(members[k])], name=f"{ds.name}-{name}" if ds.name else name)
+        name: ds.subset([q for n, q in enumerate(qids) if side_of[n] == k], name=f"{ds.name}-{name}" if ds.name else name)
         for k, name in enumerate(names)
     }
 
@@ -150,9 +146,7 @@ def split_triples(
                     "give every record that field or split without group_key"
                 )
             links[("group", _hashable(record[group_key]))].append(n)
-    components = _components(len(node_of), links.values())
-    sides = _assign_components([len(c) for c in components], weights, seed, group_key)
-    side_of = {n: side for component, side in zip(components, sides, strict=True) for n in component}
+    side_of = _assign_components(_components(len(node_of), links.values()), weights, seed, group_key)
     splits: dict[str, list[dict]] = {name: [] for name in names}
     for record in records:
         splits[names[side_of[node_of[record["query"].strip()]]]].append(record)
@@ -204,9 +198,10 @@ def _components(n: int, groups: Iterable[list[int]]) -> list[list[int]]:
     return list(by_root.values())
 
 
-def _assign_components(sizes: list[int], weights: list[float], seed: int, group_key: str | None) -> list[int]:
-    """The split index of each component: shuffled with ``seed``, then largest first, each to the split
-    furthest below its target size; the last components go to splits still empty."""
+def _assign_components(components: list[list[int]], weights: list[float], seed: int, group_key: str | None) -> dict[int, int]:
+    """The split index of each node, component by component: the components are shuffled with ``seed``, then dealt
+    out largest first, each to the split furthest below its target size; the last ones go to splits still empty."""
+    sizes = [len(c) for c in components]
     k = len(weights)
     if len(sizes) < k:
         linked_by = "a positive passage" + (f" or the same {group_key!r} value" if group_key else "")
@@ -226,7 +221,7 @@ def _assign_components(sizes: list[int], weights: list[float], seed: int, group_
         side = max(candidates, key=lambda s: (targets[s] - filled[s], -s))
         sides[component] = side
         filled[side] += sizes[component]
-    return sides
+    return {node: sides[c] for c, component in enumerate(components) for node in component}
 
 
 @dataclass

@@ -8,15 +8,7 @@ import collections
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rerank_utils.data.files import (
-    _file_entries,
-    _raise_unreadable,
-    _records_for_writing,
-    _suffix,
-    _Unreadable,
-    _write_csv,
-    _write_json_records,
-)
+from rerank_utils.data.files import _file_entries, _write_records
 from rerank_utils.data.records import (
     IN_MEMORY,
     POSITIVE_THRESHOLD,
@@ -75,11 +67,7 @@ def read_triples(
     """
     _check_mode(mode)
     path = Path(path)
-    suffix = _suffix(path, TRIPLE_SUFFIXES, "triples")
-    try:
-        entries = _file_entries(path, suffix, TRIPLE_FIELDS)
-    except _Unreadable as err:
-        _raise_unreadable(str(path), err)
+    suffix, entries = _file_entries(path, TRIPLE_SUFFIXES, "triples", TRIPLE_FIELDS)
     return _validate_triple_entries(
         entries, str(path), mode, require_positive, allowed_extra_fields, from_text=suffix == ".csv"
     )
@@ -91,15 +79,7 @@ def write_triples(records: Iterable[dict], path: str | Path) -> Path:
     UTF-8, non-ASCII text kept as is; parent folders are created. Extra fields are written too (as
     further CSV columns). Returns the path.
     """
-    path = Path(path)
-    suffix = _suffix(path, TRIPLE_SUFFIXES, "triples")
-    records = _records_for_writing(records, TRIPLE_FIELDS, "triples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        _write_csv(records, path, TRIPLE_FIELDS)
-    else:
-        _write_json_records(records, path, array=suffix == ".json")
-    return path
+    return _write_records(records, path, TRIPLE_SUFFIXES, "triples", TRIPLE_FIELDS)
 
 
 def _validate_triple_entries(
@@ -112,12 +92,8 @@ def _validate_triple_entries(
 ) -> tuple[list[dict], ValidationReport]:
     found = _Found(source, entries)
     allowed = tuple(allowed_extra_fields)
-    normalised: dict[int, dict] = {}
-    for i, entry in enumerate(entries):
-        if found.ok(i):
-            record = _check_triple(entry.value, allowed, from_text, found, i)
-            if record is not None:
-                normalised[i] = record
+    checked = {i: _check_triple(value, allowed, from_text, found, i) for i, value in found.each_ok()}
+    normalised = {i: record for i, record in checked.items() if record is not None}
     pairs = {i: ((r["query"], r["passage"]), r["score"]) for i, r in normalised.items()}
     _check_pairs(pairs, found, "query and passage", repeat_field="passage", score_field="score")
     if require_positive:
@@ -135,26 +111,18 @@ def _check_triple(value: Any, allowed: tuple[str, ...], from_text: bool, found: 
             f'record is {_kind(value)}, not an object; write it as {{"query": ..., "passage": ..., "score": ...}}',
         )
         return None
-    issues: list[tuple[str, str, str]] = []  # (reason, message, field)
-    for name in TRIPLE_FIELDS:
-        if name not in value:
-            issues.append(
-                ("missing_field", f"field {name!r} is missing; every record needs query, passage and score", name)
-            )
+    issues = [  # (reason, message, field)
+        ("missing_field", f"field {name!r} is missing; every record needs query, passage and score", name)
+        for name in TRIPLE_FIELDS
+        if name not in value
+    ]
     issues += _extra_field_issues(value, TRIPLE_FIELDS, allowed, "triples")
     record: dict[str, Any] = {}
-    for name in ("query", "passage"):
-        if name in value:
-            record[name], issue = _check_text(value[name], name)
-            if issue:
-                issues.append((*issue, name))
-    if "score" in value:
-        record["score"], issue = _check_score(value["score"], from_text)
+    for name in (name for name in TRIPLE_FIELDS if name in value):
+        record[name], issue = _check_score(value[name], from_text) if name == "score" else _check_text(value[name], name)
         if issue:
-            issues.append((*issue, "score"))
-    for reason, message, name in issues:
-        found.add(i, reason, message, name)
-    if issues:
+            issues.append((*issue, name))
+    if found.add_all(i, issues):
         return None
     record.update((name, value[name]) for name in value if name in allowed)
     return record
@@ -192,24 +160,15 @@ def _check_pairs(
         if len(indices) < 2:
             continue
         if len({labelled[i][1] for i in indices}) > 1:
-            listing = ", ".join(f"{locate[j].location}: {_format_number(labelled[j][1])}" for j in indices[:5]) + (
-                ", ..." if len(indices) > 5 else ""
-            )
+            listing = ", ".join(f"{locate[j].location}: {_format_number(labelled[j][1])}" for j in indices[:5])
+            listing += ", ..." if len(indices) > 5 else ""
+            message = f"the same {what} have different scores ({listing}); keep one with the right score"
             for i in indices:
-                found.add(
-                    i,
-                    "conflicting_labels",
-                    f"the same {what} have different scores ({listing}); keep one with the right score",
-                    score_field,
-                )
+                found.add(i, "conflicting_labels", message, score_field)
         else:
+            message = f"the same {what} as {locate[indices[0]].location}; remove the repeat"
             for i in indices[1:]:
-                found.add(
-                    i,
-                    "duplicate_pair",
-                    f"the same {what} as {locate[indices[0]].location}; remove the repeat",
-                    repeat_field,
-                )
+                found.add(i, "duplicate_pair", message, repeat_field)
 
 
 def _check_has_positive(normalised: dict[int, dict], found: _Found) -> None:
@@ -220,11 +179,7 @@ def _check_has_positive(normalised: dict[int, dict], found: _Found) -> None:
             by_query[record["query"]].append(i)
     for query, indices in by_query.items():
         if not any(normalised[i]["score"] >= POSITIVE_THRESHOLD for i in indices):
+            message = (f"query {_preview(query)} has no valid record with score >= {POSITIVE_THRESHOLD}; "
+                       "add a relevant passage (score 1) or pass require_positive=False")
             for i in indices:
-                found.add(
-                    i,
-                    "no_positive",
-                    f"query {_preview(query)} has no valid record with score >= {POSITIVE_THRESHOLD}; "
-                    "add a relevant passage (score 1) or pass require_positive=False",
-                    "query",
-                )
+                found.add(i, "no_positive", message, "query")

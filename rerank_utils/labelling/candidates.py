@@ -55,13 +55,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rerank_utils.data.beir import _beir_items
-from rerank_utils.data.files import _jsonl_entries, _read_lines
-from rerank_utils.data.records import (
-    DataValidationError,
-    ValidationReport,
-    _Found,
-    _kind,
-)
+from rerank_utils.data.files import _read_lines
+from rerank_utils.data.records import DataValidationError, ValidationReport, _kind
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever
@@ -211,10 +206,7 @@ def load_texts(path: str | os.PathLike, what: str = "document") -> dict[str, str
             report = ValidationReport(str(path), len(texts) + len(problems), len(texts), problems=problems)
             raise DataValidationError(report, hint="re-save the file as UTF-8")
     elif suffix == ".jsonl":
-        entries = _jsonl_entries(path)
-        found = _Found(str(path), entries)
-        texts, meta = _beir_items(entries, found, what)
-        report = found.report()
+        texts, meta, report = _beir_items(path, what)
         if report.problems:
             raise DataValidationError(report, hint='fix those lines: each must be {"_id": "...", "text": "..."}')
         texts = {i: t or meta.get(i, {}).get("title", "") for i, t in texts.items()}

@@ -50,16 +50,14 @@ class Labeller:
         skips_path: str | os.PathLike | None = None,
         fsync: bool = True,
     ):
-        self.candidates: list[Candidate] = []
-        seen: set[Pair] = set()
+        unique: dict[Pair, Candidate] = {}  # the first of each pair
         for cand in candidates:
             if not isinstance(cand, Candidate):
                 raise TypeError(f"candidates must be Candidate objects (from propose_candidates), got {_kind(cand)}")
             if not all(isinstance(t, str) and t.strip() for t in (cand.query, cand.passage)):
                 raise ValueError(f"candidate ({cand.query_id!r}, {cand.doc_id!r}) has an empty query or passage")
-            if cand.pair not in seen:
-                seen.add(cand.pair)
-                self.candidates.append(cand)
+            unique.setdefault(cand.pair, cand)
+        self.candidates = list(unique.values())
         self.store = LabelStore(path, skips_path, fsync=fsync)
         self.history: list[tuple[str, Pair]] = []  # this session's decisions: ("label" | "skip", pair)
         self._pos = 0
@@ -211,15 +209,11 @@ class Labeller:
         ``labels_in_file``, ``positives``, ``negatives``, ``negatives_per_positive`` and ``ratio`` as text.
         """
         self._sync()
-        labelled = sum(1 for c in self.candidates if c.pair in self.store.labels)
-        skipped = sum(1 for c in self.candidates if c.pair in self.store.skipped)
         rows = self.per_query()
         ratio = self.ratio()
         return {
             "proposed": len(self.candidates),
-            "labelled": labelled,
-            "skipped": skipped,
-            "remaining": len(self.candidates) - labelled - skipped,
+            **{key: sum(r[key] for r in rows) for key in ("labelled", "skipped", "remaining")},
             "queries": len(rows),
             "queries_with_positive": sum(1 for r in rows if r["positives"]),
             "labels_in_file": len(self.store.labels),

@@ -64,16 +64,10 @@ class LabelStore:
         self._load()
 
     def _load(self) -> None:
-        labels: dict[Pair, float] = {}
-        skipped: dict[Pair, None] = {}
-        if self.path.exists():
-            for rec in self._read_labels():
-                labels[_pair(rec["query"], rec["passage"])] = rec["score"]
-        if self.skips_path.exists():
-            for pair in self._read_skips():
-                if pair not in labels:
-                    skipped[pair] = None
-        self.labels, self.skipped = labels, skipped
+        records = self._read_labels() if self.path.exists() else []
+        labels: dict[Pair, float] = {_pair(rec["query"], rec["passage"]): rec["score"] for rec in records}
+        skips = self._read_skips() if self.skips_path.exists() else []
+        self.labels, self.skipped = labels, dict.fromkeys(pair for pair in skips if pair not in labels)
         self._stamps = self._current_stamps()
 
     def _current_stamps(self) -> tuple:
@@ -102,14 +96,9 @@ class LabelStore:
         return records
 
     def _read_skips(self) -> list[Pair]:
-        source = str(self.skips_path)
-        entries = _jsonl_entries(self.skips_path)
-        found = _Found(source, entries)
+        found = _Found(str(self.skips_path), _jsonl_entries(self.skips_path))
         pairs = []
-        for i, entry in enumerate(entries):
-            if not found.ok(i):
-                continue
-            value = entry.value
+        for i, value in found.each_ok():
             if not isinstance(value, dict):
                 found.add(i, "not_an_object", f'line is {_kind(value)}; write {{"query": "...", "passage": "..."}}')
                 continue
@@ -219,5 +208,5 @@ def _torn_last_line(path: Path) -> int | None:
     try:
         json.loads(lines[-1])
         return None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse, as the reader reports it
         return len(lines)

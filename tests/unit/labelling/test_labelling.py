@@ -373,6 +373,13 @@ def test_a_torn_last_line_is_explained(tmp_path, candidates):
         Labeller(candidates, path)
 
 
+def test_a_torn_last_line_nested_too_deeply_is_explained_too(tmp_path, candidates):
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"query": "a", "passage": "b", "score": 1}\n' + "[" * 5000, encoding="utf-8")
+    with pytest.raises(DataValidationError, match=r"(?s)line 2: JSON nested too deeply.*line 2 does not end with a newline"):
+        Labeller(candidates, path)
+
+
 def test_a_corrupt_skips_file_names_its_line_and_field(tmp_path, candidates):
     path = tmp_path / "labels.jsonl"
     skips_path_for(path).write_text('{"query": "a", "passage": "b"}\n{"query": "a"}\n[1]\n{"query": "a", "passage": 3}\n', encoding="utf-8")
