@@ -28,7 +28,8 @@ class LatencyStats:
         if not seconds:
             raise ValueError("no timings to summarise")
         arr = np.asarray(seconds, dtype=float)
-        return cls(n=len(arr), mean=float(arr.mean()), p50=float(np.percentile(arr, 50)), p95=float(np.percentile(arr, 95)))
+        p50, p95 = np.percentile(arr, [50, 95])
+        return cls(n=len(arr), mean=float(arr.mean()), p50=float(p50), p95=float(p95))
 
 
 def time_calls(fn, inputs, warmup: int = 1) -> list[float]:
@@ -64,16 +65,8 @@ def rerank_latency_by_k(
         seconds = time_calls(lambda pairs: cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=False), pairs_per_query)
         stats = LatencyStats.from_samples(seconds)
         n_pairs = sum(len(p) for p in pairs_per_query)
-        rows.append(
-            {
-                "k": k,
-                "pairs": n_pairs,
-                "mean_s": stats.mean,
-                "p50_s": stats.p50,
-                "p95_s": stats.p95,
-                "pairs_per_s": n_pairs / sum(seconds),
-            }
-        )
+        rows.append({"k": k, "pairs": n_pairs, "mean_s": stats.mean, "p50_s": stats.p50, "p95_s": stats.p95,
+                     "pairs_per_s": n_pairs / sum(seconds)})
     return rows
 
 
@@ -89,13 +82,8 @@ def bi_encoder_costs(model, corpus: dict[str, str], queries: dict[str, str], bat
         return doc_emb @ qv[0]
 
     stats = LatencyStats.from_samples(time_calls(one, list(queries.values())))
-    return {
-        "corpus_docs": len(texts),
-        "corpus_encode_s": corpus_seconds,
-        "docs_per_s": len(texts) / corpus_seconds,
-        "query_p50_s": stats.p50,
-        "query_p95_s": stats.p95,
-    }
+    return {"corpus_docs": len(texts), "corpus_encode_s": corpus_seconds, "docs_per_s": len(texts) / corpus_seconds,
+            "query_p50_s": stats.p50, "query_p95_s": stats.p95}
 
 
 def bi_vs_cross_table(bi_costs: dict, latency_rows: list[dict], bi_ndcg10: float, n_docs: int):

@@ -69,17 +69,10 @@ import pandas as pd
 
 from rerank_utils.retrieval.queries import rank
 
-Qrel = Mapping[str, float]
-
-
+#: a run for one query: a ranked list of doc ids, or a dict doc id -> score
 Run = Union[Sequence[str], Mapping[str, float]]
-
-
-"""A run for one query: a ranked list of doc ids, or a dict doc id -> score."""
-
-
-"""Judgements for one query: doc id -> grade; grade > 0 means relevant."""
-
+#: judgements for one query: doc id -> grade; grade > 0 means relevant
+Qrel = Mapping[str, float]
 
 DEFAULT_METRICS: tuple[str, ...] = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "map", "recall@20")
 
@@ -101,17 +94,11 @@ def _hit(ranking: list, qrel: Qrel, rel: set, k: int) -> float:
 
 
 def _rr(ranking: list, qrel: Qrel, rel: set, k: int) -> float:
-    for i, d in enumerate(ranking[:k]):
-        if d in rel:
-            return 1.0 / (i + 1)
-    return 0.0
+    return next((1.0 / (i + 1) for i, d in enumerate(ranking[:k]) if d in rel), 0.0)
 
 
 def _ndcg(ranking: list, qrel: Qrel, rel: set, k: int) -> float:
-    dcg = 0.0
-    for i, d in enumerate(ranking[:k]):
-        if d in rel:
-            dcg += float(qrel[d]) / math.log2(i + 2)
+    dcg = sum(float(qrel[d]) / math.log2(i + 2) for i, d in enumerate(ranking[:k]) if d in rel)
     ideal_gains = sorted((float(qrel[d]) for d in rel), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal_gains))
     return dcg / idcg
@@ -126,14 +113,8 @@ def _precision(ranking: list, qrel: Qrel, rel: set, k: int) -> float:
 
 
 def _ap(ranking: list, qrel: Qrel, rel: set, k: int | None) -> float:
-    top = ranking if k is None else ranking[:k]
-    found = 0
-    total = 0.0
-    for i, d in enumerate(top):
-        if d in rel:
-            found += 1
-            total += found / (i + 1)
-    return total / len(rel)
+    ranks = [i for i, d in enumerate(ranking if k is None else ranking[:k]) if d in rel]
+    return sum(found / (i + 1) for found, i in enumerate(ranks, start=1)) / len(rel)
 
 
 def _public(fn, run: Run, qrel: Qrel, k, *, allow_none: bool = False) -> float:
@@ -194,22 +175,9 @@ def average_precision(ranking: Run, qrel: Qrel, k: int | None = None) -> float:
     return _public(_ap, ranking, qrel, k, allow_none=True)
 
 
-_FAMILIES = {
-    "hit": (_hit, True),
-    "mrr": (_rr, True),
-    "ndcg": (_ndcg, True),
-    "recall": (_recall, True),
-    "p": (_precision, True),
-    "map": (_ap, False),  # cutoff optional
-}
-
-
+_FAMILIES = {"hit": _hit, "mrr": _rr, "ndcg": _ndcg, "recall": _recall, "p": _precision, "map": _ap}  # map: cutoff optional
 _ALIASES = {"precision": "p"}
-
-
 ALLOWED_METRICS = "hit@K, mrr@K, ndcg@K, recall@K, p@K (or precision@K), map, map@K (K a positive integer)"
-
-
 _NAME_RE = re.compile(r"^([a-z]+)(?:@(\d+))?$")
 
 
@@ -225,7 +193,7 @@ class Metric:
         return self.family if self.k is None else f"{self.family}@{self.k}"
 
     def __call__(self, ranking: list, qrel: Qrel, rel: set) -> float:
-        return _FAMILIES[self.family][0](ranking, qrel, rel, self.k)
+        return _FAMILIES[self.family](ranking, qrel, rel, self.k)
 
 
 def parse_metric(name: str) -> Metric:
@@ -238,8 +206,7 @@ def parse_metric(name: str) -> Metric:
     if m is None or family not in _FAMILIES:
         raise ValueError(f"unknown metric {name!r}; allowed: {ALLOWED_METRICS}")
     k = int(m.group(2)) if m.group(2) is not None else None
-    needs_k = _FAMILIES[family][1]
-    if (needs_k and k is None) or (k is not None and k < 1):
+    if (family != "map" and k is None) or (k is not None and k < 1):
         raise ValueError(f"metric {name!r} needs a positive cutoff; allowed: {ALLOWED_METRICS}")
     return Metric(family, k)
 
@@ -315,44 +282,26 @@ def evaluate_run(
     parsed = [parse_metric(m) for m in metrics]
     if not parsed:
         raise ValueError("no metric given")
-    # dedupe, keeping the order asked
-    by_name: dict[str, Metric] = {}
-    for p in parsed:
-        by_name.setdefault(p.name, p)
+    by_name = {p.name: p for p in parsed}  # deduped, in the order asked
     names = tuple(by_name)
 
     per_query: dict[str, dict[str, float]] = {}
-    skipped: list[str] = []
-    missing: list[str] = []
-    sums = dict.fromkeys(names, 0.0)
-    n = 0
+    skipped, missing, scored = [], [], []
     for qid, qrel in qrels.items():
-        if qid in run:
-            ranking = rank(run[qid])
-        else:
-            ranking = []
+        if qid not in run:
             missing.append(qid)
+        ranking = rank(run[qid]) if qid in run else []
         rel = _relevant(qrel)
-        if not rel:
+        if rel:
+            per_query[qid] = {name: m(ranking, qrel, rel) for name, m in by_name.items()}
+            scored.append(per_query[qid])
+        else:
             skipped.append(qid)
             per_query[qid] = dict.fromkeys(names, float("nan"))
-            continue
-        values = {name: m(ranking, qrel, rel) for name, m in by_name.items()}
-        per_query[qid] = values
-        for name, v in values.items():
-            sums[name] += v
-        n += 1
-    aggregate = {name: (sums[name] / n if n else float("nan")) for name in names}
-    not_in_qrels = [qid for qid in run if qid not in qrels]
-    return EvalResult(
-        metrics=names,
-        aggregate=aggregate,
-        per_query=per_query,
-        n_evaluated=n,
-        skipped_no_relevant=skipped,
-        missing_in_run=missing,
-        not_in_qrels=not_in_qrels,
-    )
+    n = len(scored)
+    aggregate = {name: (sum(v[name] for v in scored) / n if n else float("nan")) for name in names}
+    return EvalResult(metrics=names, aggregate=aggregate, per_query=per_query, n_evaluated=n, skipped_no_relevant=skipped,
+                      missing_in_run=missing, not_in_qrels=[qid for qid in run if qid not in qrels])
 
 
 def run_agreement(run_a: dict[str, Run], run_b: dict[str, Run], k: int = 10) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +22,6 @@ from rerank_utils.retrieval.reranking import fuse_with_first_stage, rerank_run
 
 #: The columns of the comparison tables of notebooks 03/04 and `rerank-utils evaluate`.
 METRICS = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "recall@20")
-
 
 
 @dataclass
@@ -118,11 +118,9 @@ def evaluate_rerankers(
         comparisons.update(ev.comparisons)
     labels = list(rerankers)
     for name in first_stage_runs:
-        for i, a in enumerate(labels):
-            for b in labels[i + 1 :]:
-                comparisons[f"{name} + {b} vs {name} + {a}"] = compare(
-                    results[f"{name} + {a}"], results[f"{name} + {b}"], "ndcg@10", seed=seed
-                )
+        for a, b in combinations(labels, 2):
+            comparisons[f"{name} + {b} vs {name} + {a}"] = compare(
+                results[f"{name} + {a}"], results[f"{name} + {b}"], "ndcg@10", seed=seed)
     order = list(first_stage_runs) + [f"{n} + {label}" for label in labels for n in first_stage_runs]
     return RerankEvaluation({k: results[k] for k in order}, comparisons, runs)
 

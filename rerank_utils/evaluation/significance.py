@@ -1,8 +1,8 @@
 """Is B better than A on the same queries? :func:`paired_comparison` gives the mean difference of a per-query metric
-with a paired bootstrap 95 % interval and a paired randomisation p-value; :func:`compare` does it for two
-:class:`~rerank_utils.evaluation.metrics.EvalResult`. Both are a few lines of numpy: ``scipy.stats.bootstrap`` and
-``permutation_test`` would add a dependency for the same resampling (issue 13 dropped scipy), and the known-case
-tests pin these. Introduced in notebook ``03_fine_tuning``; ``04_evaluation`` reports with it.
+with a paired bootstrap 95 % interval and a paired randomisation p-value (a few lines of numpy, not scipy: issue 13
+dropped it; :func:`paired_comparison` says why); :func:`compare` does it for two
+:class:`~rerank_utils.evaluation.metrics.EvalResult`. Introduced in notebook ``03_fine_tuning``; ``04_evaluation``
+reports with it.
 """
 
 from __future__ import annotations
@@ -85,18 +85,9 @@ def paired_comparison(
     null = np.abs((signs * d).mean(axis=1))
     p = (1 + np.sum(null >= abs(d.mean()) - 1e-12)) / (n_resamples + 1)
     return PairedComparison(
-        metric=metric,
-        mean_a=float(a.mean()),
-        mean_b=float(b.mean()),
-        diff=float(d.mean()),
-        low=float(low),
-        high=float(high),
-        p_value=float(p),
-        n_queries=len(d),
-        wins=int((d > 1e-12).sum()),
-        losses=int((d < -1e-12).sum()),
-        ties=int((np.abs(d) <= 1e-12).sum()),
-        confidence=confidence,
+        metric=metric, mean_a=float(a.mean()), mean_b=float(b.mean()), diff=float(d.mean()), low=float(low), high=float(high),
+        p_value=float(p), n_queries=len(d), wins=int((d > 1e-12).sum()), losses=int((d < -1e-12).sum()),
+        ties=int((np.abs(d) <= 1e-12).sum()), confidence=confidence,
     )
 
 

@@ -12,8 +12,6 @@ import torch
 from rerank_utils.models.precision import cpu_has_bf16
 
 LOSSES = ("bce", "mnrl", "lambda", "listnet", "softmax")
-
-
 LIST_LOSSES = ("lambda", "listnet", "softmax")  # rows {query, docs, labels}: one list per query
 
 
@@ -70,7 +68,6 @@ class TrainingConfig:
 
 
 def _on_gpu(device: str | None) -> bool:
-
     return torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
 
 

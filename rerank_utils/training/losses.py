@@ -1,6 +1,6 @@
 """The losses a recipe names (``bce``, ``mnrl``, ``lambda``, ``listnet``, ``softmax``) as sentence-transformers
 cross-encoder losses; ``softmax`` is a listwise cross-entropy that sentence-transformers does not ship
-(:func:`ListwiseSoftmaxLoss`, a subclass of its ``ListNetLoss``).
+(:class:`ListwiseSoftmaxLoss`, a subclass of its ``ListNetLoss``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from rerank_utils.training.arguments import TrainingConfig
 
 
 def _make_loss(model, config: TrainingConfig, rows: Sequence[dict]):
-
     if config.loss == "bce":
         pos = sum(1 for r in rows if r["label"] >= 0.5)
         neg = len(rows) - pos
@@ -31,32 +30,21 @@ def _make_loss(model, config: TrainingConfig, rows: Sequence[dict]):
     return losses.ListNetLoss(model)
 
 
-def _listwise_softmax_loss_class():
+class ListwiseSoftmaxLoss(ListNetLoss):
+    """Cross-entropy between ``softmax(scores)`` over each query's list and ``labels / sum(labels)``.
 
-    class ListwiseSoftmaxLoss(ListNetLoss):
-        """Cross-entropy between ``softmax(scores)`` over each query's list and ``labels / sum(labels)``.
-
-        With one positive per list this is the softmax (InfoNCE) loss over the query's own candidates, no
-        in-batch negatives. ListNet proper compares with ``softmax(labels)``, which for 0/1 labels puts only
-        e/(e + n - 1) of the target on the positive (0.28 for 8 candidates); feeding ``log(labels)`` to it
-        gives ``labels / sum(labels)`` instead (a label 0 becomes log 0 = -inf, i.e. probability 0).
-        """
-        def forward(self, inputs, labels, prompt=None, task=None):
-
-            logged = []
-            for i, lab in enumerate(labels):
-                lab = torch.as_tensor(lab, dtype=torch.float32)
-                if not bool((lab > 0).any()):
-                    raise ValueError(f"softmax loss: list {i} of this batch has no positive label; every list needs one")
-                if bool((lab < 0).any()):
-                    raise ValueError(f"softmax loss: list {i} has a negative label; labels must be >= 0")
-                logged.append(torch.where(lab > 0, torch.log(lab.clamp(min=1e-30)), torch.full_like(lab, float("-inf"))))
-            return super().forward(inputs, logged, prompt=prompt, task=task)
-
-    return ListwiseSoftmaxLoss
-
-
-def ListwiseSoftmaxLoss(model):  # noqa: N802 - a factory that reads like the class it builds
-    """The ``softmax`` loss (see :func:`_listwise_softmax_loss_class`), built lazily so importing this module
-    does not import sentence-transformers."""
-    return _listwise_softmax_loss_class()(model)
+    With one positive per list this is the softmax (InfoNCE) loss over the query's own candidates, no
+    in-batch negatives. ListNet proper compares with ``softmax(labels)``, which for 0/1 labels puts only
+    e/(e + n - 1) of the target on the positive (0.28 for 8 candidates); feeding ``log(labels)`` to it
+    gives ``labels / sum(labels)`` instead (a label 0 becomes log 0 = -inf, i.e. probability 0).
+    """
+    def forward(self, inputs, labels, prompt=None, task=None):
+        logged = []
+        for i, lab in enumerate(labels):
+            lab = torch.as_tensor(lab, dtype=torch.float32)
+            if not bool((lab > 0).any()):
+                raise ValueError(f"softmax loss: list {i} of this batch has no positive label; every list needs one")
+            if bool((lab < 0).any()):
+                raise ValueError(f"softmax loss: list {i} has a negative label; labels must be >= 0")
+            logged.append(torch.where(lab > 0, torch.log(lab.clamp(min=1e-30)), torch.full_like(lab, float("-inf"))))
+        return super().forward(inputs, logged, prompt=prompt, task=task)

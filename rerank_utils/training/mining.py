@@ -59,11 +59,7 @@ from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.retrieval.tokenize import tokenize
 
 STRATEGIES: tuple[str, ...] = ("random", "bm25", "dense", "mixed")
-
-
 HARD_SOURCES: tuple[str, ...] = ("dense", "bm25")
-
-
 _MAX_EXAMPLES = 5
 
 
@@ -249,34 +245,24 @@ def _positive_scores(
     other retriever: the positives' scores in its own list; a query whose positives are not in it gets
     no score and no margin.
     """
+    texts = [ds.queries[q] for q in qids]
+    if not (_is_dense(retriever) or _is_bm25(retriever)):
+        found = {q: [run.get(q, {})[d] for d in ds.positives(q) if d in run.get(q, {})] for q in qids}
+        return {q: float(max(f)) for q, f in found.items() if f}
+    if "index" not in cache:
+        cache["index"] = {d: i for i, d in enumerate(retriever.doc_ids)}
+    index = cache["index"]
+    rows = {q: [index[d] for d in ds.positives(q) if d in index] for q in qids}
     out: dict[str, float] = {}
     if _is_dense(retriever):
-        if "index" not in cache:
-            cache["index"] = {d: i for i, d in enumerate(retriever.doc_ids)}
-        index = cache["index"]
-        q_emb = retriever.encode_queries([ds.queries[q] for q in qids])
-        for row, qid in enumerate(qids):
-            idx = [index[d] for d in ds.positives(qid) if d in index]
-            if idx:
-                out[qid] = float(np.max(retriever.doc_embeddings[idx] @ q_emb[row]))
+        for qid, q_emb in zip(qids, retriever.encode_queries(texts)):
+            if rows[qid]:
+                out[qid] = float(np.max(retriever.doc_embeddings[rows[qid]] @ q_emb))
         return out
-    if _is_bm25(retriever):
-        if "index" not in cache:
-            cache["index"] = {d: i for i, d in enumerate(retriever.doc_ids)}
-        index = cache["index"]
-        tokens = tokenize([ds.queries[q] for q in qids], lang=retriever.lang,
-                          stopwords=getattr(retriever, "stopwords", True))
-        for qid, toks in zip(qids, tokens):
-            idx = [index[d] for d in ds.positives(qid) if d in index]
-            if not idx:
-                continue
+    for qid, toks in zip(qids, tokenize(texts, lang=retriever.lang, stopwords=getattr(retriever, "stopwords", True))):
+        if rows[qid]:
             scores = retriever.bm25.get_scores(list(toks)) if toks else np.zeros(len(index))
-            out[qid] = float(np.max(np.asarray(scores)[idx]))
-        return out
-    for qid in qids:
-        found = [run.get(qid, {})[d] for d in ds.positives(qid) if d in run.get(qid, {})]
-        if found:
-            out[qid] = float(max(found))
+            out[qid] = float(np.max(np.asarray(scores)[rows[qid]]))
     return out
 
 
@@ -356,9 +342,7 @@ def mine_negatives(
     qids = [q for q in ds.queries if ds.positives(q)]
     report = MiningReport(
         counts={s: 0 for s in ((source,) if source else ()) + ("random",)},
-        no_positive_queries=[q for q in ds.queries if not ds.positives(q)],
-        n_queries=len(qids),
-        num_negatives=N,
+        no_positive_queries=[q for q in ds.queries if not ds.positives(q)], n_queries=len(qids), num_negatives=N,
         strategy=config.strategy if config.strategy != "mixed" else f"mixed ({source} + random)",
     )
 
@@ -417,9 +401,8 @@ def mine_negatives(
                 if ce_threshold is not None:
                     thresholds = {q: float(ce_threshold) for q in chunk}
                 else:
-                    pairs = [(ds.queries[q], ds.corpus[d]) for q in chunk for d in ds.positives(q) if d in ds.corpus]
-                    owners = [q for q in chunk for d in ds.positives(q) if d in ds.corpus]
-                    for q, s in zip(owners, _ce_scores(cross_encoder, pairs)):
+                    owned = [(q, d) for q in chunk for d in ds.positives(q) if d in ds.corpus]
+                    for (q, _), s in zip(owned, _ce_scores(cross_encoder, [(ds.queries[q], ds.corpus[d]) for q, d in owned])):
                         thresholds[q] = min(thresholds.get(q, math.inf), s)
                 pointer = {q: 0 for q in chunk}
                 while True:
@@ -450,9 +433,8 @@ def mine_negatives(
             if source:
                 report.counts[source] += len(chosen)
             blocked = excluded[q] | blocked_extra[q] | set(chosen)
-            n_blocked = sum(1 for d in blocked if d in in_corpus)
             rng = random.Random(f"{config.seed}\x00{q}")
-            extra = _sample_random(rng, doc_ids, blocked, n_blocked, N - len(chosen))
+            extra = _sample_random(rng, doc_ids, blocked, len(blocked & in_corpus), N - len(chosen))
             for d in extra:
                 strategy_of[(q, d)] = "random"
             report.counts["random"] += len(extra)
@@ -465,13 +447,8 @@ def mine_negatives(
                 report.positive_scores.append(positive_score[q])
             if chosen and len(report.examples) < _MAX_EXAMPLES:
                 d = chosen[0]
-                report.examples.append({
-                    "query": ds.queries[q],
-                    "positive": ds.corpus[ds.positives(q)[0]],
-                    "negative": ds.corpus[d],
-                    "strategy": strategy_of[(q, d)],
-                    "score": scores.get((q, d)),
-                })
+                report.examples.append({"query": ds.queries[q], "positive": ds.corpus[ds.positives(q)[0]],
+                                        "negative": ds.corpus[d], "strategy": strategy_of[(q, d)], "score": scores.get((q, d))})
     return MiningResult(negatives, strategy_of, report, scores, positive_score)
 
 

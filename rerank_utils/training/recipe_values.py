@@ -32,7 +32,7 @@ def recipe_from_values(architecture: str, values: Mapping[str, Any], seed: int, 
     missing, extra = sorted(want - set(values)), sorted(set(values) - want)
     if missing or extra:
         raise ValueError(f"the {architecture} recipe takes exactly {', '.join(RECIPE_KEYS[architecture])}: "
-                         + "; ".join(x for x in (f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if x))
+                         + "; ".join(f"{what} {keys}" for what, keys in (("missing", missing), ("unknown", extra)) if keys))
     v = RECIPE_VALUES[architecture].model_validate(dict(values)).model_dump()  # types, choices and bounds
     mining = MiningConfig(strategy=v["negatives"], num_negatives=v["num_negatives"], hard_fraction=v["hard_fraction"],
                           hard_source=v["hard_source"], relative_margin=v["relative_margin"], seed=seed)
@@ -63,9 +63,10 @@ def retriever_recipe_from_values(seed: int, negatives: int = 1, epochs: int = 2,
 
 
 def recipe_values_from_parameters(params: Mapping[str, Any], notebook: str, architecture: str) -> dict[str, Any]:
-    """The recipe values held by a notebook's parameters (``params``: its namespace or its profile's values)."""
+    """The recipe values held by a notebook's parameters (``params``: its namespace or its profile's values);
+    ``architecture="retriever"``: the arguments of :func:`retriever_recipe_from_values`, in any notebook."""
     try:
-        names = PARAMETER_NAMES[(notebook, architecture)]
+        names = RETRIEVER_PARAMETER_NAMES if architecture == "retriever" else PARAMETER_NAMES[(notebook, architecture)]
     except KeyError:
         raise ValueError(f"no {architecture} recipe in {notebook}: known are {sorted(PARAMETER_NAMES)}") from None
     missing = [p for p in names.values() if p not in params]
@@ -78,9 +79,7 @@ def recipe_from_parameters(params: Mapping[str, Any], notebook: str, architectur
     """The recipe a notebook trains, from its parameters (in the notebook: ``recipe_from_parameters(globals(),
     "03_fine_tuning", "bridge")``; ``architecture="retriever"``: notebook 03's embedding-model recipe): the same
     function of the same values as the CLI's."""
+    values = recipe_values_from_parameters(params, notebook, architecture)
     if architecture == "retriever":
-        missing = [p for p in RETRIEVER_PARAMETER_NAMES.values() if p not in params]
-        if missing:
-            raise ValueError(f"{notebook}'s parameters lack {missing} (the retriever recipe's values)")
-        return retriever_recipe_from_values(params["seed"], **{k: params[p] for k, p in RETRIEVER_PARAMETER_NAMES.items()})
-    return recipe_from_values(architecture, recipe_values_from_parameters(params, notebook, architecture), params["seed"])
+        return retriever_recipe_from_values(params["seed"], **values)
+    return recipe_from_values(architecture, values, params["seed"])

@@ -65,7 +65,6 @@ class Recipe:
         a fresh bridge reranker over it for the bridge."""
         if self.architecture == "standard":
             return base_model
-
         return build_bridge_reranker(base_model, max_seq_length=self.training.max_length, device=device, **(self.bridge or {}))
 
     def start_model(self, base_model: str = "default", device: str | None = None):
@@ -73,10 +72,7 @@ class Recipe:
         one from ``base_model`` with the recipe's ``max_length``), e.g. the "base" row of a before/after
         table. Introduced in notebook ``10_qasper_case_study``."""
         built = self.build_model(base_model, device)
-        if not isinstance(built, str):
-            return built
-
-        return load_cross_encoder(built, device=device, max_length=self.training.max_length)
+        return load_cross_encoder(built, device=device, max_length=self.training.max_length) if isinstance(built, str) else built
 
 
 class FirstStages:
@@ -91,8 +87,7 @@ class FirstStages:
         return {"BM25": self.bm25.search(queries, top_k=top_k), "bi-encoder": self.dense.search(queries, top_k=top_k)}
 
     def retriever_for(self, mining: MiningConfig):
-        source = mining.source
-        return {"dense": self.dense, "bm25": self.bm25}.get(source) if source else None
+        return {"dense": self.dense, "bm25": self.bm25}.get(mining.source)  # None for random negatives
 
 
 @dataclass

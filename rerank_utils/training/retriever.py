@@ -41,12 +41,8 @@ from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.mining import MiningConfig, mine_negatives
 
 FACTS_FILE = "training.json"
-
-
-#: the metric the best epoch is chosen on (InformationRetrievalEvaluator's key for cosine NDCG@10)
 VAL_NAME = "val"
-
-
+#: the metric the best epoch is chosen on (InformationRetrievalEvaluator's key for cosine NDCG@10)
 VAL_METRIC = f"{VAL_NAME}_cosine_ndcg@10"
 
 
@@ -79,7 +75,7 @@ class RetrieverRecipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RetrieverRecipe":
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"RetrieverRecipe.from_dict: unknown keys {sorted(unknown)}; expected some of {sorted(known)}")
@@ -116,34 +112,26 @@ def training_triples(ds: RetrievalDataset, negatives: dict[str, list[str]]) -> d
     """Columns ``anchor, positive, negative`` for MNRL: one row per (query, positive), each paired with the
     query's mined negatives in turn (cycled when a query has more positives than negatives). A query with no
     mined negative still trains, with the in-batch negatives only, and is counted by the mining report."""
-    cols: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
-    rows_without = []
-    for qid, query in ds.queries.items():
+    rows, rows_without = [], []  # (query id, positive id, negative id); (query id, positive id)
+    for qid in ds.queries:
         negs = negatives.get(qid, [])
         for i, pos in enumerate(ds.positives(qid)):
-            if not negs:
+            if negs:
+                rows.append((qid, pos, negs[i % len(negs)]))
+            else:
                 rows_without.append((qid, pos))
-                continue
-            cols["anchor"].append(query)
-            cols["positive"].append(ds.corpus[pos])
-            cols["negative"].append(ds.corpus[negs[i % len(negs)]])
     if rows_without:  # the negative column must be filled for every row: fall back to a random other passage
-
-        rng = random.Random(0)
-        ids = list(ds.corpus)
+        rng, ids = random.Random(0), list(ds.corpus)
         for qid, pos in rows_without:
             blocked = set(ds.positives(qid))
-            neg = next(d for d in (rng.choice(ids) for _ in range(1000)) if d not in blocked)
-            cols["anchor"].append(ds.queries[qid])
-            cols["positive"].append(ds.corpus[pos])
-            cols["negative"].append(ds.corpus[neg])
-    if not cols["anchor"]:
+            rows.append((qid, pos, next(d for d in (rng.choice(ids) for _ in range(1000)) if d not in blocked)))
+    if not rows:
         raise ValueError(f"{ds.name or 'the training split'}: no query has a relevant passage; nothing to train on")
-    return cols
+    return {"anchor": [ds.queries[q] for q, _, _ in rows], "positive": [ds.corpus[p] for _, p, _ in rows],
+            "negative": [ds.corpus[n] for _, _, n in rows]}
 
 
 def _ir_evaluator(val: RetrievalDataset, batch_size: int):
-
     relevant = {q: set(val.positives(q)) for q in val.queries if val.positives(q)}
     if not relevant:
         raise ValueError(f"{val.name or 'the validation split'}: no query has a relevant passage; cannot validate")

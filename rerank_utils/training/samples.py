@@ -36,12 +36,11 @@ def training_rows(ds: RetrievalDataset, negatives: dict[str, list[str]], loss: s
     elif loss == "mnrl":
         counts = Counter(len(negatives.get(q, [])) for q in qids)
         n = max(counts, key=lambda k: (counts[k], k)) if counts else 0
-        short = [q for q in qids if len(negatives.get(q, [])) < n]
-        if short:
-            warnings.warn(f"training_rows(loss='mnrl'): {len(short)} queries skipped (fewer than {n} negatives)", UserWarning, stacklevel=2)
-        for q in qids:
-            if q in short:
-                continue
+        full = [q for q in qids if len(negatives.get(q, [])) >= n]
+        if len(full) < len(qids):
+            warnings.warn(f"training_rows(loss='mnrl'): {len(qids) - len(full)} queries skipped (fewer than {n} negatives)",
+                          UserWarning, stacklevel=2)
+        for q in full:
             for p in ds.positives(q):
                 row = {"query": ds.queries[q], "positive": ds.corpus[p]}
                 row.update({f"negative_{i + 1}": ds.corpus[d] for i, d in enumerate(negatives.get(q, [])[:n])})
@@ -49,13 +48,8 @@ def training_rows(ds: RetrievalDataset, negatives: dict[str, list[str]], loss: s
     else:
         for q in qids:
             pos, neg = ds.positives(q), negatives.get(q, [])
-            rows.append(
-                {
-                    "query": ds.queries[q],
-                    "docs": [ds.corpus[d] for d in pos + neg],
-                    "labels": [1.0] * len(pos) + [0.0] * len(neg),
-                }
-            )
+            rows.append({"query": ds.queries[q], "docs": [ds.corpus[d] for d in pos + neg],
+                         "labels": [1.0] * len(pos) + [0.0] * len(neg)})
     return rows
 
 
@@ -63,18 +57,11 @@ def reranking_samples(ds: RetrievalDataset, first_stage: dict[str, dict], top_k:
     """Validation samples for ``CrossEncoderRerankingEvaluator``: each query's first-stage top-``top_k``
     as ``documents`` and its positives' texts as ``positive`` (a positive the first stage missed is NOT
     added, so the score is the realistic one of reranking that first stage)."""
-    samples = []
-    for q in ds.queries:
-        if q not in first_stage or not ds.positives(q):
-            continue
-        samples.append(
-            {
-                "query": ds.queries[q],
-                "positive": [ds.corpus[d] for d in ds.positives(q)],
-                "documents": [ds.corpus[d] for d in rank(first_stage[q])[:top_k]],
-            }
-        )
-    return samples
+    return [
+        {"query": ds.queries[q], "positive": [ds.corpus[d] for d in ds.positives(q)],
+         "documents": [ds.corpus[d] for d in rank(first_stage[q])[:top_k]]}
+        for q in ds.queries if q in first_stage and ds.positives(q)
+    ]
 
 
 def _pairs_in(rows: Sequence[dict], loss: str) -> int:

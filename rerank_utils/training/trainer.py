@@ -110,11 +110,8 @@ def fine_tune(
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     set_seed(config.seed)
-    model = (
-        load_cross_encoder(base_model, device=device, max_length=config.max_length)
-        if isinstance(base_model, (str, os.PathLike))
-        else base_model
-    )
+    is_name = isinstance(base_model, (str, os.PathLike))
+    model = load_cross_encoder(base_model, device=device, max_length=config.max_length) if is_name else base_model
     loss = _make_loss(model, config, rows)
     if config.sorted_micro_batch and hasattr(loss, "mini_batch_size"):
         loss.mini_batch_size = -1  # a listwise loss passes the whole batch in one call; the sorted micro-batches split it
@@ -127,42 +124,23 @@ def fine_tune(
             config.warmup_steps, total_steps, config.learning_rate,
         )
 
-    evaluator = None
-    if val_samples:
-        evaluator = _MemoisedRerankingEvaluator(
-            samples=list(val_samples), at_k=10, always_rerank_positives=False, name="val", batch_size=64, write_csv=False
-        )
+    evaluator = _MemoisedRerankingEvaluator(
+        samples=list(val_samples), at_k=10, always_rerank_positives=False, name="val", batch_size=64, write_csv=False
+    ) if val_samples else None
     strategy = "steps" if config.eval_steps else "epoch"
     args = CrossEncoderTrainingArguments(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
+        output_dir=str(ckpt_dir), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay, lr_scheduler_type=config.lr_scheduler_type,
         # transformers 5: an int is a number of steps, a float < 1 a ratio of the total steps
         warmup_steps=config.warmup_steps if config.warmup_steps is not None else config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type=config.lr_scheduler_type,
-        fp16=fp16,
-        bf16=bf16,
-        seed=config.seed,
-        data_seed=config.seed,
-        eval_strategy=strategy if evaluator else "no",
-        eval_steps=config.eval_steps,
-        save_strategy=strategy if evaluator else "epoch",
-        save_steps=config.eval_steps,
-        save_total_limit=config.save_total_limit,
-        load_best_model_at_end=evaluator is not None,
-        metric_for_best_model=VAL_METRIC if evaluator else None,
-        greater_is_better=True if evaluator else None,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        report_to="none",
-        disable_tqdm=not show_progress,
-        dataloader_drop_last=False,
+        fp16=fp16, bf16=bf16, seed=config.seed, data_seed=config.seed,
+        eval_strategy=strategy if evaluator else "no", eval_steps=config.eval_steps,
+        save_strategy=strategy if evaluator else "epoch", save_steps=config.eval_steps, save_total_limit=config.save_total_limit,
+        load_best_model_at_end=evaluator is not None, metric_for_best_model=VAL_METRIC if evaluator else None,
+        greater_is_better=True if evaluator else None, logging_steps=config.logging_steps, logging_first_step=True,
+        report_to="none", disable_tqdm=not show_progress, use_cpu=device == "cpu",
         dataloader_pin_memory=_on_gpu(device),  # pinned memory only helps a GPU
-        use_cpu=device == "cpu",
         # data parallel (torchrun / accelerate launch): every parameter takes part in every forward pass, and
         # the default search for unused ones makes DDP mark the scoring head ready twice (a RuntimeError)
         ddp_find_unused_parameters=False,
@@ -171,17 +149,9 @@ def fine_tune(
     callbacks = [clock, *([EtaLog(log)] if log else [])]
     if evaluator and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = _trainer_class(CrossEncoderTrainer)(
-        bridge_lr=config.bridge_learning_rate,
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        loss=loss,
-        evaluator=evaluator,
-        callbacks=callbacks,
-    )
+    trainer = _Trainer(bridge_lr=config.bridge_learning_rate, model=model, args=args, train_dataset=Dataset.from_list(rows),
+                       loss=loss, evaluator=evaluator, callbacks=callbacks)
     if not show_progress:  # no per-step log dicts printed either
-
         trainer.remove_callback(PrinterCallback)
     if resume_from_checkpoint is True and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"resume_from_checkpoint=True but {ckpt_dir} holds no checkpoint-* folder")
@@ -190,20 +160,12 @@ def fine_tune(
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - t0
 
-    history = list(trainer.state.log_history)
+    state = trainer.state
     result = FineTuneResult(
-        output_dir=output_dir,
-        history=history,
-        best_metric=trainer.state.best_metric,
-        best_checkpoint=trainer.state.best_model_checkpoint,
-        train_seconds=seconds,
-        train_rows=len(rows),
-        pairs_per_second=_pairs_in(rows, config.loss) * trainer.state.epoch / seconds if seconds > 0 else math.nan,
-        config=config,
-        model=model,
-        world_size=trainer.args.world_size,
-        optimizer_steps=trainer.state.global_step,
-        validation_seconds=clock.marks,
+        output_dir=output_dir, history=list(state.log_history), best_metric=state.best_metric,
+        best_checkpoint=state.best_model_checkpoint, train_seconds=seconds, train_rows=len(rows),
+        pairs_per_second=_pairs_in(rows, config.loss) * state.epoch / seconds if seconds > 0 else math.nan, config=config,
+        model=model, world_size=trainer.args.world_size, optimizer_steps=state.global_step, validation_seconds=clock.marks,
     )
     # Under torchrun / accelerate launch every process holds the same weights after training: one writes.
     if trainer.is_world_process_zero():
@@ -250,35 +212,33 @@ class _ValidationClock(TrainerCallback):
         self.marks.append((float(state.epoch or 0.0), time.perf_counter() - self.t0))
 
 
-def _trainer_class(base):
+class _Trainer(CrossEncoderTrainer):
     """``CrossEncoderTrainer`` that gives a bridge reranker's biases and scale their own learning rate
     (``TrainingConfig.bridge_learning_rate``, no weight decay); any other model trains exactly as before."""
-    class Trainer(base):
-        def __init__(self, *args, bridge_lr: float = 5e-2, **kwargs):
-            self._bridge_lr = bridge_lr
-            super().__init__(*args, **kwargs)
 
-        def create_optimizer(self, model=None):
-            fresh = self.optimizer is None
-            optimizer = super().create_optimizer(model)
-            special = bridge_parameters(self.model if model is None else model)
-            if fresh and special:  # move them out of the default groups into their own
-                ids = {id(p) for p in special}
-                for group in optimizer.param_groups:
-                    group["params"] = [p for p in group["params"] if id(p) not in ids]
-                optimizer.add_param_group({"params": special, "weight_decay": 0.0, "lr": self._bridge_lr})
-            return optimizer
+    def __init__(self, *args, bridge_lr: float = 5e-2, **kwargs):
+        self._bridge_lr = bridge_lr
+        super().__init__(*args, **kwargs)
 
-    return Trainer
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        special = bridge_parameters(self.model if model is None else model)
+        if fresh and special:  # move them out of the default groups into their own
+            ids = {id(p) for p in special}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            optimizer.add_param_group({"params": special, "weight_decay": 0.0, "lr": self._bridge_lr})
+        return optimizer
 
 
 def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, card: dict | None = None) -> Path:
     """Save the model and write our facts into its model card (README.md) and ``training.json``."""
-    output_dir = Path(output_dir)
+    output_dir, card = Path(output_dir), card or {}
     model.save_pretrained(str(output_dir))
     facts = {
-        "base_model": (card or {}).get("base_model"),
-        "data": (card or {}).get("data"),
+        "base_model": card.get("base_model"),
+        "data": card.get("data"),
         "hyper_parameters": asdict(result.config),
         "best_validation_ndcg@10": result.best_metric,
         "best_checkpoint": result.best_checkpoint,
@@ -289,28 +249,20 @@ def save_model(model, output_dir: str | os.PathLike, result: FineTuneResult, car
         "optimizer_steps": result.optimizer_steps,
         "curves": result.curves(),  # train loss and validation NDCG@10 by epoch
         "score_scale": "sigmoid(logit) in [0, 1] from predict(); logits with activation_fn=torch.nn.Identity()",
-        **{k: v for k, v in (card or {}).items() if k not in ("base_model", "data")},
+        **{k: v for k, v in card.items() if k not in ("base_model", "data")},
     }
-
     if is_bridge(model):
         facts["score_scale"] = "scale x cosine of the mean-pooled query and passage tokens (identity activation)"
         facts["bridge"] = bridge_summary(model)
     (output_dir / "training.json").write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
     readme = output_dir / "README.md"
-    lines = [
-        "",
-        "## rerank-finetune",
-        "",
-        "Fine-tuned with `rerank_utils.training.trainer.fine_tune` (sentence-transformers `CrossEncoderTrainer`).",
-        "",
-        "| fact | value |",
-        "|---|---|",
-    ]
+    lines = ["", "## rerank-finetune", "",
+             "Fine-tuned with `rerank_utils.training.trainer.fine_tune` (sentence-transformers `CrossEncoderTrainer`).",
+             "", "| fact | value |", "|---|---|"]
     for k, v in facts.items():
-        if k == "curves":  # in training.json; too long for a table row
-            continue
-        text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
-        lines.append(f"| {k} | {text.replace('|', '/')} |")
+        if k != "curves":  # in training.json; too long for a table row
+            text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
+            lines.append(f"| {k} | {text.replace('|', '/')} |")
     prior = readme.read_text(encoding="utf-8") if readme.is_file() else f"# {output_dir.name}\n"
     readme.write_text(prior.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return output_dir
