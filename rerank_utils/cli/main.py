@@ -1,14 +1,6 @@
-"""The ``rerank-utils`` command (also ``python -m rerank_utils``).
-
-    rerank-utils init-config --profile cpu --output my.yaml   # a config to edit (configs/*.yaml are the profiles')
-    rerank-utils prepare  --config configs/smoke.yaml         # the leak-free split          (notebook 01)
-    rerank-utils mine     --config configs/smoke.yaml         # negatives for training       (notebooks 02, 03)
-    rerank-utils finetune --config configs/smoke.yaml         # train, validate, publish     (notebook 03)
-    rerank-utils evaluate --config configs/smoke.yaml         # test table with intervals    (notebook 04)
-    rerank-utils export   --config configs/smoke.yaml         # ONNX (+ int8) of the reranker (notebook 05)
-    rerank-utils serve    --config configs/smoke.yaml         # the rerank service on 127.0.0.1:8080
-    rerank-utils run-notebooks --profile smoke                # every notebook, in order
-    rerank-utils profiles                                     # what each profile runs
+"""The ``rerank-utils`` command (also ``python -m rerank_utils``): the pipeline steps over one YAML config, in the
+order :data:`PIPELINE` (the epilog of ``--help``) shows them; ``run-notebooks --profile smoke`` runs every notebook,
+in order; ``profiles`` shows what each profile runs.
 
 The commands only parse options and print; the work is in :mod:`rerank_utils.cli.config_files` (configs),
 :mod:`rerank_utils.cli.steps` (the steps), :mod:`rerank_utils.tutorial.runner` and :mod:`rerank_utils.serving.app`.
@@ -20,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from rerank_utils.cli.config_files import config_yaml, load_config
@@ -47,9 +40,7 @@ Exit status: 0 done, 1 the step failed (the message says why), 2 a bad command l
 `rerank-utils COMMAND --help` describes each command."""
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32, width=110)
+_Formatter = partial(argparse.RawDescriptionHelpFormatter, max_help_position=32, width=110)
 
 
 def _sub(sub, name: str, help: str, description: str, examples: str, **kw) -> argparse.ArgumentParser:
@@ -57,8 +48,8 @@ def _sub(sub, name: str, help: str, description: str, examples: str, **kw) -> ar
                           formatter_class=_Formatter, **kw)
 
 
-def _config_options(p: argparse.ArgumentParser, required: bool = True) -> None:
-    src = p.add_mutually_exclusive_group(required=required)
+def _config_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", metavar="FILE",
                      help="YAML pipeline config: configs/<profile>.yaml or your own (`profile: cpu` + the keys you change)")
     src.add_argument("--profile", choices=sorted(PROFILES), help="a profile's values without a file (= a file holding only `profile: NAME`)")
@@ -259,14 +250,25 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+def _read(args):
+    return load_config(args.config, None if args.config else args.profile, args.overrides)
+
+
 def _load(args):
-    cfg = load_config(args.config, None if args.config else args.profile, args.overrides)
+    cfg = _read(args)
     source = cfg.source if cfg.source.startswith("profile ") else f"{cfg.source} (profile {cfg.profile})"
-    print(f"config: {source}; artifacts: {artifacts_dir(cfg.name, create=False)}", flush=True)
+    _say(f"config: {source}; artifacts: {artifacts_dir(cfg.name, create=False)}")
     # corpus embeddings and reranker scores computed once per profile, shared with run-notebooks; main() restores
     for name, folder in profile_caches(cfg.name).items():
         os.environ.setdefault(name, folder)
     return cfg
+
+
+def _steps():
+    """rerank_utils.cli.steps (torch, sentence-transformers), imported when a step runs."""
+    from rerank_utils.cli import steps
+
+    return steps
 
 
 def _init_config(args) -> int:
@@ -285,57 +287,20 @@ def _init_config(args) -> int:
 
 
 def _check_config(args) -> int:
-    cfg = load_config(args.config, None if args.config else args.profile, args.overrides)
+    cfg = _read(args)
     print(f"# {cfg.source}: valid. Every value, the profile {cfg.profile!r} filling what the file leaves out:\n")
     print(cfg.yaml(), end="")
     return 0
 
 
-def _prepare(args) -> int:
-    from rerank_utils.cli.steps import run_prepare
-
-    run_prepare(_load(args), rebuild=args.rebuild, log=_say)
-    return 0
-
-
-def _mine(args) -> int:
-    from rerank_utils.cli.steps import run_mine
-
-    run_mine(_load(args), architecture=args.architecture, output=args.output, log=_say)
-    return 0
-
-
-def _finetune(args) -> int:
-    from rerank_utils.cli.steps import run_finetune
-
-    run_finetune(_load(args), architecture=args.architecture, retrain=args.retrain, publish=args.publish, output=args.output,
-                 progress=sys.stderr.isatty(), log=_say, quiet=args.quiet)
-    return 0
-
-
-def _finetune_retriever(args) -> int:
-    from rerank_utils.cli.steps import run_finetune_retriever
+def _finetune_retriever(args):
     from rerank_utils.training.recipe_values import retriever_recipe_from_values
 
     cfg = _load(args)
     recipe = retriever_recipe_from_values(cfg["seed"], negatives=args.negatives, epochs=args.epochs, learning_rate=args.learning_rate,
                                           batch_size=args.batch_size, max_length=args.max_length)
-    run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty(), log=_say, quiet=args.quiet)
-    return 0
-
-
-def _evaluate(args) -> int:
-    from rerank_utils.cli.steps import run_evaluate
-
-    run_evaluate(_load(args), models=args.model, split=args.split, output=args.output, retriever=args.retriever, log=_say)
-    return 0
-
-
-def _export(args) -> int:
-    from rerank_utils.cli.steps import run_export
-
-    run_export(_load(args), model=args.model, output=args.output, quantize=args.quantize, log=_say)
-    return 0
+    return _steps().run_finetune_retriever(cfg, recipe, retrain=args.retrain, output=args.output, progress=sys.stderr.isatty(),
+                                           log=_say, quiet=args.quiet)
 
 
 def _profiles(args) -> int:
@@ -358,53 +323,50 @@ def _serve(args) -> int:
     if not model_dir:
         print("error: serve needs MODEL_DIR or --config (whose published reranker it serves)", file=sys.stderr)
         return 2
-    try:
-        serve(model_dir, host=args.host, port=args.port, backend=args.backend, api_key=args.api_key or os.environ.get("RERANK_API_KEY"),
-              device=device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, cache_size=args.cache_size,
-              max_documents=args.max_documents, redis_url=args.redis_url, onnx_file=args.onnx_file,
-              precision=args.precision, max_body_bytes=args.max_body_bytes, deadline_seconds=args.deadline_s,
-              max_queue_pairs=args.max_queue_pairs, queue_seconds=args.queue_seconds)
-    except (FileNotFoundError, ValueError, ConnectionError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    serve(model_dir, host=args.host, port=args.port, backend=args.backend, api_key=args.api_key or os.environ.get("RERANK_API_KEY"),
+          device=device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, cache_size=args.cache_size,
+          max_documents=args.max_documents, redis_url=args.redis_url, onnx_file=args.onnx_file,
+          precision=args.precision, max_body_bytes=args.max_body_bytes, deadline_seconds=args.deadline_s,
+          max_queue_pairs=args.max_queue_pairs, queue_seconds=args.queue_seconds)  # its errors: main() says them, exit 1
     return 0
 
 
 def _run_notebooks(args) -> int:
-    from rerank_utils.tutorial.runner import (
-        NotebookParameterError,
-        NotebookRunError,
-        run_notebooks,
-        select_notebooks,
-    )
+    from rerank_utils.tutorial.runner import NotebookRunError, run_notebooks, select_notebooks
 
     if args.list:
         prof = PROFILES[args.profile]
         for p in select_notebooks(discover_notebooks(args.notebooks_dir), only=args.only, start=args.start, end=args.end):
             print(f"{p.stem}: {json.dumps(prof.parameters_for(p.stem))}")
         return 0
-    try:
-        run_notebooks(
-            profile=args.profile,
-            only=args.only,
-            start=args.start,
-            end=args.end,
-            cell_timeout=args.cell_timeout,
-            folder=args.notebooks_dir,
-            progress=None if args.quiet else _say,
-            progress_bar=sys.stderr.isatty() and not args.quiet,
-            log_output=args.log_output,
-        )
-    except (NotebookRunError, NotebookParameterError, ValueError, FileNotFoundError) as exc:
+    try:  # a bad selection or parameter (ValueError, FileNotFoundError): main() says it, exit 1
+        run_notebooks(profile=args.profile, only=args.only, start=args.start, end=args.end, cell_timeout=args.cell_timeout,
+                      folder=args.notebooks_dir, progress=None if args.quiet else _say,
+                      progress_bar=sys.stderr.isatty() and not args.quiet, log_output=args.log_output)
+    except NotebookRunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _step(run):
+    """A pipeline step (:mod:`rerank_utils.cli.steps`) as a command: ``run(args)`` does the work, exit status 0."""
+    def command(args) -> int:
+        run(args)
+        return 0
+    return command
+
+
 _COMMANDS = {
-    "init-config": _init_config, "config": _init_config, "check-config": _check_config, "prepare": _prepare, "mine": _mine,
-    "finetune": _finetune, "finetune-retriever": _finetune_retriever, "evaluate": _evaluate, "export": _export, "profiles": _profiles, "serve": _serve,
-    "run-notebooks": _run_notebooks,
+    "init-config": _init_config, "config": _init_config, "check-config": _check_config, "profiles": _profiles, "serve": _serve,
+    "run-notebooks": _run_notebooks, "finetune-retriever": _step(_finetune_retriever),
+    "prepare": _step(lambda a: _steps().run_prepare(_load(a), rebuild=a.rebuild, log=_say)),
+    "mine": _step(lambda a: _steps().run_mine(_load(a), architecture=a.architecture, output=a.output, log=_say)),
+    "finetune": _step(lambda a: _steps().run_finetune(_load(a), architecture=a.architecture, retrain=a.retrain, publish=a.publish,
+                                                      output=a.output, progress=sys.stderr.isatty(), log=_say, quiet=a.quiet)),
+    "evaluate": _step(lambda a: _steps().run_evaluate(_load(a), models=a.model, split=a.split, output=a.output, retriever=a.retriever,
+                                                      log=_say)),
+    "export": _step(lambda a: _steps().run_export(_load(a), model=a.model, output=a.output, quantize=a.quantize, log=_say)),
 }
 
 
@@ -416,14 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # a bad config or --set: exit 2, like a bad command line
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (PipelineError, FileNotFoundError, FileExistsError, ValueError, ConnectionError, ImportError) as exc:
+    except (PipelineError, FileNotFoundError, FileExistsError, ValueError, ConnectionError, ImportError, ModelNotAvailableOffline) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except RuntimeError as exc:
-        if isinstance(exc, ModelNotAvailableOffline):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
     finally:  # _load set them for this command only (main() is also called in-process, by tests and scripts)
         for name, value in cache_env.items():
             if value is None:

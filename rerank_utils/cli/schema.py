@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Optional, get_args, get_origin
 
@@ -169,50 +170,36 @@ class Key:
         return f"`{self.source[1]}` ({self.source[0]})"
 
 
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _keys(model: type[BaseModel], prefix: str = "") -> list[Key]:
-    out: list[Key] = []
+def _walk(model: type[BaseModel], prefix: str = ""):
+    """``(dotted path, field)`` of every field of ``model``, each section followed by its own fields."""
     for name, field in model.model_fields.items():
-        path, extra = prefix + name, field.json_schema_extra
-        sub = _submodel(field.annotation)
-        if extra["kind"] == "section":
-            out += _keys(sub, path + ".")
-            continue
-        annotation, nullable = field.annotation, False
-        if get_origin(annotation) is not None and type(None) in get_args(annotation):  # Optional[X]
-            nullable = True
-            annotation = next(a for a in get_args(annotation) if a is not type(None))
-        choices = get_args(annotation) if get_origin(annotation) is Literal else ()
-        bounds: dict[str, Any] = {}
-        for m in field.metadata:
-            if isinstance(m, (Ge, Gt)):
-                bounds.update(low=float(m.ge if isinstance(m, Ge) else m.gt), low_open=isinstance(m, Gt))
-            elif isinstance(m, (Le, Lt)):
-                bounds.update(high=float(m.le if isinstance(m, Le) else m.lt), high_open=isinstance(m, Lt))
-        out.append(Key(path, extra["kind"], field.description, tuple(extra["source"]), tuple(choices), nullable, **bounds))
-    return out
+        yield prefix + name, field
+        if field.json_schema_extra["kind"] == "section":
+            yield from _walk(field.annotation, prefix + name + ".")
+
+
+def _key_row(path: str, field: Any) -> Key:
+    """A leaf field as a :class:`Key`: null allowed, choices and bounds read off its annotation and metadata."""
+    annotation, nullable = field.annotation, False
+    if get_origin(annotation) is not None and type(None) in get_args(annotation):  # Optional[X]
+        nullable = True
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    choices = get_args(annotation) if get_origin(annotation) is Literal else ()
+    bounds: dict[str, Any] = {}
+    for m in field.metadata:
+        if isinstance(m, (Ge, Gt)):
+            bounds.update(low=float(m.ge if isinstance(m, Ge) else m.gt), low_open=isinstance(m, Gt))
+        elif isinstance(m, (Le, Lt)):
+            bounds.update(high=float(m.le if isinstance(m, Le) else m.lt), high_open=isinstance(m, Lt))
+    extra = field.json_schema_extra
+    return Key(path, extra["kind"], field.description, tuple(extra["source"]), tuple(choices), nullable, **bounds)
 
 
 #: Every key a config may hold, in the order configs are written.
-SCHEMA: tuple[Key, ...] = tuple(_keys(PipelineSchema))
+SCHEMA: tuple[Key, ...] = tuple(_key_row(path, f) for path, f in _walk(PipelineSchema) if f.json_schema_extra["kind"] != "section")
 KEYS: dict[str, Key] = {k.path: k for k in SCHEMA}
-
-
-def _section_docs(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, field in model.model_fields.items():
-        sub = _submodel(field.annotation)
-        if field.json_schema_extra["kind"] == "section":
-            out[prefix + name] = field.description
-            out.update(_section_docs(sub, prefix + name + "."))
-    return out
-
-
 #: What each section is for (comments in the YAML files, headings in configs/README.md).
-SECTIONS: dict[str, str] = _section_docs(PipelineSchema)
+SECTIONS: dict[str, str] = {path: f.description for path, f in _walk(PipelineSchema) if f.json_schema_extra["kind"] == "section"}
 
 #: Parameters of the notebooks that no key mirrors, and why (a test checks every other parameter has a key).
 NOTEBOOK_ONLY = {
@@ -260,20 +247,10 @@ def profile_config(name: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- error messages
-def sections() -> list[str]:
-    return list(SECTIONS)
-
-
 def children(section: str) -> list[str]:
     """The keys (leaves and sub-sections) directly under ``section`` ("" = the top level), in schema order."""
     prefix = section + "." if section else ""
-    out: list[str] = []
-    for k in SCHEMA:
-        if k.path.startswith(prefix):
-            head = k.path[len(prefix):].split(".")[0]
-            if head not in out:
-                out.append(head)
-    return out
+    return list(dict.fromkeys(k.path[len(prefix):].split(".")[0] for k in SCHEMA if k.path.startswith(prefix)))
 
 
 def suggest(path: str, section_keys: Iterable[str]) -> str:
@@ -285,7 +262,7 @@ def suggest(path: str, section_keys: Iterable[str]) -> str:
         found = [f"{parent + '.' if parent else ''}{c}" for c in close]
     else:
         by_leaf: dict[str, list[str]] = {}
-        for p in [k.path for k in SCHEMA] + sections():
+        for p in [*KEYS, *SECTIONS]:
             by_leaf.setdefault(p.rsplit(".", 1)[-1], []).append(p)
         leaves = [leaf] if leaf in by_leaf else difflib.get_close_matches(leaf, list(by_leaf), n=2, cutoff=0.75)
         found = [p for name in leaves for p in by_leaf[name]][:4]
@@ -304,19 +281,12 @@ def _leaf_problem(k: Key, value: Any, error_type: str) -> str:
         return choice_problem(value, k.choices)
     if error_type in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{value!r} is out of range; expected {k.allowed}"
-    if k.kind == "int":
-        return f"{value!r} is not an integer; expected {k.allowed}"
-    if k.kind == "float":
-        return f"{value!r} is not a finite number; expected {k.allowed}"
     if k.kind == "bool":
         return f"{value!r} is not true or false"
-    if not isinstance(value, str) or not value.strip():
+    if k.kind not in ("int", "float") and (not isinstance(value, str) or not value.strip()):
         return f"{value!r} is not a non-empty string; expected {k.allowed}"
-    if k.kind == "device":
-        return f"{value!r} is not a device; expected {k.allowed}"
-    if k.kind == "name":
-        return f"{value!r} is not a folder name; expected {k.allowed}"
-    return f"{value!r}: expected {k.allowed}"
+    what = {"int": "an integer", "float": "a finite number", "device": "a device", "name": "a folder name"}.get(k.kind)
+    return f"{value!r} is not {what}; expected {k.allowed}" if what else f"{value!r}: expected {k.allowed}"
 
 
 def problems(exc: ValidationError, data: dict) -> dict[str, str]:
@@ -349,7 +319,7 @@ def problems(exc: ValidationError, data: dict) -> dict[str, str]:
 
 
 def _positive_number(x: Any) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float)) and x == x and abs(x) != float("inf") and x > 0
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
 def validate(data: dict) -> tuple[dict | None, dict[str, str]]:

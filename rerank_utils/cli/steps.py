@@ -40,8 +40,7 @@ from rerank_utils.training.recipes import FirstStages, load_or_train_recipe, tra
 from rerank_utils.training.retriever import FACTS_FILE, load_or_train_retriever
 
 EVALUATE_SPLITS = ("test", "val")
-
-
+PIPELINE_FILE = "pipeline.json"  # beside a model `finetune` trained: the split and config it was trained with
 
 
 # ------------------------------------------------------------------------------------------------- steps
@@ -62,15 +61,13 @@ def base_model_for(cfg: PipelineConfig, architecture: str) -> str:
 
 
 def split_params_of(cfg: PipelineConfig) -> dict[str, Any]:
-
     return split_params(cfg["data_source"], cfg["seed"], cfg["prepare.split_fractions"], cfg["prepare.group_key"], cfg["max_queries"],
                         cfg["prepare.resplit"])
 
 
 def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise PipelineError(f"device: {device!r}, but torch sees no CUDA GPU here; set `device: cpu` (or --set device=cpu)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PipelineError(f"device: {device!r}, but torch sees no CUDA GPU here; set `device: cpu` (or --set device=cpu)")
 
 
 def _splits(cfg: PipelineConfig, rebuild: bool = False, log: Callable[[str], None] = print):
@@ -93,7 +90,6 @@ def _splits(cfg: PipelineConfig, rebuild: bool = False, log: Callable[[str], Non
 
 
 def _first_stages(cfg: PipelineConfig, corpus: dict[str, str]):
-
     return FirstStages(corpus, load_bi_encoder(cfg["embedding_model"], device=cfg.device))
 
 
@@ -141,9 +137,6 @@ def run_mine(cfg: PipelineConfig, architecture: str | None = None, output: str |
     return {"triples": str(out), "report": str(report_path), "negatives": mined.report.total}
 
 
-PIPELINE_FILE = "pipeline.json"  # beside a model `finetune` trained: the split and config it was trained with
-
-
 def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: bool = False, publish: bool = True,
                  output: str | Path | None = None, progress: bool = False, log: Callable[[str], None] = print,
                  quiet: bool = False) -> dict[str, Any]:
@@ -166,12 +159,11 @@ def run_finetune(cfg: PipelineConfig, architecture: str | None = None, retrain: 
     log(f"split ({how}): {_sizes(splits)} queries")
     log(f"{arch} reranker from {base!r}: loss {t.loss}, {recipe.mining.num_negatives} {recipe.mining.strategy} negatives per query, "
         f"{t.epochs} epoch(s), lr {t.learning_rate:g}, batch {t.batch_size}, max_length {t.max_length}")
+    training = dict(base_model=base, top_k=top_k, device=cfg.device, show_progress=progress and not quiet, log=None if quiet else log)
     if not retrain:  # reused only when recipe, base model and data fingerprint all match (else trained)
-        _, facts, reused = load_or_train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device,
-                                                show_progress=progress and not quiet, log=None if quiet else log)
+        _, facts, reused = load_or_train_recipe(recipe, train, val, stages, model_dir, **training)
     else:
-        train_recipe(recipe, train, val, stages, model_dir, base_model=base, top_k=top_k, device=cfg.device,
-                     show_progress=progress and not quiet, log=None if quiet else log)
+        train_recipe(recipe, train, val, stages, model_dir, **training)
         facts, reused = json.loads((model_dir / "training.json").read_text(encoding="utf-8")), False
     (model_dir / PIPELINE_FILE).write_text(json.dumps(
         {"config": cfg.source, "name": cfg.name, "architecture": arch, "base_model": base, "split": params,
@@ -216,21 +208,12 @@ def run_finetune_retriever(cfg: PipelineConfig, recipe=None, retrain: bool = Fal
             "base_validation_ndcg@10": f["base_validation_ndcg@10"], "best_epoch": f["best_epoch"], "train_seconds": f["train_seconds"]}
 
 
-def default_model_dir(cfg: PipelineConfig) -> Path:
-    return artifacts_dir(cfg.name, "models", "reranker", create=False)
-
-
 def _model_folder(path: str | Path | None, cfg: PipelineConfig) -> Path:
-    folder = Path(path).expanduser().resolve() if path else default_model_dir(cfg)
+    folder = Path(path).expanduser().resolve() if path else artifacts_dir(cfg.name, "models", "reranker", create=False)
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         hint = "" if path else f": run `rerank-utils finetune --config {cfg.source}` first (or pass --model DIR)"
         raise PipelineError(f"{folder} holds no saved model{hint}")
     return folder
-
-
-def _label(folder: Path, taken: dict) -> str:
-    label = folder.name
-    return label if label not in taken else f"{label} ({len(taken) + 1})"
 
 
 def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None, split: str = "test",
@@ -256,7 +239,6 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     log(f"first stages (BM25, bi-encoder) on {len(ds)} {split} queries ...")
     runs = stages.runs(ds.queries, top_k=top_k)
     if retriever is not None:  # the fine-tuned embedding model: a third first stage, alone and reranked (issue 12)
-
         rfolder = Path(retriever)
         facts_path = rfolder / FACTS_FILE
         rfacts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.is_file() else {}
@@ -270,7 +252,7 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     rerankers: dict[str, Any] = {}
     paths: dict[str, str] = {}
     for folder in folders:
-        label = _label(folder, rerankers)
+        label = folder.name if folder.name not in rerankers else f"{folder.name} ({len(rerankers) + 1})"
         rerankers[label] = load_cross_encoder(str(folder), device=cfg.device)
         paths[label] = str(folder)
     pairs = len(ds) * top_k * len(runs) * len(rerankers)
@@ -331,15 +313,11 @@ def run_export(cfg: PipelineConfig, model: str | Path | None = None, output: str
     pairs = [("what does a building permit cost", "A building permit costs a fee set by the municipality."),
              ("who pays the tax", "The buyer of the service pays it."),
              ("how long does it take", "About ten weeks, sometimes longer for a larger house or a complete renovation.")]
-
     reference = np.asarray(reranker.predict(pairs))
-    checks = {}
-    for f in files:
-        scores = load_reranker(out, backend="onnx", onnx_file=f.name).predict(pairs)
-        checks[f.name] = float(np.abs(scores - reference).max())
-    if openvino_int8:
-        checks[openvino_int8.name] = float(np.abs(load_reranker(out, backend="openvino", onnx_file=openvino_int8.name).predict(pairs) - reference).max())
-        files.append(openvino_int8)
+    backends = {f: "onnx" for f in files} | ({openvino_int8: "openvino"} if openvino_int8 else {})
+    checks = {f.name: float(np.abs(load_reranker(out, backend=b, onnx_file=f.name).predict(pairs) - reference).max())
+              for f, b in backends.items()}
+    files = list(backends)
     kind = "scale x cosine" if is_bridge(reranker) else "after its activation"
     span = f"PyTorch's scores ({kind}) run from {reference.min():.2f} to {reference.max():.2f}"
     for f in files:

@@ -12,6 +12,13 @@ import numpy as np
 from rerank_utils.labelling.candidates import GUIDE_RATIO
 
 
+def _titled(fig, ax, title: str, **kw):
+    """Every figure's last step: ``ax`` titled, the layout tightened, the figure returned."""
+    ax.set_title(title, **kw)
+    fig.tight_layout()
+    return fig
+
+
 def latency_vs_k(rows: list[dict], bi_encoder_query_s: float | None = None, title: str = ""):
     """Cross-encoder seconds per query (p50 with a p95 bar) against top-K, with the bi-encoder's line.
 
@@ -25,14 +32,10 @@ def latency_vs_k(rows: list[dict], bi_encoder_query_s: float | None = None, titl
     ax.fill_between(ks, p50, p95, alpha=0.2, label="p50–p95")
     if bi_encoder_query_s is not None:
         ax.axhline(bi_encoder_query_s * 1000, color="gray", ls="--", label="bi-encoder query (p50)")
-    ax.set_xlabel("candidates reranked per query (top-K)")
-    ax.set_ylabel("ms per query")
-    ax.set_xticks(ks)
+    ax.set(xlabel="candidates reranked per query (top-K)", ylabel="ms per query", xticks=ks)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(title or "Reranking cost grows linearly with K")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Reranking cost grows linearly with K")
 
 
 def metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Iterable[str], title: str = ""):
@@ -50,9 +53,7 @@ def metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Iterable[str]
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title)
 
 
 def length_histogram(lengths: Mapping[str, list[int]], max_length: int, title: str = ""):
@@ -66,12 +67,9 @@ def length_histogram(lengths: Mapping[str, list[int]], max_length: int, title: s
     for name, values in lengths.items():
         ax.hist(values, bins=bins, alpha=0.55, label=name)
     ax.axvline(max_length, color="red", ls="--", label=f"max_length = {max_length}")
-    ax.set_xlabel("tokens")
-    ax.set_ylabel("count")
+    ax.set(xlabel="tokens", ylabel="count")
     ax.legend()
-    ax.set_title(title or "Lengths in tokens")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Lengths in tokens")
 
 
 def split_sizes(sizes: Mapping[str, Mapping[str, int]], title: str = ""):
@@ -85,11 +83,9 @@ def split_sizes(sizes: Mapping[str, Mapping[str, int]], title: str = ""):
         ax.bar(splits, vals, bottom=bottom, label=c)
         bottom += vals
     ax.set_ylabel("queries")
-    ax.set_title(title or "Queries per split")
     if len(cats) <= 12:
         ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Queries per split")
 
 
 def mining_score_distributions(report, bins: int = 30, title: str = ""):
@@ -113,11 +109,8 @@ def mining_score_distributions(report, bins: int = 30, title: str = ""):
     else:
         ax.text(0.5, 0.5, "no retriever scores (random negatives only)", ha="center", va="center",
                 transform=ax.transAxes)
-    ax.set_xlabel("retriever score")
-    ax.set_ylabel("count")
-    ax.set_title(title or "Hard negatives vs positives: retriever scores")
-    fig.tight_layout()
-    return fig
+    ax.set(xlabel="retriever score", ylabel="count")
+    return _titled(fig, ax, title or "Hard negatives vs positives: retriever scores")
 
 
 def training_curves(curves: Mapping[str, list], baseline: float | None = None, title: str = ""):
@@ -137,12 +130,14 @@ def training_curves(curves: Mapping[str, list], baseline: float | None = None, t
         ax2.axhline(baseline, color="tab:orange", ls="--", alpha=0.6, label="first stage alone (validation)")
     ax2.set_ylabel("validation NDCG@10", color="tab:orange")
     ax2.set_ylim(0, 1)
-    lines = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax1.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax1.legend(lines, labels, fontsize=8, loc="lower left")
-    ax1.set_title(title or "Fine-tuning: loss and validation")
-    fig.tight_layout()
-    return fig
+    _legend_of_both(ax1, ax2, loc="lower left")
+    return _titled(fig, ax1, title or "Fine-tuning: loss and validation")
+
+
+def _legend_of_both(ax1, ax2, loc: str) -> None:
+    """One legend on ``ax1`` for the lines of both axes of a ``twinx`` pair."""
+    (lines1, labels1), (lines2, labels2) = ax1.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+    ax1.legend(lines1 + lines2, labels1 + labels2, fontsize=8, loc=loc)
 
 
 def interval_plot(comparisons: Mapping[str, "object"], title: str = ""):
@@ -157,10 +152,8 @@ def interval_plot(comparisons: Mapping[str, "object"], title: str = ""):
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlabel("difference in NDCG@10 (95 % paired-bootstrap interval)")
-    ax.set_title(title or "Does reranking help?")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Does reranking help?")
 
 
 def attention_mask(tokens: list[str], mask, title: str = ""):
@@ -173,12 +166,9 @@ def attention_mask(tokens: list[str], mask, title: str = ""):
     im = ax.imshow(mask, cmap="RdBu", vmin=lo, vmax=-lo)
     ax.set_xticks(range(n), tokens, rotation=90, fontsize=7)
     ax.set_yticks(range(n), tokens, fontsize=7)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query token (attending)")
+    ax.set(xlabel="key (attended to)", ylabel="query token (attending)")
     fig.colorbar(im, ax=ax, fraction=0.046, label="added to the attention score")
-    ax.set_title(title or "Bridge attention mask: each segment sees itself; across, a learnable bias")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Bridge attention mask: each segment sees itself; across, a learnable bias")
 
 
 def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = "", others: Mapping[str, list[dict]] | None = None,
@@ -198,21 +188,15 @@ def top_k_tradeoff(rows: list[dict], metric: str = "ndcg@10", title: str = "", o
         ax1.plot(ks, [r["first_stage_recall@k"] for r in orows], "s--", color=color, alpha=0.5, label=f"{other} Recall@K (ceiling)")
     ax1.set_xscale("log")
     ax1.set_xticks(ks, [str(k) for k in ks])
-    ax1.set_ylim(0, 1.02)
-    ax1.set_xlabel("candidates reranked per query (K)")
-    ax1.set_ylabel("quality")
+    ax1.set(ylim=(0, 1.02), xlabel="candidates reranked per query (K)", ylabel="quality")
     ax2 = ax1.twinx()
     p50, p95 = [r["p50_ms"] for r in rows], [r["p95_ms"] for r in rows]
     ax2.plot(ks, p50, "^-", color="tab:purple", alpha=0.8, label="ms per query, p50")
     ax2.fill_between(ks, p50, p95, color="tab:purple", alpha=0.15, label="p50–p95")
     ax2.set_ylabel("ms per query", color="tab:purple")
-    lines = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax1.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax1.legend(lines, labels, fontsize=8, loc="lower right")
+    _legend_of_both(ax1, ax2, loc="lower right")
     ax1.grid(alpha=0.3)
-    ax1.set_title(title or "Choosing top-K: quality against cost")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax1, title or "Choosing top-K: quality against cost")
 
 
 def learning_curve(rows: list[dict], baselines: Mapping[str, float] | None = None, title: str = ""):
@@ -229,17 +213,13 @@ def learning_curve(rows: list[dict], baselines: Mapping[str, float] | None = Non
             ax.plot(n, [r[key] for r in rows], style, color=color, label=key.replace("test NDCG@10 ", "") + " (test)")
     for (name, value), color in zip((baselines or {}).items(), ("tab:green", "tab:blue", "tab:gray")):
         ax.axhline(value, color=color, ls="--", alpha=0.6, label=f"{name} alone")
-    secondary = ax.secondary_xaxis("top", functions=(lambda q: q * (rows[0]["labelled_pairs"] / rows[0]["train_queries"]),
-                                                     lambda p: p / (rows[0]["labelled_pairs"] / rows[0]["train_queries"])))
+    pairs_per_query = rows[0]["labelled_pairs"] / rows[0]["train_queries"]
+    secondary = ax.secondary_xaxis("top", functions=(lambda q: q * pairs_per_query, lambda p: p / pairs_per_query))
     secondary.set_xlabel("labelled pairs (the guide's samples)")
-    ax.set_xlabel("training queries")
-    ax.set_ylabel("NDCG@10")
-    ax.set_ylim(0, 1)
+    ax.set(xlabel="training queries", ylabel="NDCG@10", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title or "How much data? NDCG@10 against training queries", pad=28)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "How much data? NDCG@10 against training queries", pad=28)
 
 
 def backend_speeds(rows: list[dict], title: str = ""):
@@ -258,12 +238,9 @@ def backend_speeds(rows: list[dict], title: str = ""):
         if "ndcg@10_change" in r:
             label += f", NDCG@10 {r['ndcg@10_change']:+.3f}"
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, label, va="center", fontsize=8)
-    ax.set_xlim(0, max(speeds) * 1.45)
-    ax.set_xlabel("(query, passage) pairs scored per second")
-    ax.set_title(title or "The same reranker, faster: speed-up and quality change against the first row")
+    ax.set(xlim=(0, max(speeds) * 1.45), xlabel="(query, passage) pairs scored per second")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "The same reranker, faster: speed-up and quality change against the first row")
 
 
 def faq_sweeps(sweeps: Mapping[str, tuple[str, list[dict]]], first_stage: float | None = None,
@@ -306,14 +283,10 @@ def early_stopping_curves(curves: Mapping[str, list[float]], first_stage: float 
     if first_stage is not None:
         ax.axhline(first_stage, color="gray", ls="--", alpha=0.7, label="first stage alone")
     longest = max((len(v) for v in curves.values()), default=1)
-    ax.set_xticks(range(1, longest + 1))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation NDCG@10")
+    ax.set(xticks=range(1, longest + 1), xlabel="epoch", ylabel="validation NDCG@10")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or "Over-fitting: validation by epoch, best epoch circled")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Over-fitting: validation by epoch, best epoch circled")
 
 
 def training_speed(rows: list[dict], reference_rows: list[dict] | None = None, reference_label: str = "short real pairs",
@@ -322,28 +295,25 @@ def training_speed(rows: list[dict], reference_rows: list[dict] | None = None, r
     ``troubleshooting.training_throughput``); ``reference_rows`` (e.g. the data's own short pairs) as hollow
     markers. Introduced in ``12_troubleshooting``."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    sizes = sorted({r["batch_size"] for r in rows} | {r["batch_size"] for r in reference_rows or []})
-    colors = {b: c for b, c in zip(sizes, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3)}
+    reference_rows = reference_rows or []
+    sizes = sorted({r["batch_size"] for r in [*rows, *reference_rows]})
+    colors = dict(zip(sizes, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
     for b in sizes:
         mine = sorted((r for r in rows if r["batch_size"] == b), key=lambda r: r["max_length"])
         if mine:
             ax.plot([r["max_length"] for r in mine], [r["pairs_per_s"] for r in mine], "o-", color=colors[b], label=f"batch {b}")
-        for r in reference_rows or []:
+        for r in reference_rows:
             if r["batch_size"] == b:
                 ax.scatter([r["max_length"]], [r["pairs_per_s"]], s=90, facecolors="none", edgecolors=colors[b],
                            label=f"batch {b}, {reference_label} ({r['tokens_per_pair']:.0f} tokens)")
-    lengths = sorted({r["max_length"] for r in rows} | {r["max_length"] for r in reference_rows or []})
+    lengths = sorted({r["max_length"] for r in [*rows, *reference_rows]})
     ax.set_xscale("log", base=2)
     ax.minorticks_off()
     ax.set_xticks(lengths, [str(x) for x in lengths])
-    ax.set_xlabel("max_length (tokens)")
-    ax.set_ylabel("training pairs per second")
-    ax.set_ylim(bottom=0)
+    ax.set(xlabel="max_length (tokens)", ylabel="training pairs per second", ylim=(0, None))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(title or "Training speed: max_length and batch size")
-    fig.tight_layout()
-    return fig
+    return _titled(fig, ax, title or "Training speed: max_length and batch size")
 
 
 def label_curves(curves: Mapping[str, list[dict]], n_queries: int, title: str = ""):
@@ -356,12 +326,9 @@ def label_curves(curves: Mapping[str, list[dict]], n_queries: int, title: str = 
         left.plot(x, [r["queries_with_positive"] / n_queries for r in rows], label=name)
         ratio = [(r["labels"], r["negatives_per_positive"]) for r in rows if r["negatives_per_positive"] is not None]
         right.plot([a for a, _ in ratio], [b for _, b in ratio], label=name)
-    left.set_xlabel("pairs labelled, hardest first")
-    left.set_ylabel("share of queries with a relevant passage")
-    left.set_ylim(0, 1.02)
+    left.set(xlabel="pairs labelled, hardest first", ylabel="share of queries with a relevant passage", ylim=(0, 1.02))
     right.axhspan(*GUIDE_RATIO, color="green", alpha=0.12, label="guide: 1:1 to 1:4")
-    right.set_xlabel("pairs labelled, hardest first")
-    right.set_ylabel("negatives per positive")
+    right.set(xlabel="pairs labelled, hardest first", ylabel="negatives per positive")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

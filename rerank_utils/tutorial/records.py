@@ -60,8 +60,7 @@ class Recorder:
         """Save a matplotlib figure as ``figures/<notebook>__<name>.png`` and list it in the records."""
         path = self.figures_dir / f"{self.notebook}__{name}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        figures = self.data.setdefault("_figures", {})
-        figures[name] = str(path.relative_to(self.figures_dir.parent))
+        self.data.setdefault("_figures", {})[name] = str(path.relative_to(self.figures_dir.parent))
         self._write()
         return path
 

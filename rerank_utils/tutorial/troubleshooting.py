@@ -168,7 +168,7 @@ class FaqExperiments:
                 self.recipe.build_model(self.base_model, self.device), rows, out, config, val_samples=self.val_samples,
                 device=self.device, show_progress=False,
             )
-        curve = result.curves()["val_ndcg@10"]
+        curve = [v for _, v in result.curves()["val_ndcg@10"]]
         row: dict[str, Any] = {
             "variant": name,
             "label_noise": float(label_noise),
@@ -179,8 +179,8 @@ class FaqExperiments:
             "epochs": config.epochs,
             "early_stopping_patience": config.early_stopping_patience,
             "epochs_run": len(curve),
-            "best_epoch": _best_epoch(curve),
-            "val_curve": [v for _, v in curve],
+            "best_epoch": curve.index(max(curve)) + 1 if curve else None,
+            "val_curve": curve,
             "val NDCG@10 (best)": result.best_metric,
             "val NDCG@10, first stage": self.first_stage_val,
             "val change vs first stage": (result.best_metric - self.first_stage_val) if result.best_metric is not None else None,
@@ -191,8 +191,7 @@ class FaqExperiments:
             row.update(self._score(result.model, "test"))
         if score_last_epoch:
             last = _last_checkpoint(out / "checkpoints")
-
-            row["val NDCG@10 (last epoch)"] = curve[-1][1] if curve else None
+            row["val NDCG@10 (last epoch)"] = curve[-1] if curve else None
             with _no_progress_bars():
                 last_model = load_cross_encoder(str(last), device=self.device)
             row.update(self._score(last_model, "test, last epoch"))
@@ -261,13 +260,6 @@ def _no_progress_bars():
         yield
     finally:
         hf_logging.enable_progress_bar()
-
-
-def _best_epoch(curve: list[tuple[float, float]]) -> int | None:
-    if not curve:
-        return None
-    values = [v for _, v in curve]
-    return values.index(max(values)) + 1
 
 
 def _last_checkpoint(folder: Path) -> Path:
@@ -347,7 +339,7 @@ def training_throughput(
                     _sync(model)
                     if step >= warmup_steps:
                         seconds += time.perf_counter() - t0
-                        tokens += batch_size * _padded_length(model, batch)
+                        tokens += batch_size * model.preprocess(batch)["input_ids"].shape[1]  # padded to the longest pair
                 n = steps * batch_size
                 rows.append({
                     "max_length": int(length), "batch_size": int(batch_size), "tokens_per_pair": tokens / n,
@@ -364,11 +356,6 @@ def _sync(model) -> None:
     """Wait for a GPU's queued work, so that wall time measures it (a no-op on a CPU)."""
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
-
-
-def _padded_length(model, batch) -> int:
-    features = model.preprocess(list(batch))
-    return int(features["input_ids"].shape[1])
 
 
 # ------------------------------------------------------------------------------------------ memory
@@ -398,13 +385,6 @@ def activation_megabytes(model, pairs: Sequence[tuple[str, str]], labels: Sequen
     finally:
         model.train(was_training)
     return sum(seen.values()) / 2**20
-
-
-def _dropout_off(model) -> None:
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
 
 
 def gradient_accumulation_check(
@@ -439,7 +419,9 @@ def gradient_accumulation_check(
             if isinstance(base_model, (str, Path)) else copy.deepcopy(base_model)
         )
     start_model.max_seq_length = max_length
-    _dropout_off(start_model)
+    for module in start_model.modules():  # dropout off: the three runs see the same forward passes
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
     start = {k: v.detach().clone().float() for k, v in start_model.state_dict().items()}
     pairs = [(r["query"], r["passage"]) for r in rows]
     plans = [
