@@ -17,12 +17,7 @@ import torch
 from torch import nn
 
 from rerank_utils.data.records import RetrievalDataset
-from rerank_utils.models.bridge import (
-    BridgeEncoder,
-    bridge_scores,
-    encode_pairs,
-    is_bridge,
-)
+from rerank_utils.models.bridge import BridgeEncoder, bridge_scores, encode_pairs, is_bridge
 from rerank_utils.models.calibration import copy_calibration
 from rerank_utils.models.loading import load_reranker
 from rerank_utils.models.onnx_runtime import STANDARD_CONFIG
@@ -82,20 +77,23 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text(encoding="utf-8")), "max_segment_length": module.max_segment_length}, indent=2), encoding="utf-8")
     wrapper = _ExportWrapper(module).cpu().eval()
     sample = encode_pairs(module.tokenizer, [("a query", "a passage of text"), ("q", "another passage")], module.max_seq_length)
-    args = tuple(sample[k] for k in ("input_ids", "attention_mask", "position_ids", "segment_ids"))
-    axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "position_ids", "segment_ids")}
-    axes["scores"] = {0: "batch"}
+    names = ["input_ids", "attention_mask", "position_ids", "segment_ids"]
+    return _traced(wrapper, module.model.config, tuple(sample[k] for k in names), names, out, opset)
+
+
+def _traced(wrapper: nn.Module, config, args: tuple, names: list[str], out: Path, opset: int) -> Path:
+    """``torch.onnx.export`` of ``wrapper`` into ``out/model.onnx``: inputs ``names`` with dynamic batch and sequence
+    axes, output ``scores``; eager attention while tracing (plain matmul + softmax, which exports everywhere)."""
     path = out / "model.onnx"
-    attn = module.model.config._attn_implementation
-    module.model.config._attn_implementation = "eager"  # plain matmul + softmax export everywhere
+    axes = {k: {0: "batch", 1: "sequence"} for k in names} | {"scores": {0: "batch"}}
+    attn = config._attn_implementation
+    config._attn_implementation = "eager"
     try:
         with torch.no_grad():
-            torch.onnx.export(
-                wrapper, args, str(path), input_names=list(axes)[:4], output_names=["scores"],
-                dynamic_axes=axes, opset_version=opset, dynamo=False,
-            )
+            torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=["scores"], dynamic_axes=axes,
+                              opset_version=opset, dynamo=False)
     finally:
-        module.model.config._attn_implementation = attn
+        config._attn_implementation = attn
     return path
 
 
@@ -117,18 +115,7 @@ def _export_standard(model, out: Path, opset: int) -> Path:
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_token_types else [])
     (out / STANDARD_CONFIG).write_text(json.dumps({"kind": "standard", "max_seq_length": model.max_seq_length, "activation": activation,
                                                    "inputs": names}, indent=2), encoding="utf-8")
-    axes = {k: {0: "batch", 1: "sequence"} for k in names} | {"scores": {0: "batch"}}
-    wrapper = _ClassifierWrapper(hf, uses_token_types).cpu().eval()
-    path = out / "model.onnx"
-    attn = hf.config._attn_implementation
-    hf.config._attn_implementation = "eager"  # plain matmul + softmax export everywhere
-    try:
-        with torch.no_grad():
-            torch.onnx.export(wrapper, tuple(sample[k] for k in names), str(path), input_names=names, output_names=["scores"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
-    finally:
-        hf.config._attn_implementation = attn
-    return path
+    return _traced(_ClassifierWrapper(hf, uses_token_types).cpu().eval(), hf.config, tuple(sample[k] for k in names), names, out, opset)
 
 
 def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx", per_channel: bool = True) -> Path:
@@ -137,10 +124,7 @@ def quantize_onnx(folder: str | os.PathLike, file_name: str = "model_qint8.onnx"
     ``OnnxBridgeReranker(folder, file_name=file_name)``. ``per_channel``: one scale per output channel of
     each weight matrix (default), which keeps the scores much closer to fp32 than one scale per matrix
     (``benchmarks/inference_speed.py`` measures both). Measure what it costs in NDCG before using it."""
-    from onnxruntime.quantization import (  # local: the optional [onnx] extra
-        QuantType,
-        quantize_dynamic,
-    )
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # local: the optional [onnx] extra
 
     folder = Path(folder)
     if not (folder / "model.onnx").is_file():
