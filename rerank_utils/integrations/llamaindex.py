@@ -6,10 +6,13 @@ reranking postprocessor (:func:`cross_encoder_reranker`), ``04_evaluation`` puts
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
 from llama_index.core import VectorStoreIndex
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import MockLLM
@@ -25,6 +28,7 @@ from rerank_utils.models.calibration import PlattCalibration, load_calibration
 from rerank_utils.models.loading import BACKENDS, load_reranker
 from rerank_utils.models.scores import activation_of, raw_scores
 from rerank_utils.models.resolve import DEFAULT_MODEL, resolve_model
+from rerank_utils.retrieval.embedding_cache import cache_folder, cached_embeddings
 
 
 def local_embedding(model_name: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64):
@@ -34,17 +38,33 @@ def local_embedding(model_name: str = DEFAULT_MODEL, device: str | None = None, 
     )
 
 
-def build_vector_index(ds: RetrievalDataset, embed_model=None, model_name: str = DEFAULT_MODEL, device: str | None = None):
+def build_vector_index(
+    ds: RetrievalDataset, embed_model=None, model_name: str = DEFAULT_MODEL, device: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+):
     """A ``VectorStoreIndex`` with one ``TextNode`` per corpus document (node id = doc id).
 
     The documents are FAQ answers or paragraphs already, so they are indexed whole (no chunking),
     exactly as the package's own :class:`~rerank_utils.retrieval.dense.DenseRetriever` sees them.
+    With an embedding cache (``cache_dir``, or ``$RERANK_EMBEDDING_CACHE`` as ``run-notebooks`` sets it), the
+    nodes' embeddings come from :func:`~rerank_utils.retrieval.embedding_cache.cached_embeddings`, computed by
+    ``embed_model`` itself the first time (so they are LlamaIndex's, to the bit) and read back when the same
+    encoder indexes the same texts again; LlamaIndex embeds only nodes that have no embedding yet.
     """
     embed_model = embed_model or local_embedding(model_name, device=device)
     nodes = [
         TextNode(id_=doc_id, text=text, metadata=dict(ds.doc_meta.get(doc_id, {})), excluded_embed_metadata_keys=list(ds.doc_meta.get(doc_id, {})))
         for doc_id, text in ds.corpus.items()
     ]
+    encoder = getattr(embed_model, "_model", None)  # HuggingFaceEmbedding's SentenceTransformer
+    if nodes and cache_folder(cache_dir) is not None and isinstance(encoder, torch.nn.Module):
+        settings = {k: v for k, v in embed_model.to_dict().items() if k not in ("model_name", "cache_folder", "show_progress_bar", "num_workers")}
+        emb, _ = cached_embeddings(
+            encoder, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes], json.dumps(settings, sort_keys=True),
+            lambda texts: np.asarray(embed_model.get_text_embedding_batch(texts), dtype=np.float32), cache_dir=cache_dir,
+        )
+        for node, row in zip(nodes, emb):
+            node.embedding = row.tolist()
     return VectorStoreIndex(nodes=nodes, embed_model=embed_model)
 
 
