@@ -20,17 +20,12 @@ Tokenisation for BM25 (:func:`rerank_utils.retrieval.tokenize.tokenize`):
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Union
+from typing import Mapping
 
 import bm25s
 
-from rerank_utils.retrieval.queries import _as_query_dict, _check_top_k, _ordered
+from rerank_utils.retrieval.queries import Queries, RunDict, _as_query_dict, _check_top_k, _ordered
 from rerank_utils.retrieval.tokenize import _resolve_lang, tokenize
-
-RunDict = dict[str, dict[str, float]]
-
-
-Queries = Union[Mapping[str, str], Sequence[str]]
 
 
 class BM25Retriever:

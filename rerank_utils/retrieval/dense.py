@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from rerank_utils.retrieval.embedding_cache import cached_embeddings
-from rerank_utils.retrieval.queries import _as_query_dict, _check_top_k
-
-RunDict = dict[str, dict[str, float]]
-
-
-Queries = Union[Mapping[str, str], Sequence[str]]
+from rerank_utils.retrieval.queries import Queries, RunDict, _as_query_dict, _check_top_k
 
 
 class DenseRetriever:
@@ -76,8 +71,7 @@ class DenseRetriever:
         self.doc_ids: list[str] = list(corpus)
         # position of each doc in doc-id-descending order: the tie-break key (smaller = ranked first)
         order = sorted(range(len(self.doc_ids)), key=lambda i: self.doc_ids[i], reverse=True)
-        self._tie_rank = np.empty(len(order), dtype=np.int64)
-        self._tie_rank[order] = np.arange(len(order))
+        self._tie_rank = np.argsort(order)  # the inverse permutation of order
         t0 = time.perf_counter()
         self.doc_embeddings, self.from_cache = cached_embeddings(
             model, [corpus[d] for d in self.doc_ids], f"batch_size={batch_size} normalize={normalize}", self._encode, cache_dir)
@@ -141,8 +135,7 @@ class DenseRetriever:
         docs.
         """
         _check_top_k(top_k)
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        _check_top_k(chunk_size, "chunk_size")
         qdict = _as_query_dict(queries)
         qids = list(qdict)
         k = min(int(top_k), len(self.doc_ids))

@@ -63,13 +63,12 @@ def cached_embeddings(
     if fingerprint is None:
         return compute(texts), False
     path = folder / f"{embeddings_key(fingerprint, texts, settings)}.npy"
-    if path.is_file():
-        try:
-            emb = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):  # cut short or not an array: recompute below, replace the file
-            emb = None
-        if emb is not None and emb.ndim == 2 and emb.shape[0] == len(texts) and emb.dtype == np.float32:
+    try:
+        emb = np.load(path, allow_pickle=False)
+        if emb.ndim == 2 and emb.shape[0] == len(texts) and emb.dtype == np.float32:
             return emb, True
+    except (OSError, ValueError):  # missing, cut short or not an array: recompute below, replace the file
+        pass
     emb = compute(texts)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:  # never a half-written file

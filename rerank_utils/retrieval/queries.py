@@ -25,9 +25,9 @@ def _as_query_dict(queries: Queries) -> dict[str, str]:
     return {str(i): q for i, q in enumerate(queries)}
 
 
-def _check_top_k(top_k: Any) -> None:
+def _check_top_k(top_k: Any, name: str = "top_k") -> None:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        raise ValueError(f"{name} must be a positive int, got {top_k!r}")
 
 
 def _ordered(doc_ids: Sequence[str], scores: Sequence[float]) -> dict[str, float]:

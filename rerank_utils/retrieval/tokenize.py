@@ -5,6 +5,7 @@ Chinese path in ``11_chinese_reranker``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Sequence
@@ -32,23 +33,16 @@ def _resolve_lang(lang: str, texts: Sequence[str]) -> str:
     return detect_lang(texts) if lang == "auto" else lang
 
 
-_jieba = None
-
-
+@functools.cache
 def _get_jieba():
     """Import jieba once, with its "Building prefix dict ..." messages silenced."""
-    global _jieba
-    if _jieba is None:
-        import jieba  # local: jieba builds its dictionary when imported (about a second), needed for Chinese text only
+    import jieba  # local: jieba builds its dictionary when imported (about a second), needed for Chinese text only
 
-        jieba.setLogLevel(logging.WARNING)
-        _jieba = jieba
-    return _jieba
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
 
 
-def _zh_stopwords() -> frozenset[str]:
-
-    return frozenset(STOPWORDS_CHINESE) | frozenset(STOPWORDS_EN)
+_ZH_STOPWORDS = frozenset(STOPWORDS_CHINESE) | frozenset(STOPWORDS_EN)  # English too, for mixed text
 
 
 def tokenize(texts: str | Sequence[str], lang: str = "en", stopwords: bool = True) -> list[list[str]]:
@@ -58,9 +52,7 @@ def tokenize(texts: str | Sequence[str], lang: str = "en", stopwords: bool = Tru
     CJK characters); see the module docstring. ``stopwords=False`` keeps stopwords.
     A text may yield no token at all (e.g. only stopwords): its list is then empty.
     """
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
+    texts = [texts] if isinstance(texts, str) else list(texts)
     lang = _resolve_lang(lang, texts)
     if not texts:
         return []
@@ -69,15 +61,10 @@ def tokenize(texts: str | Sequence[str], lang: str = "en", stopwords: bool = Tru
             texts, stopwords="en" if stopwords else None, return_ids=False, show_progress=False
         )
     jieba = _get_jieba()
-    stop = _zh_stopwords() if stopwords else frozenset()
+    stop = _ZH_STOPWORDS if stopwords else frozenset()
     out = []
     for text in texts:
-        toks = []
-        for tok in jieba.lcut(text):
-            tok = tok.strip().lower()
-            # drop whitespace and tokens without any letter/digit/ideograph (punctuation, symbols)
-            if not tok or not any(ch.isalnum() for ch in tok) or tok in stop:
-                continue
-            toks.append(tok)
-        out.append(toks)
+        toks = (tok.strip().lower() for tok in jieba.lcut(text))
+        # drop whitespace and tokens without any letter/digit/ideograph (punctuation, symbols)
+        out.append([tok for tok in toks if any(ch.isalnum() for ch in tok) and tok not in stop])
     return out

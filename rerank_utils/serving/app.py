@@ -80,11 +80,9 @@ class RerankService:
         todo = [i for i, s in enumerate(scores) if s is None]
         if todo:
             pairs = [(query, texts[i]) for i in todo]
+            deadline = {"timeout": timeout} if isinstance(self.scorer, MicroBatcher) else {}  # only it takes one
             try:
-                if isinstance(self.scorer, MicroBatcher):
-                    new = self.scorer.predict(pairs, batch_size=self.batch_size, show_progress_bar=False, timeout=timeout)
-                else:
-                    new = self.scorer.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+                new = self.scorer.predict(pairs, batch_size=self.batch_size, show_progress_bar=False, **deadline)
             except (Overloaded, DeadlineExceeded):
                 raise
             except Exception as exc:  # the model's own failure: a 503 for this request, the service lives on
@@ -211,9 +209,8 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
         return JSONResponse(status_code=422, content={"error": problems, "error_type": "validation"})
 
     def _auth(authorization: str | None = Header(default=None)):
-        if api_key is None:
-            return
-        if not hmac.compare_digest((authorization or "").encode("utf-8"), f"Bearer {api_key}".encode("utf-8")):  # constant time
+        sent, expected = (authorization or "").encode("utf-8"), f"Bearer {api_key}".encode("utf-8")
+        if api_key is not None and not hmac.compare_digest(sent, expected):  # constant time
             raise ServiceError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "unauthorized")
 
     def _texts(texts: list, truncate: bool) -> list[str]:
@@ -231,7 +228,9 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
             out.append(t)
         return out
 
-    def _timed(request: Request, fn):
+    def _ranked(request: Request, query: str, docs: list, truncate: bool, top_n: int | None, respond):
+        """``respond(texts, raw, order)``: ``docs`` scored against ``query`` within the request's deadline, ``order``
+        the indices of the best ``top_n`` (all by default), best first. Counts the request; a refusal -> its status."""
         t0 = time.perf_counter()
         service.count(requests=1)
         arrived = getattr(request.state, "arrived", t0)
@@ -239,7 +238,9 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
             left = service.deadline_seconds - (t0 - arrived)
             if left <= 0:  # it waited for a worker thread past its deadline
                 raise DeadlineExceeded(service.deadline_seconds)
-            return fn(left)
+            texts = _texts(docs, truncate)
+            raw = service.raw_scores(query, texts, timeout=left)
+            return respond(texts, raw, sorted(range(len(texts)), key=lambda i: -raw[i])[:top_n])
         except Overloaded as exc:
             service.count(overloaded=1)
             raise ServiceError(429, str(exc), "overloaded", headers={"Retry-After": str(exc.retry_after)}) from exc
@@ -254,31 +255,23 @@ def create_app(service: RerankService, api_key: str | None = None, max_body_byte
 
     @app.post("/rerank", dependencies=[Depends(_auth)])
     def rerank_tei(req: TEIRequest, request: Request):
-        def run(left: float):
-            texts = _texts(req.texts if req.texts is not None else req.passages, req.truncate)
-            raw = service.raw_scores(req.query, texts, timeout=left)
-            order = sorted(range(len(texts)), key=lambda i: -raw[i])
-            if req.top_n is not None:
-                order = order[: req.top_n]
+        def respond(texts, raw, order):
             return [
                 {"index": i, "score": raw[i] if req.raw_scores else service.probability(raw[i]), **({"text": texts[i]} if req.return_text else {})}
                 for i in order
             ]
 
-        return _timed(request, run)
+        return _ranked(request, req.query, req.texts if req.texts is not None else req.passages, req.truncate, req.top_n, respond)
 
     def _cohere(req: CohereRequest, request: Request, version: str):
-        def run(left: float):
-            texts = _texts(req.documents, True)
-            raw = service.raw_scores(req.query, texts, timeout=left)
-            order = sorted(range(len(texts)), key=lambda i: -raw[i])[: req.top_n or len(texts)]
+        def respond(texts, raw, order):
             results = [
                 {"index": i, "relevance_score": service.probability(raw[i]), **({"document": {"text": texts[i]}} if req.return_documents else {})}
                 for i in order
             ]
             return {"id": str(uuid.uuid4()), "results": results, "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}}}
 
-        return _timed(request, run)
+        return _ranked(request, req.query, req.documents, True, req.top_n, respond)
 
     @app.post("/v1/rerank", dependencies=[Depends(_auth)])
     def rerank_cohere_v1(req: CohereRequest, request: Request):
