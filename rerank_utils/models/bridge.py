@@ -42,6 +42,7 @@ from safetensors.torch import load_file, save_file
 from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import InputModule
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -230,8 +231,7 @@ class BridgeEncoder(InputModule):
         if not config:
             raise FileNotFoundError(f"{model_name_or_path}: no {cls.config_file_name}; not a saved bridge reranker")
         folder = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **hub)
-        processor_kwargs = dict(processor_kwargs or {})
-        max_len = processor_kwargs.pop("model_max_length", None)  # CrossEncoder(max_length=...) lands here
+        max_len = (processor_kwargs or {}).get("model_max_length")  # CrossEncoder(max_length=...) lands here
         if max_len is not None:
             config["max_seq_length"] = int(max_len)
         model_kwargs = {k: v for k, v in (model_kwargs or {}).items() if k not in ("token", "revision", "local_files_only", "trust_remote_code")}
@@ -266,28 +266,20 @@ def encode_pairs(
     qs = tokenizer([q for q, _ in pairs], add_special_tokens=False, truncation=True, max_length=per_text)["input_ids"]
     ds = tokenizer([d or "" for _, d in pairs], add_special_tokens=False, truncation=True, max_length=per_text)["input_ids"]
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-    rows = []
+    ids, pos, seg = [], [], []
     for (_, text_d), q, d in zip(pairs, qs, ds):
-        if text_d is None:
-            seg_q = [cls_id, *q, sep_id]
-            rows.append((seg_q, list(range(len(seg_q))), [0] * len(seg_q)))
-            continue
-        lq, ld = fit_lengths(len(q), len(d), budget)
+        lq, ld = (len(q), 0) if text_d is None else fit_lengths(len(q), len(d), budget)
         seg_q = [cls_id, *q[:lq], sep_id]
-        seg_d = [cls_id, *d[:ld], sep_id]
-        rows.append((seg_q + seg_d, list(range(len(seg_q))) + list(range(len(seg_d))), [0] * len(seg_q) + [1] * len(seg_d)))
-    width = max(len(r[0]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    pos = torch.zeros((len(rows), width), dtype=torch.long)
-    seg = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (t, p, s) in enumerate(rows):
-        n = len(t)
-        ids[i, :n] = torch.tensor(t)
-        mask[i, :n] = 1
-        pos[i, :n] = torch.tensor(p)
-        seg[i, :n] = torch.tensor(s)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "segment_ids": seg}
+        seg_d = [] if text_d is None else [cls_id, *d[:ld], sep_id]
+        ids.append(seg_q + seg_d)
+        pos.append([*range(len(seg_q)), *range(len(seg_d))])
+        seg.append([0] * len(seg_q) + [1] * len(seg_d))
+
+    def padded(rows: list[list[int]], value: int = 0) -> torch.Tensor:
+        return pad_sequence([torch.tensor(r, dtype=torch.long) for r in rows], batch_first=True, padding_value=value)
+
+    return {"input_ids": padded(ids, pad_id), "attention_mask": padded([[1] * len(r) for r in ids]),
+            "position_ids": padded(pos), "segment_ids": padded(seg)}
 
 
 def attention_bias(attention_mask: torch.Tensor, segment_ids: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -72,9 +72,8 @@ def export_onnx(model, output_dir: str | os.PathLike, opset: int = 17) -> Path:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module.save_tokenizer(str(out))
-    module.save_config(str(out))
-    cfg_path = out / BridgeEncoder.config_file_name
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text(encoding="utf-8")), "max_segment_length": module.max_segment_length}, indent=2), encoding="utf-8")
+    config = {**module.get_config_dict(), "max_segment_length": module.max_segment_length}
+    (out / BridgeEncoder.config_file_name).write_text(json.dumps(config, indent=2), encoding="utf-8")
     wrapper = _ExportWrapper(module).cpu().eval()
     sample = encode_pairs(module.tokenizer, [("a query", "a passage of text"), ("q", "another passage")], module.max_seq_length)
     names = ["input_ids", "attention_mask", "position_ids", "segment_ids"]

@@ -18,7 +18,7 @@ from rerank_utils.models.onnx_runtime import (
     OnnxBridgeReranker,
     OnnxCrossEncoder,
 )
-from rerank_utils.models.precision import PRECISIONS, Bf16Autocast, resolve_precision
+from rerank_utils.models.precision import Bf16Autocast, resolve_precision
 from rerank_utils.models.resolve import (
     DEFAULT_MODEL,
     is_offline,
@@ -80,13 +80,11 @@ def load_reranker(model: str | os.PathLike, backend: str = "torch", device: str 
     or OpenVINO. ``precision`` (:mod:`rerank_utils.models.precision`): ``"f32"`` (default, exact), ``"bf16"``
     (PyTorch autocast or OpenVINO's bf16 inference) or ``"auto"`` (bf16 where the CPU computes it natively, f32
     elsewhere). The one loader the service, the LlamaIndex postprocessor and the notebooks share."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    precision = resolve_precision(precision, backend)  # refuses an unknown precision first
     if backend == "torch":
         model = load_cross_encoder(str(model), device=device)
-        return Bf16Autocast(model) if resolve_precision(precision, backend) == "bf16" else model
+        return Bf16Autocast(model) if precision == "bf16" else model
     if backend in ("onnx", "openvino"):
-        precision = resolve_precision(precision, backend)
         if not (Path(model) / onnx_file).is_file():
             raise FileNotFoundError(f"backend={backend!r}: {Path(model) / onnx_file} not found "
                                     f"(export the model first: rerank-utils export, or rerank_utils.models.export.export_onnx)")
