@@ -23,9 +23,7 @@ CACHE_VARIABLES = (ENV_EMBEDDING_CACHE, ENV_SCORE_CACHE)
 def repo_root() -> Path | None:
     """The repository this package was installed from (editable install), else ``None``."""
     candidate = PACKAGE_DIR.parent
-    if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
-        return candidate
-    return None
+    return candidate if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir() else None
 
 
 def notebooks_dir() -> Path:

@@ -158,11 +158,8 @@ def _qasper_local_files(path: Path, split: str) -> list[Path]:
         if path.suffix not in (".parquet", ".jsonl", ".json"):
             raise ValueError(f"{path}: QASPER files must be .parquet, .jsonl or .json")
         return [path]
-    found: list[Path] = []
-    for ext in (".parquet", ".jsonl", ".json"):
-        found = sorted(p for p in path.rglob(f"*{ext}") if p.is_file())
-        if found:
-            break
+    by_suffix = (sorted(p for p in path.rglob(f"*{ext}") if p.is_file()) for ext in (".parquet", ".jsonl", ".json"))
+    found = next((files for files in by_suffix if files), [])  # the first suffix that has files
     if not found:
         raise FileNotFoundError(f"no .parquet, .jsonl or .json files under {path}")
 
@@ -239,7 +236,7 @@ def _normalize_answer_group(group: Any) -> dict:
 
 def _normalize_qasper_paper(paper: dict) -> dict:
     """A paper in the hub schema, from the hub schema, a list-of-dicts variant or the original release."""
-    if "id" not in paper or paper["id"] in (None, ""):
+    if paper.get("id") in (None, ""):
         raise ValueError(f"QASPER paper without an 'id' (title: {paper.get('title')!r})")
     sections = _list_of_dicts(paper.get("full_text"))
     full_text = {

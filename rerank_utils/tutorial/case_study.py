@@ -123,7 +123,7 @@ def within_group_runs(ds: RetrievalDataset, make_retriever: Callable[[dict[str, 
 def within_paper_first_stages(ds: RetrievalDataset, bi_encoder: Any, top_k: int = 20, group_key: str = "paper_id") -> dict[str, dict]:
     """``{"BM25": run, "bi-encoder": run}``, each query searched only among its own paper's paragraphs
     (:func:`within_group_runs` with ``BM25Retriever`` and ``DenseRetriever(bi_encoder)``)."""
-    return {"BM25": within_group_runs(ds, lambda c: BM25Retriever(c), top_k=top_k, group_key=group_key),
+    return {"BM25": within_group_runs(ds, BM25Retriever, top_k=top_k, group_key=group_key),
             "bi-encoder": within_group_runs(ds, lambda c: DenseRetriever(c, bi_encoder), top_k=top_k, group_key=group_key)}
 
 

@@ -62,23 +62,17 @@ def select_notebooks(
 ) -> list[Path]:
     """Filter by names or numbers (``only=["00", "01_data_preparation"]``) or an inclusive range."""
     paths = list(paths)
+
+    def hits(key: str) -> list[Path]:
+        found = [p for p in paths if _matches(p, key)]
+        if not found:
+            raise ValueError(f"no notebook matches {key!r}; available: {', '.join(p.stem for p in paths)}")
+        return found
+
     if only:
-        chosen = []
-        for key in only:
-            hits = [p for p in paths if _matches(p, key)]
-            if not hits:
-                raise ValueError(f"no notebook matches {key!r}; available: {', '.join(p.stem for p in paths)}")
-            chosen.extend(h for h in hits if h not in chosen)
-        return sorted(chosen)
-
-    def index_of(key: str) -> int:
-        for i, p in enumerate(paths):
-            if _matches(p, key):
-                return i
-        raise ValueError(f"no notebook matches {key!r}; available: {', '.join(p.stem for p in paths)}")
-
-    lo = index_of(start) if start else 0
-    hi = index_of(end) if end else len(paths) - 1
+        return sorted({p for key in only for p in hits(key)})
+    lo = paths.index(hits(start)[0]) if start else 0
+    hi = paths.index(hits(end)[0]) if end else len(paths) - 1
     return paths[lo : hi + 1]
 
 
@@ -173,7 +167,7 @@ class RunSummary:
     profile: str
     notebooks: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # notebook -> its executed copy
     cells: dict[str, list] = field(default_factory=dict)  # notebook -> its cells that ran >= LONG_CELL seconds
     report: Path | None = None
     run_id: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
@@ -217,10 +211,10 @@ def run_notebooks(
     # the whole run (14 re-evaluates what 03 scored), unless the caller chose the folders
     for name, folder in profile_caches(profile).items():
         os.environ.setdefault(name, folder)
+    say = progress or (lambda message: None)
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
-            if progress:
-                progress(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...")
+            say(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...")
             t0 = time.perf_counter()
             out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output,
                                report=progress)
@@ -229,8 +223,7 @@ def run_notebooks(
             summary.seconds[p.stem] = round(dt, 1)
             summary.outputs[p.stem] = str(out)
             summary.cells[p.stem] = cell_timings(out, at_least=LONG_CELL)
-            if progress:
-                progress(f"[{i}/{len(plan)}] {p.stem} done in {dt:.1f} s")
+            say(f"[{i}/{len(plan)}] {p.stem} done in {dt:.1f} s")
     finally:
         for k, v in saved_env.items():
             if v is None:
@@ -239,8 +232,7 @@ def run_notebooks(
                 os.environ[k] = v
         save_timings(summary.profile, summary.run_id, summary.seconds, summary.cells)
     summary.report = write_report(profile)
-    if progress:
-        progress(f"{len(summary.notebooks)} notebook(s) in {summary.total_seconds:.1f} s; report: {summary.report}")
+    say(f"{len(summary.notebooks)} notebook(s) in {summary.total_seconds:.1f} s; report: {summary.report}")
     return summary
 
 
@@ -252,17 +244,18 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _is_scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (str, int, float, bool))
+def _is_flat(v: Any) -> bool:
+    """A non-empty dict of scalars (None, str, int, float, bool)."""
+    return isinstance(v, dict) and bool(v) and all(x is None or isinstance(x, (str, int, float, bool)) for x in v.values())
 
 
 def _as_table(value: Any) -> list[str] | None:
     """Markdown rows for a dict of flat dicts (rows keyed by name) or a list of flat dicts, else None."""
-    if isinstance(value, dict) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value.values()):
+    if isinstance(value, dict) and value and all(map(_is_flat, value.values())):
         rows = [{"": k, **v} for k, v in value.items()]
-    elif isinstance(value, list) and value and all(isinstance(v, dict) and v and all(map(_is_scalar, v.values())) for v in value):
+    elif isinstance(value, list) and value and all(map(_is_flat, value)):
         rows = value
-    elif isinstance(value, dict) and len(value) > 1 and all(map(_is_scalar, value.values())):
+    elif _is_flat(value) and len(value) > 1:
         rows = [{"": k, "value": v} for k, v in value.items()]
     else:
         return None
@@ -289,15 +282,14 @@ def write_report(profile: str) -> Path:
         data = json.loads(path.read_text(encoding="utf-8"))
         figures = data.pop("_figures", {})
         lines += [f"## {path.stem}", ""]
-        scalars = {k: v for k, v in data.items() if _as_table(v) is None}
+        tables = {k: t for k, v in data.items() if (t := _as_table(v)) is not None}
+        scalars = {k: v for k, v in data.items() if k not in tables}
         if scalars:
             lines += ["| record | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in scalars.items()]
             lines.append("")
-        for k, v in data.items():
-            table = _as_table(v)
-            if table is not None:
-                lines += [f"**{k}**", "", *table, ""]
+        for k, table in tables.items():
+            lines += [f"**{k}**", "", *table, ""]
         for name, rel in figures.items():
             lines += [f"![{name}]({rel})", ""]
     report = base / "REPORT.md"

@@ -49,9 +49,7 @@ def save_timings(profile: str, run_id: str, seconds: dict[str, float], cells: di
     """``artifacts/<profile>/timings.json``: per notebook its seconds, its long cells and the run it came from; per
     run its machine. A later partial run replaces only its own notebooks, and says so by its run id."""
     path = artifacts_dir(profile) / "timings.json"
-    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    if "notebooks" not in old:  # nothing yet, or the flat {notebook: seconds} of earlier versions
-        old = {"notebooks": {}, "runs": {}}
+    old = read_timings(profile)  # nothing yet, or the flat {notebook: seconds} of earlier versions: a fresh file
     old["runs"][run_id] = {"machine": machine(), "notebooks": list(seconds)}
     for nb, s in seconds.items():
         old["notebooks"][nb] = {"seconds": s, "run": run_id, "long_cells": cells.get(nb, [])}
@@ -60,7 +58,7 @@ def save_timings(profile: str, run_id: str, seconds: dict[str, float], cells: di
 
 
 def read_timings(profile: str) -> dict[str, Any]:
-    """timings.json of ``profile`` (``{"notebooks": {}, "runs": {}}`` when there is none)."""
+    """timings.json of ``profile`` (``{"notebooks": {}, "runs": {}}`` when there is none, or only an earlier version's)."""
     path = artifacts_dir(profile) / "timings.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return data if "notebooks" in data else {"notebooks": {}, "runs": {}}
@@ -155,8 +153,6 @@ def readme_with_timings(text: str, profiles: dict[str, dict[str, Any]], chinese:
     if not BLOCK.search(text):
         raise ValueError("README has no `<!-- timings: begin -->` ... `<!-- timings: end -->` block: put it back "
                          "where the totals go")
-    for profile, data in profiles.items():
-        one_run(profile, data)
     rows = []
     for line in text.split("\n"):
         m = TABLE_ROW.match(line)
@@ -172,8 +168,8 @@ def readme_with_timings(text: str, profiles: dict[str, dict[str, Any]], chinese:
         rows.append(line)
     text = "\n".join(rows)
     block = BLOCK.search(text)
-    kept = {p: line for p, line in re.findall(r"^<!-- (\w+) -->(.*)$", block.group(2), re.M)}
-    for profile, data in profiles.items():
+    kept = dict(re.findall(r"^<!-- (\w+) -->(.*)$", block.group(2), re.M))
+    for profile, data in profiles.items():  # each one whole run, or NotOneRun (one_run)
         kept[profile] = totals_sentence(profile, data, chinese=chinese)
     body = "".join(f"<!-- {p} -->{kept[p]}\n" for p in sorted(kept))
     return text[:block.start(2)] + body + text[block.end(2):]
