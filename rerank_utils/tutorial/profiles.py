@@ -238,9 +238,9 @@ PROFILES: dict[str, Profile] = {
             "13_labelling_your_own_data": _LABEL_NB,
             "14_bridge_reranker": _bridge_nb(_FINETUNE_NB),
         },
-        # 13x the longest cell of one whole run on 2 idle cores (03's standard cross-encoder: 409 s on 2026-12-04, 671 s
-        # on a slower machine before), so a busy or slower machine still finishes; a hung cell stops the run, named,
-        # after 90 minutes (issue 15)
+        # over 10x the longest cell of one whole run on 2 idle cores (03's standard cross-encoder: 409 s on 2026-12-04,
+        # 509 s on the AMD EPYC of 2026-12-06, 671 s on a slower machine before), so a busy or slower machine still
+        # finishes; a hung cell stops the run, named, after 90 minutes (issue 15)
         cell_timeout=5400,
     ),
     "smoke": Profile(
