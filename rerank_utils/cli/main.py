@@ -332,6 +332,7 @@ def _serve(args) -> int:
 
 
 def _run_notebooks(args) -> int:
+    # local: papermill and nbformat load only when notebooks run (`--help` and check-config stay fast)
     from rerank_utils.tutorial.runner import NotebookRunError, run_notebooks, select_notebooks
 
     if args.list:

@@ -58,7 +58,8 @@ def build_vector_index(
     ]
     encoder = getattr(embed_model, "_model", None)  # HuggingFaceEmbedding's SentenceTransformer
     if nodes and cache_folder(cache_dir) is not None and isinstance(encoder, torch.nn.Module):
-        settings = {k: v for k, v in embed_model.to_dict().items() if k not in ("model_name", "cache_folder", "show_progress_bar", "num_workers")}
+        unkeyed = ("model_name", "cache_folder", "show_progress_bar", "num_workers")  # the weights' digest keys the model
+        settings = {k: v for k, v in embed_model.to_dict().items() if k not in unkeyed}
         emb, _ = cached_embeddings(
             encoder, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes], json.dumps(settings, sort_keys=True),
             lambda texts: np.asarray(embed_model.get_text_embedding_batch(texts), dtype=np.float32), cache_dir=cache_dir,
