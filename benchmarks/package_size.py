@@ -37,13 +37,20 @@ def code_tokens(source: str) -> int:
     )
 
 
+def _git(*args: str) -> str:
+    """``git args``'s output; git's own message in a ``SystemExit`` when it fails (an unknown revision, not a repository)."""
+    done = subprocess.run(["git", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"package_size.py: git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
 def package_size(revision: str, package: str = "rerank_utils") -> dict[str, Counter]:
     """``{subpackage or top-level module: Counter(lines, blank, tokens, files)}`` of ``package`` at ``revision``."""
-    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", revision, package], capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = _git("ls-tree", "-r", "--name-only", revision, package).split()
     out: dict[str, Counter] = {}
     for path in (f for f in files if f.endswith(".py")):
-        source = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True, check=True).stdout
+        source = _git("show", f"{revision}:{path}")
         part = path.split("/")[1]
         lines = source.splitlines()
         out.setdefault(part, Counter()).update(
