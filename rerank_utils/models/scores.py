@@ -8,6 +8,12 @@ the service, the LlamaIndex postprocessor) orders by these scores instead. Works
 ``predict(pairs, batch_size=...)``: one that takes ``activation_fn`` (a ``CrossEncoder``, an ONNX cross-encoder, a
 :class:`~rerank_utils.models.precision.Bf16Autocast` around either) is asked for its raw scores; any other is taken
 as returning raw scores already.
+
+A PyTorch ``CrossEncoder`` (a standard cross-encoder or a bridge) is fed batches cut from its pairs sorted by TOKEN
+count (:func:`token_sorted_batches`), where ``CrossEncoder.predict`` cuts them from a sort by characters: each batch
+pads to its own longest pair, so about a fifth less is computed on the FAQ's pairs and the scores are the same up to
+float32 rounding (1e-5 of a logit). The exported scorers sort by tokens themselves
+(:mod:`~rerank_utils.models.onnx_runtime`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from scipy.special import expit
+from sentence_transformers import CrossEncoder
+from tqdm.auto import tqdm
 
 from rerank_utils.models.precision import Bf16Autocast
 
@@ -34,10 +42,35 @@ def takes_activation(model: Any) -> bool:
         return False
 
 
+def token_sorted_batches(model: Any, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[np.ndarray] | None:
+    """The positions of ``pairs`` in batches of ``batch_size``, longest in tokens first, for a PyTorch ``CrossEncoder``
+    (or :class:`~rerank_utils.models.precision.Bf16Autocast` around one); ``None`` for any other scorer.
+
+    Hand-written because ``CrossEncoder.predict`` sorts by characters (``_input_length``), which leaves about a fifth
+    of the tokens computed as padding on the FAQ's pairs; tokenising once more costs milliseconds a thousand pairs.
+    Measured side by side on 1,000 validation pairs (notebook 03's models, 2 cores): 1.22-1.24x faster for both
+    architectures, scores within 1e-5 (``benchmarks/token_sorted_scoring.py``)."""
+    inner = _inner(model)
+    if not isinstance(inner, CrossEncoder) or batch_size < 1 or len(pairs) <= 1:
+        return None
+    encoded = inner.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=True, max_length=inner.max_seq_length)
+    lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(pairs))
+    order = np.argsort(-lengths, kind="stable")
+    return [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def raw_scores(model: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
-    """``model``'s scores of ``pairs`` before its activation, as float64."""
+    """``model``'s scores of ``pairs`` before its activation, as float64, in the order given (a PyTorch
+    ``CrossEncoder``'s in batches sorted by tokens: :func:`token_sorted_batches`)."""
+    pairs = list(pairs)
     kwargs = {"activation_fn": torch.nn.Identity()} if takes_activation(model) else {}
-    return np.asarray(model.predict(list(pairs), batch_size=batch_size, show_progress_bar=show_progress_bar, **kwargs), dtype=np.float64)
+    batches = token_sorted_batches(model, pairs, batch_size)
+    if batches is None:
+        return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, **kwargs), dtype=np.float64)
+    scores = np.empty(len(pairs), dtype=np.float64)
+    for idx in tqdm(batches, desc="Batches", disable=not show_progress_bar):
+        scores[idx] = model.predict([pairs[i] for i in idx], batch_size=len(idx), show_progress_bar=False, **kwargs)
+    return scores
 
 
 def activation_of(model: Any) -> Callable[[np.ndarray], np.ndarray]:
