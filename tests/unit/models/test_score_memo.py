@@ -16,6 +16,7 @@ from rerank_utils.models.score_memo import counts, forget, memo_raw_scores
 from rerank_utils.models.scores import raw_scores
 from rerank_utils.paths import ENV_SCORE_CACHE
 from rerank_utils.retrieval.reranking import rerank_run
+from tests.spies import spy_predict
 
 QUERIES = {"q1": "what is the building permit cost", "q2": "who pays the house tax", "q3": "roof water law"}
 CORPUS = {"d1": "the building permit cost is a fee", "d2": "the house tax is paid by the buyer", "d3": "water on the roof",
@@ -42,23 +43,11 @@ class CountingScorer:
         return np.arange(len(pairs), dtype=np.float32)
 
 
-def _spy_predict(model, monkeypatch) -> list:
-    seen = []
-    real = model.predict
-
-    def spy(pairs, batch_size=32, show_progress_bar=False, activation_fn=None):
-        seen.append(list(pairs))
-        return real(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
-
-    monkeypatch.setattr(model, "predict", spy)
-    return seen
-
-
 def test_only_new_pairs_are_scored_and_the_scores_are_the_models(model, monkeypatch):
     pairs = [(QUERIES[q], CORPUS[d]) for q in QUERIES for d in CORPUS]
     first = memo_raw_scores(model, pairs[:9])
     assert counts() == {"scored": 9, "from_memory": 0}
-    seen = _spy_predict(model, monkeypatch)
+    seen = spy_predict(model, monkeypatch)
     both = memo_raw_scores(model, pairs + pairs[:2])  # 6 new pairs, the first 9 and the 2 repeats from memory
     assert sorted(p for batch in seen for p in batch) == sorted(pairs[9:]) and len(seen) == 1  # in one batch (sorted by tokens)
     assert counts() == {"scored": 15, "from_memory": 11}
@@ -117,7 +106,7 @@ def test_a_later_process_reads_back_the_scores_of_the_same_weights_saved_and_loa
     model.save(str(tmp_path / "saved"))
     forget()  # what a new process starts with: nothing in memory
     loaded = CrossEncoder(str(tmp_path / "saved"), max_length=32)  # the same weights, read back as notebook 14 does
-    seen = _spy_predict(loaded, monkeypatch)
+    seen = spy_predict(loaded, monkeypatch)
     again = memo_raw_scores(loaded, pairs)
     assert len(seen) == 1 and sorted(seen[0]) == sorted(pairs[10:]) and counts() == {"scored": 5, "from_memory": 10}
     np.testing.assert_array_equal(again[:10], first)  # the very numbers written

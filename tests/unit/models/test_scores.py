@@ -11,6 +11,7 @@ from sentence_transformers import CrossEncoder
 
 from rerank_utils.models.precision import Bf16Autocast
 from rerank_utils.models.scores import raw_scores, token_sorted_batches
+from tests.spies import spy_predict
 
 # Token counts differ from character counts on purpose: "roof" is one token, "zzzzzz" six ("z" and "##z"s), so the
 # longest pair in characters is not the longest in tokens.
@@ -41,14 +42,7 @@ def test_batches_hold_every_pair_once_longest_in_tokens_first(model):
 
 def test_raw_scores_are_predicts_logits_in_the_order_given(model, monkeypatch):
     expected = model.predict(PAIRS, activation_fn=torch.nn.Identity())
-    calls = []
-    real = model.predict
-
-    def spy(pairs, batch_size=32, show_progress_bar=False, activation_fn=None):
-        calls.append(list(pairs))
-        return real(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
-
-    monkeypatch.setattr(model, "predict", spy)
+    calls = spy_predict(model, monkeypatch)
     scores = raw_scores(model, PAIRS, batch_size=3)
     assert scores.dtype == np.float64
     np.testing.assert_allclose(scores, expected, atol=1e-5)
