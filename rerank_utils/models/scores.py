@@ -47,9 +47,9 @@ def token_sorted_batches(model: Any, pairs: Sequence[tuple[str, str]], batch_siz
     (or :class:`~rerank_utils.models.precision.Bf16Autocast` around one); ``None`` for any other scorer.
 
     Hand-written because ``CrossEncoder.predict`` sorts by characters (``_input_length``), which leaves about a fifth
-    of the tokens computed as padding on the FAQ's pairs; tokenising once more costs milliseconds a thousand pairs.
-    Measured side by side on 1,000 validation pairs (notebook 03's models, 2 cores): 1.22-1.24x faster for both
-    architectures, scores within 1e-5 (``benchmarks/token_sorted_scoring.py``)."""
+    of the tokens computed as padding on the FAQ's pairs. Measured side by side on 1,000 validation pairs (notebook
+    03's models, 2 cores, the extra tokenisation included): 1.22x (standard) and 1.25x (bridge) faster, scores within
+    1e-5 (``benchmarks/token_sorted_scoring.py``)."""
     inner = _inner(model)
     if not isinstance(inner, CrossEncoder) or batch_size < 1 or len(pairs) <= 1:
         return None
