@@ -5,7 +5,7 @@ the packaged bi-encoder: what every validation pass during training and every ev
 ``--passes`` times after a warm-up, alternating the two ways; the scores of the two are compared. The machine is
 recorded.
 
-    RERANK_ARTIFACTS_DIR=/tmp/cpu_art .venv/bin/python benchmarks/token_sorted_scoring.py   # about 3 min on 2 cores
+    RERANK_ARTIFACTS_DIR=/tmp/cpu_prof .venv/bin/python benchmarks/token_sorted_scoring.py   # about 3 min on 2 cores
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from rerank_utils.data.saved_splits import prepare_splits
+from rerank_utils.models.export import calibration_pairs
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
 from rerank_utils.models.precision import machine_summary
 from rerank_utils.models.scores import raw_scores
 from rerank_utils.paths import artifacts_dir
-from rerank_utils.retrieval.dense import DenseRetriever
-from rerank_utils.retrieval.reranking import candidates
 
 OUT = Path(__file__).parent / "results" / "token_sorted_scoring.json"
 
@@ -39,8 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     val = prepare_splits(args.profile, "faq-en", seed=42)["val"]
-    run = DenseRetriever(val.corpus, load_bi_encoder("default")).search(val.queries, top_k=20)
-    pairs = [(val.queries[q], val.corpus[d]) for q, docs in candidates(run, 20).items() for d in docs]
+    pairs = calibration_pairs(val, load_bi_encoder("default"), queries=len(val.queries), top_k=20)  # every question's top-20
     rows = {}
     for name in ("standard", "bridge"):
         folder = artifacts_dir(args.profile, "models", name, create=False)

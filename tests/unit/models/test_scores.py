@@ -52,7 +52,7 @@ def test_raw_scores_are_predicts_logits_in_the_order_given(model, monkeypatch):
     np.testing.assert_allclose(raw_scores(Bf16Autocast(model), PAIRS, batch_size=3), expected, atol=0.05)  # the wrapper too
 
 
-def test_a_long_pair_is_measured_as_truncated(tiny_bert_dir):
+def test_a_pair_longer_than_max_length_is_scored_truncated_as_predict_scores_it(tiny_bert_dir):
     short = CrossEncoder(str(tiny_bert_dir), max_length=8)
     pairs = [("roof", "water " * 40), ("tax", "the house tax is")]
     assert _lengths(short, pairs)[0] > 8
