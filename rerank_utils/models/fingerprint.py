@@ -14,10 +14,11 @@ import torch
 
 
 def model_fingerprint(model) -> str | None:
-    """A digest of ``model``'s weights, module summary, tokenizer class and device; ``None`` for an encoder without
-    weights (a test double, a remote API), which is then never cached."""
+    """A digest of ``model``'s weights, module summary, tokenizer class and device; for a scorer without torch weights,
+    the ``weights_fingerprint`` it carries (an export of known weights: :func:`~rerank_utils.models.fast.fast_reranker`),
+    else ``None`` (a test double, a remote API), which is then never cached."""
     if not isinstance(model, torch.nn.Module):
-        return None
+        return getattr(model, "weights_fingerprint", None)
     h = hashlib.blake2b(digest_size=20)
     h.update(repr(model).encode())
     h.update(str(getattr(model, "max_seq_length", None)).encode())  # not in a SentenceTransformer's repr

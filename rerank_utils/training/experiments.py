@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -66,6 +66,7 @@ def learning_curve(
     top_k: int = 20,
     device: str | None = None,
     extra_first_stages: Mapping[int, Mapping[str, Any]] | None = None,
+    evaluate_as: Callable[[Any], Any] | None = None,
 ) -> list[dict]:
     """The guide's "1000-5000 samples are enough", tested: train ``recipe`` on a seeded sample of each of
     ``sizes`` training queries and score each model by reranking the test queries' bi-encoder and BM25
@@ -75,7 +76,9 @@ def learning_curve(
     (searchable over the test corpus) that the model trained on ``n`` queries also reranks, as
     ``test NDCG@10 <name>+CE``: the retriever fine-tuned on the same queries
     (:func:`rerank_utils.training.experiments.retriever_learning_curve`), so the curve shows the labels spent on
-    the retriever, on the reranker, and on both. Introduced in notebook ``04_evaluation``."""
+    the retriever, on the reranker, and on both. ``evaluate_as`` turns each trained model into the scorer its test
+evaluation runs (:func:`rerank_utils.models.fast.fast_reranker`: the fast path); validation during training is the
+model's own. Introduced in notebook ``04_evaluation``."""
     test_runs = first_stages.runs(test.queries, top_k=top_k)
     rows = []
     for n in sizes:
@@ -84,7 +87,7 @@ def learning_curve(
         run = train_recipe(r, train, val, first_stages, Path(workdir) / f"{n}q", base_model, top_k=top_k, device=device)
         extra = dict((extra_first_stages or {}).get(n, {}))
         runs = {**test_runs, **{name: fs.search(test.queries, top_k=top_k) for name, fs in extra.items()}}
-        ev = evaluate_reranker(run.model, test, runs, top_k=top_k, metrics=("ndcg@10",))
+        ev = evaluate_reranker((evaluate_as or _itself)(run.model), test, runs, top_k=top_k, metrics=("ndcg@10",))
         rows.append({
             "train_queries": n,
             "labelled_pairs": n * (1 + r.mining.num_negatives),
@@ -95,6 +98,10 @@ def learning_curve(
             "train_s": run.result.train_seconds,
         })
     return rows
+
+
+def _itself(model: Any) -> Any:
+    return model
 
 
 def retriever_learning_curve(
@@ -143,17 +150,19 @@ def labels_learning_curve(
     retriever_base_model: str = "default",
     top_k: int = 20,
     device: str | None = None,
+    evaluate_as: Callable[[Any], Any] | None = None,
 ) -> list[dict]:
     """Notebook 04's learning curve of the labels spent on the reranker, on the retriever, and on both: for each
     size, the reranker recipe trained by :func:`rerank_utils.training.experiments.learning_curve` (``bi+CE``, ``BM25+CE``),
     the retriever fine-tuned on the very same sampled queries (``FT bi``, :func:`retriever_learning_curve`) and
     that retriever's top-``top_k`` reranked by that reranker (``FT bi+CE``). Models are saved under
-    ``workdir/reranker/<n>q`` and ``workdir/retriever/<n>q`` and reused."""
+    ``workdir/reranker/<n>q`` and ``workdir/retriever/<n>q`` and reused; ``evaluate_as``: as in :func:`learning_curve`."""
     retriever_rows, retrievers = retriever_learning_curve(
         retriever_recipe, sizes, train, val, test, Path(workdir) / "retriever", base_model=retriever_base_model,
         sample_seed=reranker_recipe.mining.seed, top_k=top_k, device=device)
     rows = learning_curve(reranker_recipe, sizes, train, val, test, first_stages, Path(workdir) / "reranker", base_model=base_model,
-                          top_k=top_k, device=device, extra_first_stages={n: {"FT bi": r} for n, r in retrievers.items()})
+                          top_k=top_k, device=device, extra_first_stages={n: {"FT bi": r} for n, r in retrievers.items()},
+                          evaluate_as=evaluate_as)
     for row, retriever_row in zip(rows, retriever_rows):  # the same sample of training queries on both models
         if row["train_queries"] != retriever_row["train_queries"]:
             raise RuntimeError(f"labels_learning_curve: sizes out of step ({row['train_queries']} vs {retriever_row['train_queries']})")

@@ -414,8 +414,22 @@ def test_learning_curve_trains_once_per_size(tiny_bert_dir, bi_encoder, tmp_path
                     architecture="bridge")
     # a further first stage for one size: the reranker trained on those 8 queries also reranks its top-5
     extra = {8: {"FT bi": DenseRetriever(train.corpus, bi_encoder)}}
+
+    class Counted:
+        """What ``evaluate_as`` turns each trained model into: the test evaluation must score through it."""
+
+        def __init__(self, model):
+            self.model, self.pairs = model, 0
+            scorers.append(self)
+
+        def predict(self, pairs, batch_size=32, **kwargs):
+            self.pairs += len(pairs)
+            return self.model.predict(pairs, batch_size=batch_size, **kwargs)
+
+    scorers: list = []
     rows = learning_curve(recipe, [4, 8, 50], train, val, test, stages, tmp_path, base_model=str(tiny_bert_dir), top_k=5, device="cpu",
-                          extra_first_stages=extra)
+                          extra_first_stages=extra, evaluate_as=Counted)
+    assert len(scorers) == 3 and all(s.pairs > 0 for s in scorers)  # each size's model, evaluated through its scorer
     assert [r["train_queries"] for r in rows] == [4, 8, 10]  # 50 is capped at the 10 training queries
     assert [r["labelled_pairs"] for r in rows] == [16, 32, 40]
     assert all(0 <= r["test NDCG@10 bi+CE"] <= 1 and 0 <= r["test NDCG@10 BM25+CE"] <= 1 and r["train_s"] > 0 for r in rows)
