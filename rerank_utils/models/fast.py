@@ -2,14 +2,16 @@
 by OpenVINO in bf16 where this CPU computes bf16 natively (AVX512-BF16 or AMX), and the model itself everywhere else.
 
 Why: evaluation that does not itself teach PyTorch's speed (notebook 04's pipelines, top-K study and learning curve)
-scores tens of thousands of pairs. On the FAQ's test top-20 (1,980 pairs, the published bridge, 2 cores of the AMD EPYC
-with AVX512-BF16, ``benchmarks/fast_reranker.py``) OpenVINO bf16 scores them about 2x faster than PyTorch fp32 in
-batches sorted by tokens, for an export of under 2 s and no calibration data; onnxruntime and OpenVINO in fp32 gain only
-1.1-1.4x, and bf16 where it is emulated is slower than fp32, so elsewhere the exact PyTorch model is the fast path.
+scores tens of thousands of pairs. On the FAQ's test questions' top-20 from three first stages (5,940 pairs, 2 cores of
+the AMD EPYC with AVX512-BF16, ``benchmarks/fast_reranker.py``) OpenVINO bf16 scores them 1.98x (bridge) and 2.19x
+(standard cross-encoder) faster than PyTorch fp32 in batches sorted by tokens, for an export of 1-2 s and no
+calibration data; onnxruntime and OpenVINO in fp32 gain 1.06-1.54x (``benchmarks/inference_speed.py``), and bf16 where
+it is emulated is slower than fp32, so elsewhere the exact PyTorch model is the fast path.
 
-What it costs: bf16 rounding. A score moves by up to about 0.3 % of its range (0.06 of the bridge's ``scale x cosine``),
-so two passages that nearly tie can swap; the benchmark states the NDCG@10 it moves on the test queries. Nothing that
-measures PyTorch, trains, or selects a checkpoint on validation goes through here.
+What it costs: bf16 rounding. Scores move by up to 0.06 (the bridge's ``scale x cosine``) or 0.02 (the standard's
+logit), so passages that nearly tie can swap: the bridge's test NDCG@10 stayed the same to four decimals, the standard's
+moved by +0.002 to +0.004 (inside the interval of no change). Nothing that measures PyTorch, trains, or selects a
+checkpoint on validation goes through here.
 
 The returned scorer carries ``weights_fingerprint`` (its source's :func:`~rerank_utils.models.fingerprint.model_fingerprint`
 followed by ``-openvino-bf16``), so the score memo (:mod:`~rerank_utils.models.score_memo`) keeps its scores apart from
