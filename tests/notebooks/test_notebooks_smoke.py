@@ -390,6 +390,16 @@ def test_notebook_records(smoke_run, stem, monkeypatch):
         CHECKS[stem](records)
 
 
+def test_04s_pytorch_twin_is_03s_figure(smoke_run, monkeypatch):
+    """Notebook 04 reranks on the fast path; LlamaIndex's SentenceTransformerRerank (PyTorch) is checked against the same
+    weights in PyTorch fp32, which must be notebook 03's own figure for the published reranker, to the last digit."""
+    _, root = smoke_run
+    r03, r04 = _records(root, "03_fine_tuning", monkeypatch), _records(root, "04_evaluation", monkeypatch)
+    label = {"standard": "standard CE", "bridge": "bridge"}[r03["default_reranker"]]
+    assert r04["llamaindex_twin_ndcg@10"]["bi-encoder + fine-tuned, PyTorch fp32"] == pytest.approx(
+        r03["test_table"][f"bi-encoder + {label}"]["ndcg@10"], abs=1e-9)
+
+
 def test_template_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("RERANK_ARTIFACTS_DIR", str(tmp_path))
     path = notebooks_dir() / "_template.ipynb"
