@@ -6,7 +6,7 @@ warm-up, alternating the two ways), the largest score difference, and per first 
 with a paired bootstrap interval of the difference and the share of questions whose top-10 is the same. The machine
 is recorded; on a CPU without native bf16 ``fast_reranker`` hands back the model itself and there is nothing to compare.
 
-    RERANK_ARTIFACTS_DIR=/tmp/cpu_art5 .venv/bin/python benchmarks/fast_reranker.py   # about 5 min on 2 cores
+    RERANK_ARTIFACTS_DIR=/tmp/cpu_art5 .venv/bin/python benchmarks/fast_reranker.py   # about 7 min on 2 cores
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from rerank_utils.data.saved_splits import prepare_splits
 from rerank_utils.evaluation.metrics import evaluate_run, run_agreement
 from rerank_utils.evaluation.significance import compare
 from rerank_utils.models.fast import fast_path_available, fast_reranker
-from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
+from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.models.precision import machine_summary
 from rerank_utils.paths import artifacts_dir
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.retrieval.reranking import rerank_run
 from rerank_utils.training.recipes import FirstStages
+
+from notebook03_models import notebook03_rerankers  # this folder
 
 OUT = Path(__file__).parent / "results" / "fast_reranker.json"
 
@@ -48,11 +50,7 @@ def main() -> None:
     runs["fine-tuned bi-encoder"] = DenseRetriever(train.corpus, load_bi_encoder(str(retriever))).search(test.queries, top_k=20)
     pairs = sorted({(test.queries[q], test.corpus[d]) for run in runs.values() for q, docs in run.items() for d in docs})
     rows = {}
-    for name in ("standard", "bridge"):
-        folder = artifacts_dir(args.profile, "models", name, create=False)
-        if not (folder / "training.json").is_file():
-            raise SystemExit(f"{folder} holds no trained model: run notebook 03 on profile {args.profile!r} first")
-        model = load_cross_encoder(str(folder))
+    for name, model in notebook03_rerankers(args.profile):
         start = time.perf_counter()
         fast = fast_reranker(model)
         export_s = time.perf_counter() - start

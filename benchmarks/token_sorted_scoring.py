@@ -21,10 +21,11 @@ import torch
 
 from rerank_utils.data.saved_splits import prepare_splits
 from rerank_utils.models.export import calibration_pairs
-from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder
+from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.models.precision import machine_summary
 from rerank_utils.models.scores import raw_scores
-from rerank_utils.paths import artifacts_dir
+
+from notebook03_models import notebook03_rerankers  # this folder
 
 OUT = Path(__file__).parent / "results" / "token_sorted_scoring.json"
 
@@ -40,11 +41,7 @@ def main() -> None:
     val = prepare_splits(args.profile, "faq-en", seed=42)["val"]
     pairs = calibration_pairs(val, load_bi_encoder("default"), queries=len(val.queries), top_k=20)  # every question's top-20
     rows = {}
-    for name in ("standard", "bridge"):
-        folder = artifacts_dir(args.profile, "models", name, create=False)
-        if not (folder / "training.json").is_file():
-            raise SystemExit(f"{folder} holds no trained model: run notebook 03 on profile {args.profile!r} first")
-        model = load_cross_encoder(str(folder))
+    for name, model in notebook03_rerankers(args.profile):
         ways = {
             "CrossEncoder.predict (sorted by characters)": lambda: np.asarray(model.predict(
                 pairs, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False), dtype=np.float64),
