@@ -16,7 +16,7 @@ checkpoint on validation goes through here.
 The returned scorer carries ``weights_fingerprint`` (its source's :func:`~rerank_utils.models.fingerprint.model_fingerprint`
 followed by ``-openvino-bf16``), so the score memo (:mod:`~rerank_utils.models.score_memo`) keeps its scores apart from
 PyTorch's and still computes each pair once. Hand-written because sentence-transformers' own ``backend="openvino"``
-needs optimum-intel, which does not install beside transformers 5 (pyproject), and cannot load the bridge.
+needs optimum-intel, which this project does not install (it pulls a CUDA torch: pyproject), and whose backends wrap Hugging Face model classes, not the bridge's own module.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ The key is :func:`~rerank_utils.models.fingerprint.model_fingerprint` (a digest 
 length), so a model trained further in place is a new model, never a stale hit. A scorer without torch weights (an
 ONNX or OpenVINO model, :class:`~rerank_utils.models.precision.Bf16Autocast` around a model) is never memoised:
 every call computes; except the export :func:`~rerank_utils.models.fast.fast_reranker` makes, which carries its
-source's fingerprint with its runtime and precision appended, so its scores are kept apart from PyTorch's. A memoised score can differ from a fresh one in the last float32 bits, since a pair's padding
-depends on the batch it was first scored in (1e-6 of a logit here); rankings are compared to 1e-5 in the tests.
+source's fingerprint with its runtime and precision appended, so its scores are kept apart from PyTorch's. A
+memoised score can differ from a fresh one in the last float32 bits, since a pair's padding depends on the batch it
+was first scored in (1e-6 of a logit here); rankings are compared to 1e-5 in the tests.
 
 Opt-in per call (``rerank_run(..., memo=True)``): evaluation uses it; nothing that measures speed does
 (``compare_backends``, the benchmarks, the service and the LlamaIndex postprocessor always compute). The memo keeps

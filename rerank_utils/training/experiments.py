@@ -77,8 +77,8 @@ def learning_curve(
     ``test NDCG@10 <name>+CE``: the retriever fine-tuned on the same queries
     (:func:`rerank_utils.training.experiments.retriever_learning_curve`), so the curve shows the labels spent on
     the retriever, on the reranker, and on both. ``evaluate_as`` turns each trained model into the scorer its test
-evaluation runs (:func:`rerank_utils.models.fast.fast_reranker`: the fast path); validation during training is the
-model's own. Introduced in notebook ``04_evaluation``."""
+    evaluation runs (:func:`rerank_utils.models.fast.fast_reranker`: the fast path); validation during training is the
+    model's own. Introduced in notebook ``04_evaluation``."""
     test_runs = first_stages.runs(test.queries, top_k=top_k)
     rows = []
     for n in sizes:
