@@ -13,10 +13,12 @@ logit), so passages that nearly tie can swap: the bridge's test NDCG@10 stayed t
 moved by +0.002 to +0.004 (inside the interval of no change). Nothing that measures PyTorch, trains, or selects a
 checkpoint on validation goes through here.
 
-The returned scorer carries ``weights_fingerprint`` (its source's :func:`~rerank_utils.models.fingerprint.model_fingerprint`
-followed by ``-openvino-bf16``), so the score memo (:mod:`~rerank_utils.models.score_memo`) keeps its scores apart from
-PyTorch's and still computes each pair once. Hand-written because sentence-transformers' own ``backend="openvino"``
-needs optimum-intel, which this project does not install (it pulls a CUDA torch: pyproject), and whose backends wrap Hugging Face model classes, not the bridge's own module.
+The returned scorer carries ``weights_fingerprint`` (its source's
+:func:`~rerank_utils.models.fingerprint.model_fingerprint` followed by ``-openvino-bf16``), so the score memo
+(:mod:`~rerank_utils.models.score_memo`) keeps its scores apart from PyTorch's and still computes each pair once.
+Hand-written because sentence-transformers' own ``backend="openvino"`` needs optimum-intel, which this project does
+not install (it pulls a CUDA torch: pyproject), and its backends wrap Hugging Face model classes, not the bridge's own
+module.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def fast_reranker(model: Any) -> Any:
     precision = resolve_precision("auto", "openvino")  # bf16 on this CPU (f32 only where a test forces the path)
     with tempfile.TemporaryDirectory(prefix="fast_reranker_") as folder:
         export_onnx(model, folder)
-        scorer = load_reranker(folder, backend="openvino", precision=precision)  # compiled, tokenizer read: the files can go
+        # compiled and its tokenizer read: the files can go
+        scorer = load_reranker(folder, backend="openvino", precision=precision)
     scorer.weights_fingerprint = f"{key}-openvino-{precision}"
     _LOADED[key] = scorer
     while len(_LOADED) > KEPT:
