@@ -87,7 +87,8 @@ def learning_curve(
         run = train_recipe(r, train, val, first_stages, Path(workdir) / f"{n}q", base_model, top_k=top_k, device=device)
         extra = dict((extra_first_stages or {}).get(n, {}))
         runs = {**test_runs, **{name: fs.search(test.queries, top_k=top_k) for name, fs in extra.items()}}
-        ev = evaluate_reranker((evaluate_as or _itself)(run.model), test, runs, top_k=top_k, metrics=("ndcg@10",))
+        scorer = evaluate_as(run.model) if evaluate_as is not None else run.model
+        ev = evaluate_reranker(scorer, test, runs, top_k=top_k, metrics=("ndcg@10",))
         rows.append({
             "train_queries": n,
             "labelled_pairs": n * (1 + r.mining.num_negatives),
@@ -98,10 +99,6 @@ def learning_curve(
             "train_s": run.result.train_seconds,
         })
     return rows
-
-
-def _itself(model: Any) -> Any:
-    return model
 
 
 def retriever_learning_curve(
