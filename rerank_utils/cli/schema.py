@@ -88,6 +88,8 @@ class FinetuneSection(Strict):
 class EvaluateSection(Strict):
     """test-split evaluation with paired intervals (notebook 04_evaluation): `rerank-utils evaluate`"""
     top_k: StrictInt = _key("first-stage candidates the reranker reorders", "int", (NB04, "top_k"), ge=1)
+    fast_inference: StrictBool = _key("rerank through OpenVINO bf16 where this CPU computes bf16 natively (about 2x; bf16 rounding can swap "
+                                      "near ties); false: PyTorch fp32, notebook 03's numbers exactly", "bool", (NB04, "fast_inference"))
 
 
 class ExportSection(Strict):

@@ -29,6 +29,7 @@ from rerank_utils.evaluation.reports import comparison_frame, evaluate_rerankers
 from rerank_utils.models.bridge import is_bridge
 from rerank_utils.models.calibration import copy_calibration
 from rerank_utils.models.export import calibration_pairs, export_onnx, quantize_onnx, quantize_openvino
+from rerank_utils.models.fast import fast_reranker
 from rerank_utils.models.loading import load_bi_encoder, load_cross_encoder, load_reranker
 from rerank_utils.models.published import publish_reranker
 from rerank_utils.paths import artifacts_dir
@@ -221,7 +222,9 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """``evaluate``: BM25 and the bi-encoder alone, and their top-``evaluate.top_k`` reranked by each model
     (default: the published reranker), on the ``split`` queries, with paired bootstrap intervals and p-values
-    (notebooks 03/04); prints the tables and writes them as JSON."""
+    (notebooks 03/04); prints the tables and writes them as JSON. With ``evaluate.fast_inference`` the models rerank
+    as notebook 04's do (:func:`~rerank_utils.models.fast.fast_reranker`: OpenVINO bf16 where this CPU computes bf16
+    natively); ``runs_on`` in the JSON says what scored each one."""
     _check_device(cfg.device)
     if split not in EVALUATE_SPLITS:
         raise ConfigError(f"split={split!r}: choose one of {', '.join(EVALUATE_SPLITS)}")
@@ -251,12 +254,16 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
         runs["fine-tuned bi-encoder"] = DenseRetriever(ds.corpus, load_bi_encoder(str(rfolder), device=cfg.device)).search(ds.queries, top_k=top_k)
     rerankers: dict[str, Any] = {}
     paths: dict[str, str] = {}
+    runs_on: dict[str, str] = {}
     for folder in folders:
         label = folder.name if folder.name not in rerankers else f"{folder.name} ({len(rerankers) + 1})"
-        rerankers[label] = load_cross_encoder(str(folder), device=cfg.device)
+        model = load_cross_encoder(str(folder), device=cfg.device)
+        rerankers[label] = fast_reranker(model) if cfg["evaluate.fast_inference"] else model
+        runs_on[label] = getattr(rerankers[label], "runs_on", f"PyTorch fp32 on {cfg.device}")
         paths[label] = str(folder)
     pairs = len(ds) * top_k * len(runs) * len(rerankers)
-    log(f"reranking: {len(rerankers)} model(s) x {len(runs)} first stage(s) x {len(ds)} queries x top-{top_k} = up to {pairs} pairs ...")
+    log(f"reranking: {len(rerankers)} model(s) x {len(runs)} first stage(s) x {len(ds)} queries x top-{top_k} = up to {pairs} pairs, "
+        f"on {', '.join(sorted(set(runs_on.values())))} ...")
     ev = evaluate_rerankers(rerankers, ds, runs, top_k=top_k, seed=cfg["seed"], log=log)
     table, comparisons = ev.table(), comparison_frame(ev.comparisons)
     claim = guide_claim({k: c for k, c in ev.comparisons.items() if k.count(" + ") == 1})
@@ -266,7 +273,7 @@ def run_evaluate(cfg: PipelineConfig, models: Iterable[str | Path] | None = None
     out_path = Path(output) if output else artifacts_dir(cfg.name, "pipeline") / f"evaluate_{split}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = {
-        "config": cfg.source, "name": cfg.name, "split": split, "queries": len(ds), "top_k": top_k, "models": paths,
+        "config": cfg.source, "name": cfg.name, "split": split, "queries": len(ds), "top_k": top_k, "models": paths, "runs_on": runs_on,
         "retriever": None if retriever is None else str(retriever),
         "table": table.to_dict(orient="index"), "comparisons": {k: vars(c) for k, c in ev.comparisons.items()}, "guide_claim": claim,
         "verdicts": verdicts,

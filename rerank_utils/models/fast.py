@@ -1,7 +1,8 @@
 """The fast path of evaluation (issue 15): :func:`fast_reranker` hands back a PyTorch reranker exported to ONNX and run
 by OpenVINO in bf16 where this CPU computes bf16 natively (AVX512-BF16 or AMX), and the model itself everywhere else.
 
-Why: evaluation that does not itself teach PyTorch's speed (notebook 04's pipelines, top-K study and learning curve)
+Why: evaluation that does not itself teach PyTorch's speed (notebook 04's pipelines, top-K study and learning curve; the
+CLI's ``evaluate``, by its config key ``evaluate.fast_inference``)
 scores tens of thousands of pairs. On the FAQ's test questions' top-20 from three first stages (5,940 pairs, 2 cores of
 the AMD EPYC with AVX512-BF16, ``benchmarks/fast_reranker.py``) OpenVINO bf16 scores them 1.98x (bridge) and 2.19x
 (standard cross-encoder) faster than PyTorch fp32 in batches sorted by tokens, for an export of 1-2 s and no
@@ -13,7 +14,7 @@ logit), so passages that nearly tie can swap: the bridge's test NDCG@10 stayed t
 moved by +0.002 to +0.004 (inside the interval of no change). Nothing that measures PyTorch, trains, or selects a
 checkpoint on validation goes through here.
 
-The returned scorer carries ``weights_fingerprint`` (its source's
+The returned scorer carries ``runs_on`` (``"OpenVINO bf16"``) and ``weights_fingerprint`` (its source's
 :func:`~rerank_utils.models.fingerprint.model_fingerprint` followed by ``-openvino-bf16``), so the score memo
 (:mod:`~rerank_utils.models.score_memo`) keeps its scores apart from PyTorch's and still computes each pair once.
 Hand-written because sentence-transformers' own ``backend="openvino"`` needs optimum-intel, which this project does
@@ -63,6 +64,7 @@ def fast_reranker(model: Any) -> Any:
         # compiled and its tokenizer read: the files can go
         scorer = load_reranker(folder, backend="openvino", precision=precision)
     scorer.weights_fingerprint = f"{key}-openvino-{precision}"
+    scorer.runs_on = f"OpenVINO {precision}"  # what a report names (the CLI's evaluate)
     _LOADED[key] = scorer
     while len(_LOADED) > KEPT:
         _LOADED.popitem(last=False)

@@ -102,6 +102,7 @@ _EVAL_NB = {  # 04_evaluation, cpu values
     # (issue 15: the README says what they showed)
     "learning_curve_sizes": [25, 100],
     "n_worst": 5,
+    "fast_inference": True,  # rerank through OpenVINO bf16 where this CPU computes bf16 natively (rerank_utils.models.fast)
 }
 
 

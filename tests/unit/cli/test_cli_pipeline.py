@@ -34,6 +34,7 @@ from rerank_utils.cli.schema import (
 from rerank_utils.cli.steps import recipe_for
 from rerank_utils.data import sources as sources_module
 from rerank_utils.models import bridge as bridge_module
+from rerank_utils.models.fast import fast_path_available
 from rerank_utils.paths import repo_root
 from rerank_utils.training import arguments as training_arguments
 from rerank_utils.training import mining as mining_module
@@ -165,7 +166,7 @@ export: {quantize: maybe}
         "device: 'gpu' is not a device; expected cpu, cuda, cuda:N or mps",
         "data_source: 'nowhere/my.jsonl' is neither a named source nor an existing path; expected faq-en, faq-sv, faq, qasper, or the path",
         "embedding_model: model folder './no-such-model' does not exist",
-        "evaluate: expected a section (a mapping of top_k), found 3",
+        "evaluate: expected a section (a mapping of top_k, fast_inference), found 3",
         "export.quantize: 'maybe' is not true or false",
     ):
         assert expected in msg, expected
@@ -347,6 +348,16 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     assert list(result["table"]) == ["BM25", "bi-encoder", "BM25 + reranker", "bi-encoder + reranker"]
     comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]
     assert comparison["n_queries"] == 7 and comparison["low"] <= comparison["diff"] <= comparison["high"]
+    # issue 15: evaluate reranks as notebook 04 does (evaluate.fast_inference, true in every profile): OpenVINO bf16
+    # where this CPU computes bf16 natively, and says so; false: PyTorch fp32, notebook 03's numbers
+    fast = "OpenVINO bf16" if fast_path_available() else "PyTorch fp32 on cpu"
+    assert result["runs_on"] == {"reranker": fast} and f"pairs, on {fast} ..." in out
+    assert main(["evaluate", *cfg, "--set", "evaluate.fast_inference=false", "--output", str(tmp_path / "pytorch.json")]) == 0
+    assert "pairs, on PyTorch fp32 on cpu ..." in capsys.readouterr().out
+    exact = json.loads((tmp_path / "pytorch.json").read_text())
+    assert exact["runs_on"] == {"reranker": "PyTorch fp32 on cpu"}
+    assert {k: exact["table"][k] for k in ("BM25", "bi-encoder")} == {k: result["table"][k] for k in ("BM25", "bi-encoder")}
+    assert set(exact["table"]) == set(result["table"])
 
     assert main(["export", *cfg]) == 0
     out = capsys.readouterr().out
