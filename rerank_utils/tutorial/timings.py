@@ -3,8 +3,8 @@ cell that ran 10 s or more, per run with its machine) and read back as the table
 
 ``python -m rerank_utils.tutorial.timings --profile cpu`` prints that table from the profile's last runs, and says
 whether its rows come from ONE run (the figure to publish) or from several (a partial rerun replaced some notebooks:
-then the total is a stitch, and the table says so). ``--update-readme`` writes the smoke and cpu columns of both
-READMEs' notebook tables and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``) from
+then the total is a stitch, and the table says so). ``--update-readme`` writes the smoke and cpu columns of the
+READMEs' notebook tables (``README.md``, ``README.zh-CN.md``, ``notebooks/README.md``) and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``) from
 the two profiles' timings.json (``--profile smoke`` alone: that profile's only), and refuses a profile whose rows are
 stitched from several runs or whose run left a notebook out (``--only 03``): the README's figure is always one whole run.
 """
@@ -183,7 +183,7 @@ def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = (
     if paths is None:
         if root is None:
             raise FileNotFoundError("no repository: pass the README paths")
-        paths = [root / "README.md", root / "README.zh-CN.md"]
+        paths = [root / "README.md", root / "README.zh-CN.md", root / "notebooks" / "README.md"]
     notebooks = [p.stem for p in discover_notebooks()] if notebooks is None else notebooks
     data = {p: read_timings(p) for p in profiles}
     for profile, timed in data.items():
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rerank_utils.tutorial.timings", description="Print a profile's notebook timings.")
     parser.add_argument("--profile", default=None, help="the profile to print (default: cpu), or the only one --update-readme writes")
     parser.add_argument("--update-readme", action="store_true",
-                        help="write both READMEs' smoke / cpu timings from ONE whole run of each profile (of --profile only, if given)")
+                        help="write the READMEs' smoke / cpu timings (README.md, README.zh-CN.md, notebooks/README.md) from ONE whole "
+                             "run of each profile (of --profile only, if given)")
     args = parser.parse_args(argv)
     if args.update_readme:
         try:

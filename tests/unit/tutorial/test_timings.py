@@ -115,10 +115,16 @@ def test_update_readme_checks_against_the_repositorys_notebooks(tmp_path, monkey
     assert readme.read_text() == README  # nothing written
 
 
-def test_both_readmes_carry_the_timings_block():
+def test_every_readme_carries_the_timings_block_and_the_same_times():
     root = repo_root()
-    for name in ("README.md", "README.zh-CN.md"):
+    times = {}
+    for name in ("README.md", "README.zh-CN.md", "notebooks/README.md"):
         text = (root / name).read_text(encoding="utf-8")
         assert timings.BLOCK.search(text), name
-        rows = [line for line in text.splitlines() if timings.TABLE_ROW.match(line)]
+        rows = [timings.TABLE_ROW.match(line) for line in text.splitlines() if timings.TABLE_ROW.match(line)]
         assert len(rows) == 11, (name, len(rows))  # every numbered notebook's row is one the script rewrites
+        times[name] = {m.group(1): m.group(3) for m in rows}
+    # the script writes all three (update_readme's default paths): none was edited by hand apart from the others
+    assert times["README.md"] == times["README.zh-CN.md"] == times["notebooks/README.md"]
+    english = [timings.BLOCK.search((root / name).read_text(encoding="utf-8")).group(2) for name in ("README.md", "notebooks/README.md")]
+    assert english[0] == english[1]
