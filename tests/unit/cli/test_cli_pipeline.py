@@ -34,6 +34,7 @@ from rerank_utils.cli.schema import (
 from rerank_utils.cli.steps import recipe_for
 from rerank_utils.data import sources as sources_module
 from rerank_utils.models import bridge as bridge_module
+from rerank_utils.models import fast as fast_module
 from rerank_utils.models.fast import fast_path_available
 from rerank_utils.paths import repo_root
 from rerank_utils.training import arguments as training_arguments
@@ -349,15 +350,22 @@ def test_prepare_mine_finetune_evaluate_export(tiny_config, _artifacts_in_tmp, c
     comparison = result["comparisons"]["bi-encoder + reranker vs bi-encoder"]
     assert comparison["n_queries"] == 7 and comparison["low"] <= comparison["diff"] <= comparison["high"]
     # issue 15: evaluate reranks as notebook 04 does (evaluate.fast_inference, true in every profile): OpenVINO bf16
-    # where this CPU computes bf16 natively, and says so; false: PyTorch fp32, notebook 03's numbers
+    # where this CPU computes bf16 natively, PyTorch elsewhere, and says which; false: PyTorch fp32, notebook 03's numbers
     fast = "OpenVINO bf16" if fast_path_available() else "PyTorch fp32 on cpu"
     assert result["runs_on"] == {"reranker": fast} and f"pairs, on {fast} ..." in out
+    with pytest.MonkeyPatch.context() as mp:  # the OpenVINO path taken whatever this CPU is (in fp32 without native bf16)
+        mp.setattr(fast_module, "cpu_has_bf16", lambda: True)
+        assert main(["evaluate", *cfg, "--output", str(tmp_path / "openvino.json")]) == 0
+    fast_module._LOADED.clear()  # no later test gets this forced export back
+    openvino = json.loads((tmp_path / "openvino.json").read_text())
+    assert openvino["runs_on"]["reranker"] in ("OpenVINO bf16", "OpenVINO f32") and "pairs, on OpenVINO " in capsys.readouterr().out
     assert main(["evaluate", *cfg, "--set", "evaluate.fast_inference=false", "--output", str(tmp_path / "pytorch.json")]) == 0
     assert "pairs, on PyTorch fp32 on cpu ..." in capsys.readouterr().out
     exact = json.loads((tmp_path / "pytorch.json").read_text())
-    assert exact["runs_on"] == {"reranker": "PyTorch fp32 on cpu"}
-    assert {k: exact["table"][k] for k in ("BM25", "bi-encoder")} == {k: result["table"][k] for k in ("BM25", "bi-encoder")}
-    assert set(exact["table"]) == set(result["table"])
+    assert exact["runs_on"] == {"reranker": "PyTorch fp32 on cpu"} and set(exact["table"]) == set(openvino["table"])
+    assert {k: exact["table"][k] for k in ("BM25", "bi-encoder")} == {k: openvino["table"][k] for k in ("BM25", "bi-encoder")}
+    if openvino["runs_on"]["reranker"] == "OpenVINO f32":  # fp32 export: the same scores to ~1e-6, so the same rankings
+        assert openvino["table"]["bi-encoder + reranker"] == pytest.approx(exact["table"]["bi-encoder + reranker"], abs=1e-9)
 
     assert main(["export", *cfg]) == 0
     out = capsys.readouterr().out
