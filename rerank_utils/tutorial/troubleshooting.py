@@ -166,7 +166,7 @@ class FaqExperiments:
         with _no_progress_bars():
             result = fine_tune(
                 self.recipe.build_model(self.base_model, self.device), rows, out, config, val_samples=self.val_samples,
-                device=self.device, show_progress=False,
+                device=self.device, show_progress=False, keep_checkpoints=score_last_epoch,  # the last epoch is read back below
             )
         curve = [v for _, v in result.curves()["val_ndcg@10"]]
         row: dict[str, Any] = {

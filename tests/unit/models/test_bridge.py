@@ -282,7 +282,7 @@ def test_training_resumes_from_a_bridge_checkpoint(tiny_bert_dir, tmp_path):
         return build_bridge_reranker(str(tiny_bert_dir), max_seq_length=64)
 
     straight = fine_tune(fresh(), rows, tmp_path / "straight", cfg(2), device="cpu", show_progress=False)
-    fine_tune(fresh(), rows, tmp_path / "resumed", cfg(1), device="cpu", show_progress=False)
+    fine_tune(fresh(), rows, tmp_path / "resumed", cfg(1), device="cpu", show_progress=False, keep_checkpoints=True)
     resumed = fine_tune(fresh(), rows, tmp_path / "resumed", cfg(2), device="cpu", show_progress=False, resume_from_checkpoint=True)
     steps = [h["step"] for h in resumed.history if "loss" in h]
     assert steps == sorted(set(steps)) == [1, 2, 3, 4]  # epoch 1 was not trained again
@@ -302,7 +302,7 @@ def test_the_best_validation_checkpoint_is_the_model_kept(tiny_bert_dir, tmp_pat
     val = reranking_samples(ds, {q: list(ds.corpus) for q in ds.queries}, top_k=6)
     cfg = TrainingConfig(loss="softmax", epochs=3, batch_size=4, learning_rate=3e-3, max_length=64, early_stopping_patience=None)
     res = fine_tune(build_bridge_reranker(str(tiny_bert_dir), max_seq_length=64), rows, tmp_path / "out", cfg,
-                    val_samples=val, device="cpu", show_progress=False)
+                    val_samples=val, device="cpu", show_progress=False, keep_checkpoints=True)
     vals = [h["eval_val_ndcg@10"] for h in res.history if "eval_val_ndcg@10" in h]
     assert len(vals) == 3 and res.best_metric == max(vals)
     best = load_cross_encoder(res.best_checkpoint)

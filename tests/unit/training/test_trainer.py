@@ -13,6 +13,7 @@ import torch
 
 from rerank_utils.data.records import DataValidationError, RetrievalDataset
 from rerank_utils.models import score_memo
+from rerank_utils.models.loading import load_cross_encoder
 from rerank_utils.models.precision import cpu_has_bf16
 from rerank_utils.retrieval.reranking import rerank_run
 from rerank_utils.training.arguments import TrainingConfig, resolve_precision
@@ -103,7 +104,7 @@ def trained(tiny_bert_dir, tmp_path_factory):
     cfg = TrainingConfig(epochs=4, batch_size=8, learning_rate=3e-3, max_length=16, logging_steps=2, warmup_ratio=0.0,
                          pos_weight=1.0, early_stopping_patience=None, save_total_limit=5)
     result = fine_tune(str(tiny_bert_dir), rows, out, cfg, val_samples=val, device="cpu", show_progress=False,
-                       card={"base_model": "tiny-bert", "data": "toy"})
+                       card={"base_model": "tiny-bert", "data": "toy"}, keep_checkpoints=True)
     return result, rows, val, cfg, str(tiny_bert_dir)
 
 
@@ -168,6 +169,27 @@ def test_resume_continues_from_the_saved_step(trained, tmp_path):
     # the history restored from the checkpoint (steps <= 24) continues with new steps up to 36, none repeated
     assert max(steps) == 36 and steps == sorted(set(steps)) and any(24 < st < 36 for st in steps)
     assert [h["epoch"] for h in resumed.history if "eval_val_ndcg@10" in h][-1] == 3.0
+
+
+def test_checkpoints_go_once_the_model_is_saved_and_stay_when_training_is_cut_off(tiny_bert_dir, tmp_path, monkeypatch):
+    """They hold optimiser states (about 260 MB each for MiniLM-L6): a finished training keeps only its model."""
+    from rerank_utils.training import trainer as trainer_module
+
+    ds = toy_ds(4)
+    rows = training_rows(ds, negs(ds), "bce")
+    cfg = TrainingConfig(epochs=2, batch_size=8, max_length=16, early_stopping_patience=None)
+    done = fine_tune(str(tiny_bert_dir), rows, tmp_path / "done", cfg, device="cpu", show_progress=False)
+    assert not (tmp_path / "done" / "checkpoints").exists() and (tmp_path / "done" / "training.json").is_file()
+    pairs = [("what is the roof", "roof yes"), ("what is the roof", "roof no")]
+    assert np.allclose(load_cross_encoder(str(tmp_path / "done")).predict(pairs), done.model.predict(pairs), atol=1e-5)
+
+    def cut_off(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "save_model", cut_off)  # stopped after training, before the model was saved
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(str(tiny_bert_dir), rows, tmp_path / "cut", cfg, device="cpu", show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("checkpoint-*"))  # there to resume from
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tiny_bert_dir, tmp_path):
