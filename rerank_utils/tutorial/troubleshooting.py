@@ -99,8 +99,8 @@ class FaqExperiments:
     of the labels, fine-tunes with :func:`rerank_utils.training.trainer.fine_tune` (validation each epoch on the
     ``first_stage``'s top-``top_k`` of the validation queries, the best epoch kept) and, when asked, reranks the
     test queries' top-``top_k`` and compares with the first stage alone (paired bootstrap). A run with the same
-    settings as an earlier one is not trained again. Each variant's model folder is deleted once scored
-    (checkpoints hold optimiser states: hundreds of MB each) unless ``keep_models``.
+    settings as an earlier one is not trained again. Each variant's model folder (about 90 MB) is deleted once
+    scored unless ``keep_models``; its checkpoints are kept only for the run that reads its last epoch back.
     """
     recipe: Recipe
     train: RetrievalDataset
