@@ -65,6 +65,9 @@ MODES: tuple[str, ...] = ("strict", "drop")
 #: A score at or above this is a positive (relevant) label; below it, a negative.
 POSITIVE_THRESHOLD = 0.5
 
+#: The positive:negative band the guide recommends (section 5): 1:1 to 1:4.
+GUIDE_RATIO = (1.0, 4.0)
+
 TRIPLE_FIELDS: tuple[str, ...] = ("query", "passage", "score")
 GROUPED_FIELDS: tuple[str, ...] = ("query", "pos", "neg")
 TRIPLE_SUFFIXES: tuple[str, ...] = (".json", ".jsonl", ".csv")

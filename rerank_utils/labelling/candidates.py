@@ -62,10 +62,6 @@ from rerank_utils.retrieval.bm25 import BM25Retriever
 from rerank_utils.retrieval.dense import DenseRetriever
 from rerank_utils.retrieval.queries import _check_top_k
 
-#: The positive:negative band the guide recommends (section 5): 1:1 to 1:4.
-GUIDE_RATIO = (1.0, 4.0)
-
-
 FIRST_STAGES = ("bm25", "dense")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from rerank_utils.data.records import (
+    GUIDE_RATIO,
     POSITIVE_THRESHOLD,
     ValidationReport,
     _kind,
@@ -18,7 +19,6 @@ from rerank_utils.data.records import (
 from rerank_utils.data.sources import load_triples_file
 from rerank_utils.data.triples import write_triples
 from rerank_utils.labelling.candidates import (
-    GUIDE_RATIO,
     Candidate,
     Pair,
     _pair,

@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 import matplotlib.pyplot as plt  # the caller's backend; papermill runs set MPLBACKEND=Agg
 import numpy as np
 
-from rerank_utils.labelling.candidates import GUIDE_RATIO
+from rerank_utils.data.records import GUIDE_RATIO
 
 
 def _titled(fig, ax, title: str, **kw):

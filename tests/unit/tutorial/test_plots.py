@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
 import pytest
 
 from rerank_utils.tutorial import plots
+
+
+def test_plots_import_no_model_stack():
+    # every notebook imports plots first; notebook 01 needs no model, and torch + sentence-transformers cost it 2.5 s of
+    # its 8 s (a constant imported from the labeller once pulled them in)
+    code = "import sys, rerank_utils.tutorial.plots; print(sorted({'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def _rows(ndcg, recall):
