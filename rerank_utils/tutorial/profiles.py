@@ -251,11 +251,11 @@ PROFILES: dict[str, Profile] = {
         notebooks={
             "00_concepts": {"top_k_values": [10, 20], "latency_queries": 3, "batch_size": 32},
             "01_data_preparation": {"split_fractions": _SPLIT, "group_key": None, "resplit": False, "max_length": 128},
-            "02_negative_mining": {**_MINING_NB, "compare_train_queries": 12},  # of 28: four trainings, structure only
+            "02_negative_mining": {**_MINING_NB, "compare_train_queries": 6},  # of 28: four trainings, structure only
             "03_fine_tuning": {**_FINETUNE_NB, "epochs": 1, "engine_train_queries": 10, "retriever_epochs": 1},
             "04_evaluation": {**_EVAL_NB, "top_k_values": [5, 20], "learning_curve_sizes": [10]},
-            "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "calibration_queries": 4, "load_requests": 40, "concurrency": 4},
-            "10_qasper_case_study": {**_QASPER_NB, "train_papers": 3, "val_papers": 1, "test_papers": 2, "max_length": 128},
+            "05_deployment": {**_DEPLOY_NB, "latency_queries": 5, "calibration_queries": 4, "load_requests": 24, "concurrency": 4},
+            "10_qasper_case_study": {**_QASPER_NB, "train_papers": 2, "val_papers": 1, "test_papers": 2, "max_length": 128},
             "11_chinese_reranker": {**_ZH_NB, "epochs": 1, "max_length": 128},
             "12_troubleshooting": {
                 **_TROUBLE_NB, "train_queries": 8, "label_noise_levels": [0.0, 0.5], "train_query_counts": [4, 8],
