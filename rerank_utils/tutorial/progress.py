@@ -66,11 +66,13 @@ def cell_timings(path: str | Path, at_least: float = 0.0) -> list[dict]:
 
 class CellWatcher:
     """``with CellWatcher(output, "03_fine_tuning", print): papermill.execute_notebook(..., output)``: reports the
-    running cell once it has run ``slow_after`` seconds, then every ``every`` seconds while it still runs."""
+    running cell once it has run ``slow_after`` seconds, then every ``every`` seconds while it still runs, with the
+    seconds it took before where ``expected`` has them."""
 
     def __init__(self, output: str | Path, name: str, report: Callable[[str], None], every: float = 60.0,
-                 slow_after: float = 30.0, poll: float | None = None):
+                 slow_after: float = 30.0, poll: float | None = None, expected: dict[int, float] | None = None):
         self.output, self.name, self.report = Path(output), name, report
+        self.expected = expected or {}  # cell number -> seconds it took before (rerank_utils.tutorial.estimates)
         self.every, self.slow_after, self.poll = every, slow_after, poll or min(5.0, slow_after / 3)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"watch {name}", daemon=True)
@@ -85,7 +87,9 @@ class CellWatcher:
             now = time.monotonic()
             if last is not None and last[0] == cell["cell"] and now - last[1] < self.every:
                 continue
-            self.report(f"  {self.name}: cell {cell['cell']}/{cell['of']} running for {cell['seconds']:.0f} s: {cell['source']}")
+            before = self.expected.get(cell["cell"])
+            of = f" (about {before:.0f} s expected)" if before else ""
+            self.report(f"  {self.name}: cell {cell['cell']}/{cell['of']} running for {cell['seconds']:.0f} s{of}: {cell['source']}")
             self.reports += 1
             last = (cell["cell"], now)
 

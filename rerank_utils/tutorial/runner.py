@@ -30,6 +30,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from rerank_utils.paths import CACHE_VARIABLES, ENV_ARTIFACTS, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir, profile_caches
+from rerank_utils.tutorial.estimates import forecast
 from rerank_utils.tutorial.profiles import get_profile
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.timings import LONG_CELL, read_timings, save_timings
@@ -123,12 +124,15 @@ def run_notebook(
     progress_bar: bool = False,
     log_output: bool = False,
     report: Callable[[str], None] | None = None,
+    expected_cells: dict[int, float] | None = None,
 ) -> Path:
     """Execute one notebook with papermill; on failure raise :class:`NotebookRunError` naming the cell. With
-    ``report``, a cell running longer than 30 s is reported every minute (:class:`~rerank_utils.tutorial.progress.CellWatcher`)."""
+    ``report``, a cell running longer than 30 s is reported every minute (:class:`~rerank_utils.tutorial.progress.CellWatcher`),
+    with the seconds ``expected_cells`` gives it (cell number -> seconds)."""
     check_parameters(path, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
-    watcher = CellWatcher(output, path.stem, report, every=REPORT_EVERY, slow_after=SLOW_CELL) if report else contextlib.nullcontext()
+    watcher = (CellWatcher(output, path.stem, report, every=REPORT_EVERY, slow_after=SLOW_CELL, expected=expected_cells)
+               if report else contextlib.nullcontext())
     try:
         with watcher:
             papermill.execute_notebook(
@@ -212,12 +216,17 @@ def run_notebooks(
     for name, folder in profile_caches(profile).items():
         os.environ.setdefault(name, folder)
     say = progress or (lambda message: None)
+    stems = [p.stem for p in plan]
+    ahead = forecast(profile)  # read before this run writes its own timings
+    if ahead.sources(stems):
+        say(f"forecast: {ahead.sources(stems)}")
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
-            say(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...")
+            note = ahead.notebook(p.stem, stems[i:])
+            say(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...{' ' + note if note else ''}")
             t0 = time.perf_counter()
             out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output,
-                               report=progress)
+                               report=progress, expected_cells=ahead.cells.get(p.stem))
             dt = time.perf_counter() - t0
             summary.notebooks.append(p.stem)
             summary.seconds[p.stem] = round(dt, 1)

@@ -4,7 +4,8 @@ cell that ran 10 s or more, per run with its machine) and read back as the table
 ``python -m rerank_utils.tutorial.timings --profile cpu`` prints that table from the profile's last runs, and says
 whether its rows come from ONE run (the figure to publish) or from several (a partial rerun replaced some notebooks:
 then the total is a stitch, and the table says so). ``--update-readme`` writes the smoke and cpu columns of the
-READMEs' notebook tables (``README.md``, ``README.zh-CN.md``, ``notebooks/README.md``) and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``) from
+READMEs' notebook tables (``README.md``, ``README.zh-CN.md``, ``notebooks/README.md``) and their totals (between ``<!-- timings: begin -->`` and ``<!-- timings: end -->``),
+and the reference that ``run-notebooks`` forecasts from (:data:`REFERENCE`), from
 the two profiles' timings.json (``--profile smoke`` alone: that profile's only), and refuses a profile whose rows are
 stitched from several runs or whose run left a notebook out (``--only 03``): the README's figure is always one whole run.
 """
@@ -24,6 +25,9 @@ from rerank_utils.cpu_info import cpu_flags, cpu_model_name
 from rerank_utils.paths import artifacts_dir, discover_notebooks, repo_root
 
 LONG_CELL = 10.0  # seconds: a cell that ran this long is listed in timings.json
+#: The READMEs' runs, per profile, that ``run-notebooks`` forecasts from on a machine with no run of its own
+#: (:mod:`rerank_utils.tutorial.estimates`); written with the READMEs, from the same ONE whole run.
+REFERENCE = Path(__file__).with_name("reference_timings.json")
 
 
 #: The flags that decide which precisions pay on a CPU, as the timings name them.
@@ -175,15 +179,39 @@ def readme_with_timings(text: str, profiles: dict[str, dict[str, Any]], chinese:
     return text[:block.start(2)] + body + text[block.end(2):]
 
 
+def read_reference(path: Path | None = None) -> dict[str, Any]:
+    """The READMEs' runs (:data:`REFERENCE` by default): ``{profile: {"run", "machine", "notebooks": {stem: {"seconds",
+    "long_cells"}}}}``; empty when there is no file."""
+    path = REFERENCE if path is None else path
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_reference(profiles: dict[str, dict[str, Any]], path: Path | None = None) -> Path:
+    """Put each of ``profiles`` (``{profile: timings}``, each one whole run) into the reference file at ``path``
+    (:data:`REFERENCE` by default); the other profiles keep theirs."""
+    path = REFERENCE if path is None else path
+    reference = read_reference(path)
+    for profile, data in profiles.items():
+        run, _ = one_run(profile, data)
+        reference[profile] = {"run": run, "machine": data["runs"].get(run, {}).get("machine", {}),
+                              "notebooks": {nb: {"seconds": row["seconds"], "long_cells": row.get("long_cells", [])}
+                                            for nb, row in sorted(data["notebooks"].items())}}
+    path.write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = ("smoke", "cpu"),
-                  notebooks: list[str] | None = None) -> list[Path]:
+                  notebooks: list[str] | None = None, reference: Path | None = None) -> list[Path]:
     """Rewrite the READMEs' timings from ``profiles``' timings.json, each ONE run of every notebook in ``notebooks``
-    (default: the repository's numbered notebooks); a profile not named keeps its figures."""
+    (default: the repository's numbered notebooks); a profile not named keeps its figures. ``reference``: the file
+    that ``run-notebooks`` forecasts from, written from the same runs (default: the package's, when ``paths`` are the
+    repository's READMEs)."""
     root = repo_root()
     if paths is None:
         if root is None:
             raise FileNotFoundError("no repository: pass the README paths")
         paths = [root / "README.md", root / "README.zh-CN.md", root / "notebooks" / "README.md"]
+        reference = REFERENCE if reference is None else reference
     notebooks = [p.stem for p in discover_notebooks()] if notebooks is None else notebooks
     data = {p: read_timings(p) for p in profiles}
     for profile, timed in data.items():
@@ -191,6 +219,8 @@ def update_readme(paths: list[Path] | None = None, profiles: tuple[str, ...] = (
     for path in paths:
         text = path.read_text(encoding="utf-8")
         path.write_text(readme_with_timings(text, data, chinese=path.name.endswith("zh-CN.md")), encoding="utf-8")
+    if reference is not None:
+        write_reference(data, reference)
     return paths
 
 

@@ -1,5 +1,5 @@
 """Progress of a headless run (issue 15): the running cell reported while it runs, long cells timed, a hung cell
-stopped by the per-cell limit with its name, and timings.json per notebook and per long cell."""
+stopped by the per-cell limit with its name, timings.json per notebook and per long cell, and the next run's forecast."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from rerank_utils.tutorial import runner
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.runner import NotebookRunError, run_notebook, run_notebooks
-from rerank_utils.tutorial.timings import read_timings, timings_markdown
+from rerank_utils.tutorial.timings import _when, duration, read_timings, timings_markdown
 from tests.unit.tutorial.test_runner import COMMON, make_notebook
 
 
@@ -66,6 +66,17 @@ def test_timings_json_per_notebook_and_long_cell_and_run(tmp_path, _artifacts_in
     assert timings["notebooks"]["00_quick"]["run"] == again.run_id != summary.run_id and timings["notebooks"]["01_long"]["run"] == summary.run_id
     assert json.loads((_artifacts_in_tmp / "smoke" / "timings.json").read_text()) == timings
     assert f"Stitched from 2 runs ({min(summary.run_id, again.run_id)}" in timings_markdown("smoke")
+    # the next run forecasts from those: each notebook's time, the time left, and the slow cell's time before
+    before = timings["notebooks"]
+    forecasted = []
+    run_notebooks("smoke", folder=folder, progress=forecasted.append)
+    runs = dict.fromkeys(f"this machine's run of {_when(run)}" for run in (again.run_id, summary.run_id))  # same minute: once
+    assert forecasted[0] == f"forecast: {'; '.join(runs)}"
+    total = duration(before["00_quick"]["seconds"] + before["01_long"]["seconds"])
+    assert forecasted[1] == f"[1/2] 00_quick (profile smoke) ... about {duration(before['00_quick']['seconds'])}; about {total} left in all"
+    assert f"[2/2] 01_long (profile smoke) ... about {duration(before['01_long']['seconds'])}" in forecasted  # the last: no total
+    expected = f"(about {before['01_long']['long_cells'][0]['seconds']:.0f} s expected): import time"
+    assert any(m.startswith("  01_long: cell 4/4 running for ") and m.endswith(expected) for m in forecasted), forecasted
 
 
 def test_an_old_flat_timings_file_is_replaced(_artifacts_in_tmp, tmp_path):

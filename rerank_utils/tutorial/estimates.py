@@ -1,0 +1,61 @@
+"""How long a notebook run will take, said while it runs: ``run-notebooks`` prints, as each notebook starts, about how
+long it and the rest of the run should take, and with each report of a slow cell, how long that cell took before.
+
+The forecast for a notebook is its time in the profile's last run on this machine (``artifacts/<profile>/timings.json``,
+which every run writes), else in the run the READMEs publish (:data:`~rerank_utils.tutorial.timings.REFERENCE`,
+written with the READMEs from the same ONE whole run), else none: the runner then says what runs and for how long,
+without a forecast. Machines differ (the READMEs' AVX2-only EPYC took 1.35x the time of their AVX512-BF16 one), so
+the first line says whose run the forecast comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rerank_utils.tutorial.timings import _when, duration, read_reference, read_timings
+
+
+@dataclass
+class Forecast:
+    """Seconds per notebook and per long cell (numbered from 1 among code cells), and whose run they come from."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    cells: dict[str, dict[int, float]] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)  # notebook -> "this machine's run of ..." / "the READMEs' run ..."
+
+    def notebook(self, stem: str, rest: list[str]) -> str:
+        """``"about 15.0 min; about 42.5 min left in all"`` for ``stem`` followed by the notebooks ``rest``; the second
+        part only when every one of them has a forecast; empty when ``stem`` has none."""
+        if stem not in self.seconds:
+            return ""
+        text = f"about {duration(self.seconds[stem])}"
+        if rest and all(nb in self.seconds for nb in rest):
+            text += f"; about {duration(self.seconds[stem] + sum(self.seconds[nb] for nb in rest))} left in all"
+        return text
+
+    def sources(self, stems: list[str]) -> str:
+        """Whose runs the forecasts of ``stems`` come from, one phrase each, in order of first use."""
+        return "; ".join(dict.fromkeys(self.source[nb] for nb in stems if nb in self.source))
+
+
+def _machine(machine: dict[str, Any]) -> str:
+    return f"{machine.get('cpus')} CPUs, {machine.get('processor')}" if machine else "an unnamed machine"
+
+
+def forecast(profile: str) -> Forecast:
+    """The forecast of ``profile``'s notebooks: this machine's last times where it has them, else the READMEs'."""
+    out = Forecast()
+    reference = read_reference().get(profile)
+    if reference:
+        who = f"the READMEs' run of {_when(reference['run'])} on {_machine(reference['machine'])}"
+        for nb, row in reference["notebooks"].items():
+            out.seconds[nb] = row["seconds"]
+            out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
+            out.source[nb] = who
+    here = read_timings(profile)
+    for nb, row in here["notebooks"].items():
+        out.seconds[nb] = row["seconds"]
+        out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
+        out.source[nb] = f"this machine's run of {_when(row['run'])}"
+    return out
