@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from datasets import Dataset
 from sentence_transformers import (
     SentenceTransformerTrainer,
@@ -37,6 +38,7 @@ from sentence_transformers.training_args import BatchSamplers
 from rerank_utils.data.records import RetrievalDataset, data_fingerprint
 from rerank_utils.models.loading import load_bi_encoder
 from rerank_utils.retrieval.dense import DenseRetriever
+from rerank_utils.retrieval.embedding_cache import cached_embeddings
 from rerank_utils.training.eta import EtaLog
 from rerank_utils.training.mining import MiningConfig, mine_negatives
 
@@ -142,6 +144,19 @@ def _ir_evaluator(val: RetrievalDataset, batch_size: int):
     )
 
 
+def base_validation(evaluator: InformationRetrievalEvaluator, model) -> float:
+    """The untrained model's validation NDCG@10 (``VAL_METRIC``). Its corpus embeddings, what the evaluator would
+    compute, come from the embedding cache (:func:`~rerank_utils.retrieval.embedding_cache.cached_embeddings`) when
+    the same weights have encoded the same validation corpus the same way before: notebook 04's learning curve starts
+    from notebook 03's base model at every size, so only the queries are encoded again. Exact: the cached array is the
+    evaluator's own output for those weights."""
+    settings = json.dumps({"by": "InformationRetrievalEvaluator.embed_inputs(document)", "batch_size": evaluator.batch_size,
+                           "max_seq_length": model.max_seq_length}, sort_keys=True)
+    emb, _ = cached_embeddings(model, evaluator.corpus, settings,
+                               lambda texts: evaluator.embed_inputs(model, texts, encode_fn_name="document").float().cpu().numpy())
+    return evaluator(model, corpus_embeddings=torch.from_numpy(emb))[VAL_METRIC]
+
+
 def fine_tune_retriever(
     train: RetrievalDataset,
     val: RetrievalDataset,
@@ -169,7 +184,7 @@ def fine_tune_retriever(
     mining_seconds = time.perf_counter() - t0
     triples = training_triples(train, mined.negatives)
     evaluator = _ir_evaluator(val, recipe.batch_size)
-    base_val = evaluator(model)[VAL_METRIC]
+    base_val = base_validation(evaluator, model)
 
     with tempfile.TemporaryDirectory(prefix="retriever-ckpt-") as ckpt:
         args = SentenceTransformerTrainingArguments(

@@ -93,6 +93,28 @@ def test_fine_tune_validates_each_epoch_keeps_the_best_and_is_reused_only_on_the
     assert json.loads((out / FACTS_FILE).read_text())["data_fingerprint"] == data_fingerprint(other, val)
 
 
+def test_the_base_models_validation_reads_its_corpus_embeddings_back_and_scores_the_same(tiny_bert_dir, tmp_path, monkeypatch):
+    from rerank_utils.models.loading import load_bi_encoder
+    from rerank_utils.paths import ENV_EMBEDDING_CACHE
+    from rerank_utils.training.retriever import VAL_METRIC, _ir_evaluator, base_validation
+
+    val = dataset(5, "val")
+    model = load_bi_encoder(str(tiny_bert_dir), device="cpu")
+    model.max_seq_length = 32
+    uncached = _ir_evaluator(val, 4)(model)[VAL_METRIC]  # what fine_tune_retriever computed before the cache
+    monkeypatch.setenv(ENV_EMBEDDING_CACHE, str(tmp_path / "cache"))
+    encoded = []
+    real = model.encode_document
+    monkeypatch.setattr(model, "encode_document", lambda texts, **kw: encoded.append(len(texts)) or real(texts, **kw))
+    first = base_validation(_ir_evaluator(val, 4), model)
+    second = base_validation(_ir_evaluator(val, 4), model)
+    assert first == second == uncached  # to the bit: the cached array is the evaluator's own
+    assert encoded == [len(val.corpus)]  # the corpus once; the second time only the queries (encode_query)
+    model.max_seq_length = 16  # another encoding of the same texts: not the cached one
+    base_validation(_ir_evaluator(val, 4), model)
+    assert encoded == [len(val.corpus)] * 2
+
+
 def test_strongest_verdict_names_the_best_row_and_the_interval():
     from rerank_utils.evaluation.metrics import EvalResult
     from rerank_utils.evaluation.significance import compare
