@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_utils.tutorial.timings import _when, duration, read_reference, read_timings
+from rerank_utils.tutorial.timings import duration, read_reference, read_timings, run_when
 
 
 @dataclass
@@ -48,7 +48,7 @@ def forecast(profile: str) -> Forecast:
     out = Forecast()
     reference = read_reference().get(profile)
     if reference:
-        who = f"the READMEs' run of {_when(reference['run'])} on {_machine(reference['machine'])}"
+        who = f"the READMEs' run of {run_when(reference['run'])} on {_machine(reference['machine'])}"
         for nb, row in reference["notebooks"].items():
             out.seconds[nb] = row["seconds"]
             out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
@@ -57,5 +57,5 @@ def forecast(profile: str) -> Forecast:
     for nb, row in here["notebooks"].items():
         out.seconds[nb] = row["seconds"]
         out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
-        out.source[nb] = f"this machine's run of {_when(row['run'])}"
+        out.source[nb] = f"this machine's run of {run_when(row['run'])}"
     return out

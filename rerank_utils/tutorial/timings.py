@@ -124,7 +124,7 @@ def _machine_text(data: dict[str, Any], run: str) -> str:
     return f"{m.get('cpus')} CPUs, {m.get('processor')}"
 
 
-def _when(run: str) -> str:
+def run_when(run: str) -> str:
     """A run id (an ISO time) as ``2026-12-04 18:46 UTC``; any other id as it is."""
     try:
         t = datetime.fromisoformat(run)
@@ -136,7 +136,7 @@ def _when(run: str) -> str:
 def totals_sentence(profile: str, data: dict[str, Any], chinese: bool = False) -> str:
     """One sentence: the profile's whole run, its total, its date and machine."""
     run, _ = one_run(profile, data)
-    when = _when(run)
+    when = run_when(run)
     total = sum(row["seconds"] for row in data["notebooks"].values())
     n = len(data["notebooks"])
     if chinese:

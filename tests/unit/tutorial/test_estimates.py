@@ -10,7 +10,7 @@ import pytest
 from rerank_utils.paths import repo_root
 from rerank_utils.tutorial import timings
 from rerank_utils.tutorial.estimates import forecast
-from rerank_utils.tutorial.timings import _when, duration, read_reference, update_readme, write_reference
+from rerank_utils.tutorial.timings import duration, read_reference, run_when, update_readme, write_reference
 from tests.unit.tutorial.test_timings import README, _timings
 
 
@@ -73,4 +73,4 @@ def test_the_packaged_reference_is_the_readmes_run(profile):
     published = {nb: part.strip() for nb, cell in column.items() for part in [cell.split("/")[0 if profile == "smoke" else 1]]}
     assert {nb[:2]: duration(row["seconds"]) for nb, row in reference["notebooks"].items()} == published
     block = timings.BLOCK.search(text).group(2)
-    assert f"One whole `{profile}` run ({_when(reference['run'])}, " in block
+    assert f"One whole `{profile}` run ({run_when(reference['run'])}, " in block

@@ -10,7 +10,7 @@ import pytest
 from rerank_utils.tutorial import runner
 from rerank_utils.tutorial.progress import CellWatcher, cell_timings, running_cell
 from rerank_utils.tutorial.runner import NotebookRunError, run_notebook, run_notebooks
-from rerank_utils.tutorial.timings import _when, duration, read_timings, timings_markdown
+from rerank_utils.tutorial.timings import duration, read_timings, run_when, timings_markdown
 from tests.unit.tutorial.test_runner import COMMON, make_notebook
 
 
@@ -70,7 +70,7 @@ def test_timings_json_per_notebook_and_long_cell_and_run(tmp_path, _artifacts_in
     before = timings["notebooks"]
     forecasted = []
     run_notebooks("smoke", folder=folder, progress=forecasted.append)
-    runs = dict.fromkeys(f"this machine's run of {_when(run)}" for run in (again.run_id, summary.run_id))  # same minute: once
+    runs = dict.fromkeys(f"this machine's run of {run_when(run)}" for run in (again.run_id, summary.run_id))  # same minute: once
     assert forecasted[0] == f"forecast: {'; '.join(runs)}"
     total = duration(before["00_quick"]["seconds"] + before["01_long"]["seconds"])
     assert forecasted[1] == f"[1/2] 00_quick (profile smoke) ... about {duration(before['00_quick']['seconds'])}; about {total} left in all"

@@ -37,7 +37,7 @@ def _timings(run: str, seconds: dict[str, float], other_run: str | None = None) 
 
 def test_duration_is_seconds_under_100_then_minutes_and_a_run_is_named_by_its_time():
     assert (duration(44.4), duration(99.4), duration(306.0)) == ("44 s", "99 s", "5.1 min")
-    assert timings._when("2026-12-04T18:46:38.952+00:00") == "2026-12-04 18:46 UTC" and timings._when("c1") == "c1"
+    assert timings.run_when("2026-12-04T18:46:38.952+00:00") == "2026-12-04 18:46 UTC" and timings.run_when("c1") == "c1"
 
 
 def test_one_run_refuses_a_stitched_profile_and_an_empty_one():
