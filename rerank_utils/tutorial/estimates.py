@@ -1,8 +1,8 @@
 """How long a notebook run will take, said while it runs: ``run-notebooks`` prints, as each notebook starts, about how
 long it and the rest of the run should take, and with each report of a slow cell, how long that cell took before.
 
-The forecast for a notebook is its time in the profile's last run on this machine (``artifacts/<profile>/timings.json``,
-which every run writes), else in the run the READMEs publish (:data:`~rerank_utils.tutorial.timings.REFERENCE`,
+The forecast for a notebook is its time in the profile's last run (``artifacts/<profile>/timings.json``, which every
+run writes; named "this machine's" when it recorded this machine's processor and cores), else in the run the READMEs publish (:data:`~rerank_utils.tutorial.timings.REFERENCE`,
 written with the READMEs from the same ONE whole run), else none: the runner then says what runs and for how long,
 without a forecast. Machines differ (the READMEs' AVX2-only EPYC took 1.35x the time of their AVX512-BF16 one), so
 the first line says whose run the forecast comes from.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_utils.tutorial.timings import duration, read_reference, read_timings, run_when
+from rerank_utils.tutorial.timings import duration, machine, read_reference, read_timings, run_when
 
 
 @dataclass
@@ -53,9 +53,12 @@ def forecast(profile: str) -> Forecast:
             out.seconds[nb] = row["seconds"]
             out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
             out.source[nb] = who
-    here = read_timings(profile)
+    here, this = read_timings(profile), machine()
     for nb, row in here["notebooks"].items():
         out.seconds[nb] = row["seconds"]
         out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
-        out.source[nb] = f"this machine's run of {run_when(row['run'])}"
+        ran_on = here["runs"].get(row["run"], {}).get("machine", {})
+        same = all(ran_on.get(k) == this[k] for k in ("cpus", "processor"))  # an artifacts folder copied from elsewhere
+        out.source[nb] = f"this machine's run of {run_when(row['run'])}" if same else \
+            f"the run of {run_when(row['run'])} on {_machine(ran_on)}"
     return out

@@ -10,7 +10,7 @@ import pytest
 from rerank_utils.paths import repo_root
 from rerank_utils.tutorial import timings
 from rerank_utils.tutorial.estimates import forecast
-from rerank_utils.tutorial.timings import duration, read_reference, run_when, update_readme, write_reference
+from rerank_utils.tutorial.timings import duration, machine, read_reference, run_when, update_readme, write_reference
 from tests.unit.tutorial.test_timings import README, _timings
 
 
@@ -35,8 +35,13 @@ def test_this_machines_times_come_first_the_readmes_fill_the_rest(tmp_path, monk
     assert ahead.notebook("02_c", []) == "about 7 s"
     assert ahead.notebook("01_b", ["02_c", "03_new"]) == "about 20 s"  # a notebook without a forecast: no total
     assert ahead.notebook("03_new", []) == ""
+    # the artifacts' run was timed on another processor than this one (a folder copied from elsewhere): named as such
     assert ahead.sources(["00_a", "01_b", "02_c"]) == ("the READMEs' run of 2026-12-06 10:00 UTC on 2 CPUs, Test CPU (AVX2); "
-                                                      "this machine's run of 2026-12-07 08:30 UTC")
+                                                      "the run of 2026-12-07 08:30 UTC on 2 CPUs, Test CPU (AVX2)")
+    here = _timings("2026-12-07T09:00:00+00:00", {"01_b": 21.0})
+    here["runs"]["2026-12-07T09:00:00+00:00"]["machine"] = machine()
+    (tmp_path / "artifacts" / "smoke" / "timings.json").write_text(json.dumps(here))
+    assert forecast("smoke").source["01_b"] == "this machine's run of 2026-12-07 09:00 UTC"
     assert forecast("cpu").seconds == {}  # another profile's runs are not this one's
 
 
