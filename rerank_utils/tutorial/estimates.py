@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_utils.tutorial.timings import duration, machine, read_reference, read_timings, run_when
+from rerank_utils.tutorial.timings import duration, machine, machine_text, read_reference, read_timings, run_when
 
 
 @dataclass
@@ -39,26 +39,25 @@ class Forecast:
         return "; ".join(dict.fromkeys(self.source[nb] for nb in stems if nb in self.source))
 
 
-def _machine(machine: dict[str, Any]) -> str:
-    return f"{machine.get('cpus')} CPUs, {machine.get('processor')}" if machine else "an unnamed machine"
-
-
 def forecast(profile: str) -> Forecast:
     """The forecast of ``profile``'s notebooks: this machine's last times where it has them, else the READMEs'."""
     out = Forecast()
-    reference = read_reference().get(profile)
-    if reference:
-        who = f"the READMEs' run of {run_when(reference['run'])} on {_machine(reference['machine'])}"
-        for nb, row in reference["notebooks"].items():
+
+    def take(notebooks: dict[str, Any], who) -> None:
+        for nb, row in notebooks.items():
             out.seconds[nb] = row["seconds"]
             out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
-            out.source[nb] = who
+            out.source[nb] = who(row)
+
+    reference = read_reference().get(profile)
+    if reference:
+        take(reference["notebooks"], lambda row: f"the READMEs' run of {run_when(reference['run'])} on {machine_text(reference['machine'])}")
     here, this = read_timings(profile), machine()
-    for nb, row in here["notebooks"].items():
-        out.seconds[nb] = row["seconds"]
-        out.cells[nb] = {c["cell"]: c["seconds"] for c in row.get("long_cells", [])}
+
+    def here_who(row: dict[str, Any]) -> str:
         ran_on = here["runs"].get(row["run"], {}).get("machine", {})
-        same = all(ran_on.get(k) == this[k] for k in ("cpus", "processor"))  # an artifacts folder copied from elsewhere
-        out.source[nb] = f"this machine's run of {run_when(row['run'])}" if same else \
-            f"the run of {run_when(row['run'])} on {_machine(ran_on)}"
+        same = all(ran_on.get(k) == this[k] for k in ("cpus", "processor"))  # not an artifacts folder copied from elsewhere
+        return f"this machine's run of {run_when(row['run'])}" if same else f"the run of {run_when(row['run'])} on {machine_text(ran_on)}"
+
+    take(here["notebooks"], here_who)
     return out

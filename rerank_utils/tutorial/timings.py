@@ -119,9 +119,13 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
+def machine_text(m: dict[str, Any]) -> str:
+    """A recorded machine as the READMEs and the forecast name it: ``2 CPUs, AMD EPYC (AVX2)``."""
+    return f"{m.get('cpus')} CPUs, {m.get('processor')}" if m else "an unnamed machine"
+
+
 def _machine_text(data: dict[str, Any], run: str) -> str:
-    m = data["runs"].get(run, {}).get("machine", {})
-    return f"{m.get('cpus')} CPUs, {m.get('processor')}"
+    return machine_text(data["runs"].get(run, {}).get("machine", {}))
 
 
 def run_when(run: str) -> str:
