@@ -5,7 +5,9 @@ The forecast for a notebook is its time in the profile's last run (``artifacts/<
 run writes; named "this machine's" when it recorded this machine's processor and cores), else in the run the READMEs publish (:data:`~rerank_utils.tutorial.timings.REFERENCE`,
 written with the READMEs from the same ONE whole run), else none: the runner then says what runs and for how long,
 without a forecast. Machines differ (the READMEs' AVX2-only EPYC took 1.35x the time of their AVX512-BF16 one), so
-the first line says whose run the forecast comes from.
+the first line says whose run the forecast comes from, and once notebooks have finished the rest is scaled by this
+run's pace so far (:meth:`Forecast.pace`): on a slower CPU, or beside another CPU-heavy job, the time left is this
+run's, not the recorded machine's.
 """
 
 from __future__ import annotations
@@ -24,15 +26,24 @@ class Forecast:
     cells: dict[str, dict[int, float]] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)  # notebook -> "this machine's run of ..." / "the READMEs' run ..."
 
-    def notebook(self, stem: str, rest: list[str]) -> str:
-        """``"about 15.0 min; about 42.5 min left in all"`` for ``stem`` followed by the notebooks ``rest``; the second
-        part only when every one of them has a forecast; empty when ``stem`` has none."""
+    def notebook(self, stem: str, rest: list[str], pace: float = 1.0) -> str:
+        """``"about 15.0 min; about 42.5 min left in all"`` for ``stem`` followed by the notebooks ``rest``, each
+        forecast times ``pace`` (:meth:`pace`; said when it is 10 % or more off 1); the total only when every one of
+        them has a forecast; empty when ``stem`` has none."""
         if stem not in self.seconds:
             return ""
-        text = f"about {duration(self.seconds[stem])}"
+        text = f"about {duration(pace * self.seconds[stem])}"
         if rest and all(nb in self.seconds for nb in rest):
-            text += f"; about {duration(self.seconds[stem] + sum(self.seconds[nb] for nb in rest))} left in all"
+            text += f"; about {duration(pace * (self.seconds[stem] + sum(self.seconds[nb] for nb in rest)))} left in all"
+        if abs(pace - 1.0) >= 0.1:
+            text += f" (this run so far: {pace:.2f}x the forecast)"
         return text
+
+    def pace(self, done: dict[str, float]) -> float:
+        """This run's seconds over the forecast's, summed over the finished notebooks ``done`` (stem -> seconds) that
+        have a forecast; 1 before any has. A ratio of sums, so a long notebook weighs as much as its time."""
+        timed = [nb for nb in done if self.seconds.get(nb)]
+        return sum(done[nb] for nb in timed) / sum(self.seconds[nb] for nb in timed) if timed else 1.0
 
     def sources(self, stems: list[str]) -> str:
         """Whose runs the forecasts of ``stems`` come from, one phrase each, in order of first use."""

@@ -19,7 +19,9 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +29,9 @@ from typing import Any, Callable, Iterable
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import default
 
 from rerank_utils.paths import CACHE_VARIABLES, ENV_ARTIFACTS, NOTEBOOK_GLOB, artifacts_dir, discover_notebooks, notebooks_dir, profile_caches
 from rerank_utils.tutorial.estimates import forecast
@@ -104,6 +108,26 @@ def check_parameters(path: Path, parameters: dict[str, Any]) -> None:
         )
 
 
+class UnixSocketKernelManager(AsyncKernelManager):
+    """nbclient's kernel manager with the kernel on Unix sockets (``transport="ipc"``) in the temporary folder, not on
+    localhost TCP ports: ipykernel 7 warns that a TCP kernel is unencrypted, once per kernel (eleven lines amid a
+    tutorial run's progress), and asks for this; no port is open while a notebook runs. The socket files are
+    removed with the kernel (jupyter_client's own clean-up). Hand-written because papermill and nbclient take a
+    kernel manager class but have no option for the transport."""
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:  # an absolute prefix: jupyter_client's own is relative to the working directory
+        return os.path.join(tempfile.gettempdir(), f"rerank-kernel-{uuid.uuid4().hex[:12]}")
+
+
+#: Where the platform has Unix sockets; elsewhere (Windows) papermill's default, TCP on localhost.
+KERNEL_MANAGER = {"kernel_manager_class": UnixSocketKernelManager} if os.name == "posix" else {}
+
+
 def _kernel_env(profile_needs_hub: bool) -> dict[str, str]:
     env: dict[str, str] = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1", "TOKENIZERS_PARALLELISM": "false"}
     if not profile_needs_hub:
@@ -149,6 +173,7 @@ def run_notebook(
                 # (benchmarks/kernel_shutdown.py). Every record, figure and model a cell writes is on disk when the
                 # cell ends, so nothing is lost (tests/unit/tutorial/test_runner.py).
                 shutdown_kernel="immediate",
+                **KERNEL_MANAGER,
             )
     except PapermillExecutionError as exc:
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
@@ -222,7 +247,7 @@ def run_notebooks(
         say(f"forecast: {ahead.sources(stems)}")
     try:
         for i, (p, params) in enumerate(plan.items(), 1):
-            note = ahead.notebook(p.stem, stems[i:])
+            note = ahead.notebook(p.stem, stems[i:], pace=ahead.pace(summary.seconds))
             say(f"[{i}/{len(plan)}] {p.stem} (profile {profile}) ...{' ' + note if note else ''}")
             t0 = time.perf_counter()
             out = run_notebook(p, params, executed / p.name, timeout, progress_bar=progress_bar, log_output=log_output,

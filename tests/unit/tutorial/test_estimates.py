@@ -9,7 +9,7 @@ import pytest
 
 from rerank_utils.paths import repo_root
 from rerank_utils.tutorial import timings
-from rerank_utils.tutorial.estimates import forecast
+from rerank_utils.tutorial.estimates import Forecast, forecast
 from rerank_utils.tutorial.timings import duration, machine, read_reference, run_when, update_readme, write_reference
 from tests.unit.tutorial.test_timings import README, _timings
 
@@ -43,6 +43,18 @@ def test_this_machines_times_come_first_the_readmes_fill_the_rest(tmp_path, monk
     (tmp_path / "artifacts" / "smoke" / "timings.json").write_text(json.dumps(here))
     assert forecast("smoke").source["01_b"] == "this machine's run of 2026-12-07 09:00 UTC"
     assert forecast("cpu").seconds == {}  # another profile's runs are not this one's
+
+
+def test_the_time_left_follows_this_runs_pace_once_notebooks_have_finished():
+    """A slower CPU or a second CPU-heavy job: after the first notebooks the time left is this run's, not the record's."""
+    ahead = Forecast(seconds={"00_a": 100.0, "01_b": 5.0, "02_c": 300.0, "03_d": 60.0})
+    assert ahead.pace({}) == 1.0 and ahead.pace({"99_new": 40.0}) == 1.0  # nothing finished that has a forecast
+    pace = ahead.pace({"00_a": 150.0, "01_b": 4.5, "99_new": 40.0})  # (150 + 4.5) / (100 + 5): the long notebook weighs most
+    assert pace == pytest.approx(154.5 / 105)
+    assert ahead.notebook("02_c", ["03_d"], pace=pace) == (f"about {duration(300 * pace)}; about {duration(360 * pace)} left in all "
+                                                           f"(this run so far: {pace:.2f}x the forecast)")
+    assert ahead.notebook("02_c", ["03_d"], pace=1.05) == "about 5.2 min; about 6.3 min left in all"  # within 10 %: not said
+    assert ahead.notebook("02_c", ["03_d"]) == "about 5.0 min; about 6.0 min left in all"
 
 
 def test_update_readme_writes_the_reference_from_the_same_run_and_keeps_the_other_profiles(tmp_path, monkeypatch):

@@ -69,12 +69,14 @@ def test_timings_json_per_notebook_and_long_cell_and_run(tmp_path, _artifacts_in
     # the next run forecasts from those: each notebook's time, the time left, and the slow cell's time before
     before = timings["notebooks"]
     forecasted = []
-    run_notebooks("smoke", folder=folder, progress=forecasted.append)
+    third = run_notebooks("smoke", folder=folder, progress=forecasted.append)
     runs = dict.fromkeys(f"this machine's run of {run_when(run)}" for run in (again.run_id, summary.run_id))  # same minute: once
     assert forecasted[0] == f"forecast: {'; '.join(runs)}"
     total = duration(before["00_quick"]["seconds"] + before["01_long"]["seconds"])
     assert forecasted[1] == f"[1/2] 00_quick (profile smoke) ... about {duration(before['00_quick']['seconds'])}; about {total} left in all"
-    assert f"[2/2] 01_long (profile smoke) ... about {duration(before['01_long']['seconds'])}" in forecasted  # the last: no total
+    # the last: no total, and its forecast scaled by this run's pace on 00_quick
+    paced = f"[2/2] 01_long (profile smoke) ... about {duration(third.seconds['00_quick'] / before['00_quick']['seconds'] * before['01_long']['seconds'])}"
+    assert any(m == paced or m.startswith(f"{paced} (this run so far: ") for m in forecasted), forecasted
     expected = f"(about {before['01_long']['long_cells'][0]['seconds']:.0f} s expected): import time"
     assert any(m.startswith("  01_long: cell 4/4 running for ") and m.endswith(expected) for m in forecasted), forecasted
 

@@ -156,6 +156,18 @@ def test_the_kernel_goes_with_what_it_started_and_everything_it_wrote_stays(nb_d
     assert not _alive(first["child"]) and not _alive(second["child"])
 
 
+@pytest.mark.skipif(os.name != "posix", reason="Unix sockets; elsewhere the kernel keeps papermill's TCP")
+def test_the_kernel_talks_over_unix_sockets_that_go_with_it_and_prints_no_tcp_warning(nb_dir, _artifacts_in_tmp, capfd):
+    make_notebook(nb_dir / "00_where.ipynb", "from ipykernel import get_connection_info\nrecord('connection', {k: v for k, v in get_connection_info(unpack=True).items() if k != 'key'})")
+    run_notebooks("smoke", folder=nb_dir, progress=None)
+    connection = read_records("smoke", "00_where")["connection"]
+    assert connection["transport"] == "ipc" and os.path.isabs(connection["ip"])  # not relative to the notebooks' folder
+    ports = [connection[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+    assert not any(os.path.exists(f"{connection['ip']}-{port}") for port in ports)  # the socket files went with the kernel
+    assert sorted(p.name for p in nb_dir.iterdir()) == ["00_where.ipynb"]
+    assert "without encryption" not in capfd.readouterr().err  # ipykernel's warning about a TCP kernel
+
+
 def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
     rec = Recorder("00_x", "smoke")
     rec.record("nan_becomes_null", float("nan"))
