@@ -124,8 +124,13 @@ class UnixSocketKernelManager(AsyncKernelManager):
         return os.path.join(tempfile.gettempdir(), f"rerank-kernel-{uuid.uuid4().hex[:12]}")
 
 
-#: Where the platform has Unix sockets; elsewhere (Windows) papermill's default, TCP on localhost.
-KERNEL_MANAGER = {"kernel_manager_class": UnixSocketKernelManager} if os.name == "posix" else {}
+def kernel_manager_options() -> dict[str, Any]:
+    """papermill's keyword for :class:`UnixSocketKernelManager` where Unix sockets work; else none (papermill's TCP on
+    localhost): on Windows, and where the temporary folder's path is too long for a socket's name (about 100 bytes)."""
+    longest = os.path.join(tempfile.gettempdir(), "rerank-kernel-" + "0" * 12 + "-65535")
+    if os.name != "posix" or len(os.fsencode(longest)) > 100:
+        return {}
+    return {"kernel_manager_class": UnixSocketKernelManager}
 
 
 def _kernel_env(profile_needs_hub: bool) -> dict[str, str]:
@@ -173,7 +178,7 @@ def run_notebook(
                 # (benchmarks/kernel_shutdown.py). Every record, figure and model a cell writes is on disk when the
                 # cell ends, so nothing is lost (tests/unit/tutorial/test_runner.py).
                 shutdown_kernel="immediate",
-                **KERNEL_MANAGER,
+                **kernel_manager_options(),
             )
     except PapermillExecutionError as exc:
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "")

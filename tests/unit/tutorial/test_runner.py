@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 
 import nbformat
@@ -21,7 +22,9 @@ from rerank_utils.tutorial.records import (
 from rerank_utils.tutorial.runner import (
     NotebookParameterError,
     NotebookRunError,
+    UnixSocketKernelManager,
     check_parameters,
+    kernel_manager_options,
     run_notebooks,
     select_notebooks,
     write_report,
@@ -166,6 +169,12 @@ def test_the_kernel_talks_over_unix_sockets_that_go_with_it_and_prints_no_tcp_wa
     assert not any(os.path.exists(f"{connection['ip']}-{port}") for port in ports)  # the socket files went with the kernel
     assert sorted(p.name for p in nb_dir.iterdir()) == ["00_where.ipynb"]
     assert "without encryption" not in capfd.readouterr().err  # ipykernel's warning about a TCP kernel
+
+
+def test_a_temporary_folder_too_long_for_a_socket_name_keeps_tcp(monkeypatch, tmp_path):
+    assert kernel_manager_options() == ({"kernel_manager_class": UnixSocketKernelManager} if os.name == "posix" else {})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("x" * 120)))
+    assert kernel_manager_options() == {}
 
 
 def test_recorder_rejects_values_it_cannot_store(_artifacts_in_tmp):
