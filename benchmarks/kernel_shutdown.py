@@ -22,7 +22,7 @@ import papermill
 from rerank_utils.models.precision import machine_summary
 from rerank_utils.paths import ENV_ARTIFACTS, ENV_EMBEDDING_CACHE, notebooks_dir
 from rerank_utils.tutorial.profiles import get_profile
-from rerank_utils.tutorial.runner import KERNEL_NAME, _kernel_env
+from rerank_utils.tutorial.runner import KERNEL_NAME, _kernel_env, kernel_manager_options
 
 MODES = ("graceful", "immediate")
 
@@ -31,7 +31,8 @@ def run_once(stem: str, mode: str, out: Path) -> float:
     path = notebooks_dir() / f"{stem}.ipynb"
     t0 = time.perf_counter()
     papermill.execute_notebook(str(path), str(out), parameters=get_profile("smoke").parameters_for(stem),
-                               kernel_name=KERNEL_NAME, cwd=str(path.parent), progress_bar=False, shutdown_kernel=mode)
+                               kernel_name=KERNEL_NAME, cwd=str(path.parent), progress_bar=False, shutdown_kernel=mode,
+                               **kernel_manager_options())  # the kernels run-notebooks starts
     return time.perf_counter() - t0
 
 
